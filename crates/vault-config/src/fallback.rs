@@ -1,0 +1,20 @@
+//! What happens when Vault is off, unreachable, or lacks a key.
+
+/// What a load does when Vault cannot be reached (connection refused, timeout, sealed).
+///
+/// The default is [`Mode::Required`]: a production service that silently starts
+/// on environment values while Vault is down hides an outage and may run with
+/// stale or development credentials. Development setups either turn Vault off
+/// (`VAULT_ENABLED=false`) or opt in to `VAULT_MODE=fallback`.
+///
+/// A key that Vault lacks reads its env var in both modes; a permission error
+/// is an error in both modes (it is a policy to fix, not an outage).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Fail the load with the error (`VAULT_MODE=required`).
+    #[default]
+    Required,
+    /// Read every mapping from its env var and log one warning naming them
+    /// (`VAULT_MODE=fallback`).
+    Fallback,
+}

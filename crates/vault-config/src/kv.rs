@@ -1,0 +1,313 @@
+//! KV secrets engine types: versions, secrets, metadata, and parsing of Vault's answers.
+
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretBox};
+use serde_json::{Map, Value};
+use zeroize::Zeroize;
+
+use crate::error::{Error, Result};
+
+/// The version of a KV secrets engine mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KvVersion {
+    /// KV version 1: secrets at `<mount>/<path>`, no history.
+    V1,
+    /// KV version 2: secrets at `<mount>/data/<path>`, versioned, with metadata.
+    V2,
+}
+
+impl KvVersion {
+    /// The API path (below `/v1/`) that reads `path` on `mount`.
+    pub fn data_path(self, mount: &str, path: &str) -> String {
+        match self {
+            KvVersion::V1 => format!("{mount}/{path}"),
+            KvVersion::V2 => format!("{mount}/data/{path}"),
+        }
+    }
+
+    /// Parses the `data.options.version` of a `sys/internal/ui/mounts/<mount>` answer.
+    pub(crate) fn from_mount_info(api_path: &str, body: &Value) -> Result<Self> {
+        let data = body
+            .get("data")
+            .ok_or_else(|| malformed(api_path, "no `data` field"))?;
+        if let Some(kind) = data.get("type").and_then(Value::as_str) {
+            if kind != "kv" && kind != "generic" {
+                return Err(malformed(
+                    api_path,
+                    format!("the mount is a `{kind}` engine, not a KV secrets engine"),
+                ));
+            }
+        }
+        let version = data
+            .get("options")
+            .and_then(|o| o.get("version"))
+            .and_then(Value::as_str)
+            .unwrap_or("1");
+        match version {
+            "2" => Ok(KvVersion::V2),
+            "1" | "" => Ok(KvVersion::V1),
+            other => Err(malformed(api_path, format!("unknown KV version `{other}`"))),
+        }
+    }
+}
+
+/// The key/value pairs of one secret.
+///
+/// Only reachable through [`ExposeSecret`]; its `Debug` lists the key names,
+/// never the values, and its memory is zeroed when dropped.
+#[derive(Clone, Default)]
+pub struct SecretMap(Map<String, Value>);
+
+impl SecretMap {
+    /// The value under `key`, if the secret has one.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key)
+    }
+
+    /// The secret's key names.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    /// How many keys the secret has.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when the secret has no keys.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for SecretMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|k| (k, "[REDACTED]")))
+            .finish()
+    }
+}
+
+fn zeroize_value(v: &mut Value) {
+    match v {
+        Value::String(s) => s.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(zeroize_value),
+        Value::Object(map) => map.values_mut().for_each(zeroize_value),
+        _ => {}
+    }
+}
+
+impl Zeroize for SecretMap {
+    fn zeroize(&mut self) {
+        self.0.values_mut().for_each(zeroize_value);
+        self.0.clear();
+    }
+}
+
+/// One secret read from a KV mount.
+pub struct KvSecret {
+    mount: String,
+    path: String,
+    version: Option<u64>,
+    data: SecretBox<SecretMap>,
+}
+
+impl KvSecret {
+    /// The mount it was read from.
+    pub fn mount(&self) -> &str {
+        &self.mount
+    }
+
+    /// Its path inside the mount.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The KV v2 version read (`None` on KV v1).
+    pub fn version(&self) -> Option<u64> {
+        self.version
+    }
+
+    /// The key/value pairs, behind `secrecy`.
+    pub fn data(&self) -> &SecretBox<SecretMap> {
+        &self.data
+    }
+
+    /// The value under `key`, exposed: handle with care.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.data.expose_secret().get(key)
+    }
+
+    /// Parses the body of a KV v2 `data/` read.
+    pub(crate) fn from_v2(
+        mount: &str,
+        path: &str,
+        api_path: &str,
+        mut body: Value,
+    ) -> Result<Self> {
+        let outer = body
+            .get_mut("data")
+            .ok_or_else(|| malformed(api_path, "no `data` field"))?;
+        let version = outer
+            .get("metadata")
+            .and_then(|m| m.get("version"))
+            .and_then(Value::as_u64);
+        let inner = outer
+            .get_mut("data")
+            .map(Value::take)
+            .unwrap_or(Value::Null);
+        let map = match inner {
+            Value::Object(map) => map,
+            // A deleted (not destroyed) version answers `"data": null`.
+            Value::Null => Map::new(),
+            _ => return Err(malformed(api_path, "`data.data` is not an object")),
+        };
+        Ok(Self::new(mount, path, version, map))
+    }
+
+    /// Parses the body of a KV v1 read.
+    pub(crate) fn from_v1(
+        mount: &str,
+        path: &str,
+        api_path: &str,
+        mut body: Value,
+    ) -> Result<Self> {
+        match body.get_mut("data").map(Value::take) {
+            Some(Value::Object(map)) => Ok(Self::new(mount, path, None, map)),
+            Some(_) => Err(malformed(api_path, "`data` is not an object")),
+            None => Err(malformed(api_path, "no `data` field")),
+        }
+    }
+
+    fn new(mount: &str, path: &str, version: Option<u64>, map: Map<String, Value>) -> Self {
+        KvSecret {
+            mount: mount.to_owned(),
+            path: path.to_owned(),
+            version,
+            data: SecretBox::new(Box::new(SecretMap(map))),
+        }
+    }
+}
+
+impl fmt::Debug for KvSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KvSecret")
+            .field("mount", &self.mount)
+            .field("path", &self.path)
+            .field("version", &self.version)
+            .field("keys", self.data.expose_secret())
+            .finish()
+    }
+}
+
+/// The metadata of a KV v2 secret: cheap to read, it tells whether the secret changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KvMetadata {
+    /// The newest version written.
+    pub current_version: u64,
+    /// The oldest version still kept.
+    pub oldest_version: u64,
+    /// When the secret was last written (RFC 3339, as Vault sent it).
+    pub updated_time: Option<String>,
+}
+
+impl KvMetadata {
+    /// Parses the body of a KV v2 `metadata/` read.
+    pub(crate) fn from_body(api_path: &str, body: &Value) -> Result<Self> {
+        let data = body
+            .get("data")
+            .ok_or_else(|| malformed(api_path, "no `data` field"))?;
+        let current_version = data
+            .get("current_version")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| malformed(api_path, "no numeric `data.current_version`"))?;
+        Ok(KvMetadata {
+            current_version,
+            oldest_version: data
+                .get("oldest_version")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+            updated_time: data
+                .get("updated_time")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+    }
+}
+
+pub(crate) fn malformed(api_path: &str, reason: impl Into<String>) -> Error {
+    Error::Malformed {
+        path: api_path.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_v2_data_and_version() {
+        let body = json!({"data": {"data": {"port": 5432, "url": "postgres://u:p@h/db"},
+            "metadata": {"version": 7, "destroyed": false}}});
+        let s = KvSecret::from_v2("secret", "database", "secret/data/database", body).unwrap();
+        assert_eq!(s.version(), Some(7));
+        assert_eq!(s.get("port"), Some(&json!(5432)));
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("postgres://"), "{debug}");
+        assert!(debug.contains("\"url\": \"[REDACTED]\""), "{debug}");
+    }
+
+    #[test]
+    fn v2_deleted_version_reads_as_empty() {
+        let body = json!({"data": {"data": null, "metadata": {"version": 2}}});
+        let s = KvSecret::from_v2("secret", "x", "secret/data/x", body).unwrap();
+        assert!(s.data().expose_secret().is_empty());
+    }
+
+    #[test]
+    fn v1_and_malformed_bodies() {
+        let s = KvSecret::from_v1("kv", "a", "kv/a", json!({"data": {"k": "v"}})).unwrap();
+        assert_eq!(s.version(), None);
+        assert_eq!(s.get("k"), Some(&json!("v")));
+        let e = KvSecret::from_v1("kv", "a", "kv/a", json!({"nope": 1})).unwrap_err();
+        assert!(matches!(e, Error::Malformed { .. }));
+        let e = KvSecret::from_v2("kv", "a", "kv/data/a", json!({"data": {"data": "str"}}))
+            .unwrap_err();
+        assert!(e.to_string().contains("not an object"));
+    }
+
+    #[test]
+    fn mount_info_versions() {
+        let v2 = json!({"data": {"type": "kv", "options": {"version": "2"}, "path": "secret/"}});
+        assert_eq!(KvVersion::from_mount_info("p", &v2).unwrap(), KvVersion::V2);
+        let v1 = json!({"data": {"type": "kv", "options": null, "path": "kv1/"}});
+        assert_eq!(KvVersion::from_mount_info("p", &v1).unwrap(), KvVersion::V1);
+        let pki = json!({"data": {"type": "pki"}});
+        assert!(KvVersion::from_mount_info("p", &pki).is_err());
+    }
+
+    #[test]
+    fn metadata_current_version() {
+        let body =
+            json!({"data": {"current_version": 4, "oldest_version": 1, "updated_time": "t"}});
+        let m = KvMetadata::from_body("secret/metadata/x", &body).unwrap();
+        assert_eq!(m.current_version, 4);
+        assert!(KvMetadata::from_body("p", &json!({"data": {}})).is_err());
+    }
+
+    #[test]
+    fn zeroize_clears_nested_values() {
+        let mut m = SecretMap(
+            json!({"a": "s3cret", "b": {"c": ["x"]}})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        m.zeroize();
+        assert!(m.is_empty());
+    }
+}

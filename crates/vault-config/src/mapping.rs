@@ -1,0 +1,217 @@
+//! Mappings: which Vault `path#key` fills which configuration key.
+
+use crate::error::{Error, Result};
+
+/// One configuration key filled from one key of one Vault secret, with an
+/// environment variable as fallback.
+///
+/// ```
+/// use vault_config::Mapping;
+/// let m = Mapping::new("db.url", "database#DATABASE_URL")?
+///     .mount("agenticverz")
+///     .env("APP_DATABASE_URL");
+/// assert_eq!(m.path(), "database");
+/// assert_eq!(m.secret_key(), "DATABASE_URL");
+/// assert_eq!(m.env_var(None), "APP_DATABASE_URL");
+/// assert!(Mapping::new("db.url", "database").is_err()); // no `#key`
+/// # Ok::<(), vault_config::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    key: String,
+    mount: Option<String>,
+    path: String,
+    secret_key: String,
+    version: Option<u64>,
+    env: Option<String>,
+}
+
+impl Mapping {
+    /// Maps the figment key `key` (dotted for nesting: `db.url`) to `source`,
+    /// written `path#key` (`database#DATABASE_URL`).
+    pub fn new(key: impl Into<String>, source: &str) -> Result<Self> {
+        let (path, secret_key) = parse_source(source)?;
+        Self::from_parts(key, path, secret_key)
+    }
+
+    /// Maps `key` to the Vault key `secret_key` of the secret at `path`.
+    pub fn from_parts(
+        key: impl Into<String>,
+        path: impl Into<String>,
+        secret_key: impl Into<String>,
+    ) -> Result<Self> {
+        let key = key.into();
+        let path = path.into();
+        let secret_key = secret_key.into();
+        let shown = format!("{key} <- {path}#{secret_key}");
+        let bad = |reason: &str| Error::Mapping {
+            mapping: shown.clone(),
+            reason: reason.to_owned(),
+        };
+        if key.is_empty() || key.split('.').any(str::is_empty) {
+            return Err(bad(
+                "the configuration key is empty or has an empty `.` segment",
+            ));
+        }
+        let path = normalize_path(&path).map_err(|r| bad(&r))?;
+        if secret_key.is_empty() {
+            return Err(bad("the Vault key after `#` is empty"));
+        }
+        Ok(Mapping {
+            key,
+            mount: None,
+            path,
+            secret_key,
+            version: None,
+            env: None,
+        })
+    }
+
+    /// Reads from `mount` instead of the client's default KV mount.
+    pub fn mount(mut self, mount: impl Into<String>) -> Self {
+        self.mount = Some(mount.into().trim_matches('/').to_owned()).filter(|m| !m.is_empty());
+        self
+    }
+
+    /// Pins KV v2 version `version` of the secret.
+    pub fn version(mut self, version: u64) -> Self {
+        self.version = Some(version);
+        self
+    }
+
+    /// Reads env var `name` (exactly, with no prefix) when Vault lacks the key.
+    pub fn env(mut self, name: impl Into<String>) -> Self {
+        self.env = Some(name.into());
+        self
+    }
+
+    /// The figment key it fills.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The mount set on this mapping, if any (else the client's is used).
+    pub fn mount_override(&self) -> Option<&str> {
+        self.mount.as_deref()
+    }
+
+    /// The secret's path inside the mount.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The key inside the secret.
+    pub fn secret_key(&self) -> &str {
+        &self.secret_key
+    }
+
+    /// The pinned KV v2 version, if any.
+    pub fn pinned_version(&self) -> Option<u64> {
+        self.version
+    }
+
+    /// The env var read as fallback: the one set with [`env`](Self::env), else
+    /// `prefix` + the Vault key in upper case, with every character that is not
+    /// a letter, digit or `_` turned into `_` (`DATABASE_URL` stays
+    /// `DATABASE_URL`; `db-port` becomes `DB_PORT`).
+    pub fn env_var(&self, prefix: Option<&str>) -> String {
+        if let Some(name) = &self.env {
+            return name.clone();
+        }
+        let base: String = self
+            .secret_key
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("{}{base}", prefix.unwrap_or(""))
+    }
+}
+
+/// Splits `path#key`.
+pub(crate) fn parse_source(source: &str) -> Result<(String, String)> {
+    let bad = |reason: &str| Error::Mapping {
+        mapping: source.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let mut parts = source.split('#');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(path), Some(key), None) => {
+            if path.trim_matches('/').is_empty() {
+                Err(bad(
+                    "the path before `#` is empty; write `path#key`, e.g. `database#DATABASE_URL`",
+                ))
+            } else if key.is_empty() {
+                Err(bad(
+                    "the key after `#` is empty; write `path#key`, e.g. `database#DATABASE_URL`",
+                ))
+            } else {
+                Ok((path.to_owned(), key.to_owned()))
+            }
+        }
+        (_, None, _) => Err(bad(
+            "no `#`; write `path#key`, e.g. `database#DATABASE_URL`",
+        )),
+        _ => Err(bad("more than one `#`; write `path#key` with a single `#`")),
+    }
+}
+
+fn normalize_path(path: &str) -> std::result::Result<String, String> {
+    let trimmed = path.trim_matches('/');
+    if trimmed.is_empty() {
+        return Err("the Vault path is empty".to_owned());
+    }
+    for segment in trimmed.split('/') {
+        if segment.is_empty() {
+            return Err(format!(
+                "the Vault path `{path}` has an empty segment (`//`)"
+            ));
+        }
+        if segment == "." || segment == ".." {
+            return Err(format!("the Vault path `{path}` has a `{segment}` segment"));
+        }
+    }
+    Ok(trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shorthand_errors_say_what_to_write() {
+        for (src, needle) in [
+            ("database", "no `#`"),
+            ("#KEY", "path before `#` is empty"),
+            ("database#", "key after `#` is empty"),
+            ("a#b#c", "more than one `#`"),
+        ] {
+            let e = Mapping::new("k", src).unwrap_err().to_string();
+            assert!(e.contains(needle), "{src}: {e}");
+        }
+    }
+
+    #[test]
+    fn paths_are_normalized_and_checked() {
+        assert_eq!(
+            Mapping::new("k", "/aionos/db-main/#x").unwrap().path(),
+            "aionos/db-main"
+        );
+        assert!(Mapping::new("k", "a//b#x").is_err());
+        assert!(Mapping::new("k", "a/../b#x").is_err());
+        assert!(Mapping::new("a..b", "p#x").is_err());
+    }
+
+    #[test]
+    fn default_env_names() {
+        let m = Mapping::new("port", "database#db-port").unwrap();
+        assert_eq!(m.env_var(None), "DB_PORT");
+        assert_eq!(m.env_var(Some("APP_")), "APP_DB_PORT");
+        assert_eq!(m.clone().env("PORT").env_var(Some("APP_")), "PORT");
+    }
+}

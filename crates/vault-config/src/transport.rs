@@ -1,0 +1,383 @@
+//! HTTP to Vault: one request with its timeout, bounded retries, and the
+//! mapping of Vault's statuses onto [`Error`].
+
+use std::error::Error as StdError;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// How failed requests are retried.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RetryPolicy {
+    pub(crate) max_retries: u32,
+    pub(crate) first_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 2,
+            first_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `attempt` (1-based): doubling, capped at 5 s,
+    /// with up to a quarter of jitter so a fleet does not retry in lockstep.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self
+            .first_backoff
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(Duration::from_secs(5));
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        base + base.mul_f64(f64::from(nanos % 1000) / 4000.0)
+    }
+}
+
+/// What a successful exchange with Vault produced.
+pub(crate) enum Reply {
+    /// 2xx with a JSON body (or none: `Null`).
+    Ok(Value),
+    /// 404: nothing at that path.
+    NotFound,
+}
+
+/// One outcome of one attempt: done, or worth another try.
+enum Attempt {
+    Done(Result<Reply>),
+    Retry(Error),
+}
+
+/// Sends requests to one Vault server.
+pub(crate) struct Transport {
+    http: reqwest::Client,
+    addr: Url,
+    headers: HeaderMap,
+    namespace: Option<String>,
+    timeout: Duration,
+    retry: RetryPolicy,
+}
+
+impl Transport {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        addr: Url,
+        token: SecretString,
+        namespace: Option<String>,
+        timeout: Duration,
+        retry: RetryPolicy,
+    ) -> Self {
+        let mut headers = HeaderMap::new();
+        if let Ok(mut value) = HeaderValue::from_str(token.expose_secret()) {
+            value.set_sensitive(true);
+            headers.insert("X-Vault-Token", value);
+        } else {
+            tracing::warn!("the Vault token holds characters an HTTP header cannot carry; requests are sent without it");
+        }
+        if let Some(ns) = &namespace {
+            if let Ok(value) = HeaderValue::from_str(ns) {
+                headers.insert("X-Vault-Namespace", value);
+            }
+        }
+        headers.insert("X-Vault-Request", HeaderValue::from_static("true"));
+        Transport {
+            http,
+            addr,
+            headers,
+            namespace,
+            timeout,
+            retry,
+        }
+    }
+
+    pub(crate) fn addr(&self) -> &str {
+        self.addr.as_str()
+    }
+
+    /// The URL of `api_path` (below `/v1/`, may carry a `?query`).
+    fn url(&self, api_path: &str) -> Url {
+        let (path, query) = match api_path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (api_path, None),
+        };
+        let mut url = self.addr.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments
+                .pop_if_empty()
+                .push("v1")
+                .extend(path.split('/').filter(|s| !s.is_empty()));
+        }
+        url.set_query(query);
+        url
+    }
+
+    /// `GET /v1/<api_path>`, retried as the policy says.
+    pub(crate) async fn get(&self, api_path: &str) -> Result<Reply> {
+        let url = self.url(api_path);
+        let mut attempt = 0;
+        loop {
+            match self.attempt(&url, api_path).await {
+                Attempt::Done(result) => return result,
+                Attempt::Retry(err) if attempt < self.retry.max_retries => {
+                    attempt += 1;
+                    let wait = self.retry.backoff(attempt);
+                    tracing::debug!(path = api_path, attempt, ?wait, error = %err, "retrying Vault request");
+                    tokio::time::sleep(wait).await;
+                }
+                Attempt::Retry(err) => return Err(err),
+            }
+        }
+    }
+
+    async fn attempt(&self, url: &Url, api_path: &str) -> Attempt {
+        let response = match self
+            .http
+            .get(url.clone())
+            .headers(self.headers.clone())
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return self.transport_error(&e, api_path),
+        };
+        let status = response.status();
+        let bytes = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => return self.transport_error(&e, api_path),
+        };
+        let body: Option<Value> = serde_json::from_slice(&bytes).ok();
+        Attempt::from(self.classify(status, body, bytes.is_empty(), api_path))
+    }
+
+    fn classify(
+        &self,
+        status: StatusCode,
+        body: Option<Value>,
+        empty: bool,
+        api_path: &str,
+    ) -> std::result::Result<Reply, (Error, bool)> {
+        let errors = || vault_errors(body.as_ref());
+        if status.is_success() {
+            return match body {
+                Some(v) => Ok(Reply::Ok(v)),
+                None if empty => Ok(Reply::Ok(Value::Null)),
+                None => Err((
+                    Error::Malformed {
+                        path: path_only(api_path),
+                        reason: format!("status {status} with a body that is not JSON"),
+                    },
+                    false,
+                )),
+            };
+        }
+        let path = path_only(api_path);
+        match status {
+            StatusCode::NOT_FOUND => Ok(Reply::NotFound),
+            StatusCode::FORBIDDEN => Err((
+                Error::PermissionDenied {
+                    path,
+                    namespace: self.namespace.clone(),
+                },
+                false,
+            )),
+            StatusCode::SERVICE_UNAVAILABLE
+                if errors()
+                    .iter()
+                    .any(|e| e.to_ascii_lowercase().contains("sealed")) =>
+            {
+                Err((
+                    Error::Sealed {
+                        addr: self.addr.to_string(),
+                    },
+                    false,
+                ))
+            }
+            s => Err((
+                Error::Vault {
+                    status: s.as_u16(),
+                    path,
+                    errors: errors(),
+                },
+                s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS,
+            )),
+        }
+    }
+
+    fn transport_error(&self, e: &reqwest::Error, api_path: &str) -> Attempt {
+        let addr = self.addr.to_string();
+        if e.is_timeout() {
+            return Attempt::Done(Err(Error::Timeout {
+                addr,
+                path: path_only(api_path),
+                after: self.timeout,
+            }));
+        }
+        let reason = root_cause(e);
+        if looks_like_tls(e) {
+            return Attempt::Done(Err(Error::Tls { addr, reason }));
+        }
+        if e.is_connect() || e.is_request() || e.is_body() {
+            return Attempt::Retry(Error::Connect { addr, reason });
+        }
+        Attempt::Done(Err(Error::Connect { addr, reason }))
+    }
+}
+
+impl From<std::result::Result<Reply, (Error, bool)>> for Attempt {
+    fn from(r: std::result::Result<Reply, (Error, bool)>) -> Self {
+        match r {
+            Ok(reply) => Attempt::Done(Ok(reply)),
+            Err((e, true)) => Attempt::Retry(e),
+            Err((e, false)) => Attempt::Done(Err(e)),
+        }
+    }
+}
+
+/// The API path without its query string, for messages.
+fn path_only(api_path: &str) -> String {
+    api_path.split('?').next().unwrap_or(api_path).to_owned()
+}
+
+/// Vault's `{"errors": [...]}`.
+fn vault_errors(body: Option<&Value>) -> Vec<String> {
+    body.and_then(|b| b.get("errors"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The innermost cause's text ("Connection refused (os error 111)"): it names
+/// neither the URL nor anything sent.
+fn root_cause(e: &reqwest::Error) -> String {
+    let mut cause: &dyn StdError = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+fn looks_like_tls(e: &reqwest::Error) -> bool {
+    let mut cause: Option<&dyn StdError> = Some(e);
+    while let Some(c) = cause {
+        let text = c.to_string().to_ascii_lowercase();
+        if [
+            "certificate",
+            "tls",
+            "handshake",
+            "invalid peer",
+            "unknownissuer",
+        ]
+        .iter()
+        .any(|needle| text.contains(needle))
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn transport() -> Transport {
+        Transport::new(
+            reqwest::Client::new(),
+            Url::parse("http://127.0.0.1:8200/").unwrap(),
+            SecretString::from("tok".to_owned()),
+            Some("team".into()),
+            Duration::from_secs(1),
+            RetryPolicy::default(),
+        )
+    }
+
+    #[test]
+    fn urls_keep_prefix_and_encode_segments() {
+        let t = transport();
+        assert_eq!(
+            t.url("secret/data/my app/db?version=3").as_str(),
+            "http://127.0.0.1:8200/v1/secret/data/my%20app/db?version=3"
+        );
+        let mut behind_proxy = t;
+        behind_proxy.addr = Url::parse("https://h/vault/").unwrap();
+        assert_eq!(
+            behind_proxy.url("sys/health").as_str(),
+            "https://h/vault/v1/sys/health"
+        );
+    }
+
+    #[test]
+    fn statuses_map_to_errors() {
+        let t = transport();
+        let sealed = t.classify(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(json!({"errors": ["Vault is sealed"]})),
+            false,
+            "p",
+        );
+        assert!(matches!(sealed, Err((Error::Sealed { .. }, false))));
+        let denied = t.classify(
+            StatusCode::FORBIDDEN,
+            Some(json!({"errors": ["permission denied"]})),
+            false,
+            "secret/data/x?version=2",
+        );
+        match denied {
+            Err((Error::PermissionDenied { path, namespace }, false)) => {
+                assert_eq!(path, "secret/data/x");
+                assert_eq!(namespace.as_deref(), Some("team"));
+            }
+            _ => panic!("expected permission denied"),
+        }
+        assert!(matches!(
+            t.classify(StatusCode::NOT_FOUND, None, true, "p"),
+            Ok(Reply::NotFound)
+        ));
+        assert!(matches!(
+            t.classify(StatusCode::BAD_GATEWAY, None, true, "p"),
+            Err((Error::Vault { status: 502, .. }, true))
+        ));
+        assert!(matches!(
+            t.classify(StatusCode::TOO_MANY_REQUESTS, None, true, "p"),
+            Err((_, true))
+        ));
+        assert!(matches!(
+            t.classify(StatusCode::BAD_REQUEST, None, true, "p"),
+            Err((Error::Vault { status: 400, .. }, false))
+        ));
+        assert!(matches!(
+            t.classify(StatusCode::OK, None, false, "p"),
+            Err((Error::Malformed { .. }, false))
+        ));
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let p = RetryPolicy {
+            max_retries: 9,
+            first_backoff: Duration::from_millis(100),
+        };
+        assert!(
+            p.backoff(1) >= Duration::from_millis(100) && p.backoff(1) < Duration::from_millis(126)
+        );
+        assert!(p.backoff(3) >= Duration::from_millis(400));
+        assert!(p.backoff(30) <= Duration::from_millis(6250));
+    }
+}
