@@ -266,8 +266,8 @@ fn check_keys(mappings: &[Mapping]) -> Result<()> {
 /// Each value keeps its own provenance, so an extraction error names the
 /// Vault path and key (`... for key "port" in vault secret/data/database#port`)
 /// or the env var it came from. String values stay strings: extract with
-/// [`Figment::extract_lossy`] to read `"true"` or `"1.5"` into a `bool` or `f64`
-/// (integers parse either way).
+/// [`Figment::extract_lossy`] so that `"5432"`, `"true"` or `"1.5"` fill a
+/// `u16`, `bool` or `f64` field (Vault's CLI writes every value as a string).
 ///
 /// `Debug` lists keys and origins, never values.
 ///

@@ -1,0 +1,131 @@
+//! Error cases against a real OpenBao/Vault dev server, and that no secret leaks into them.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use serde_json::json;
+use vault_config::{Error, VaultProvider};
+use vault_test_support::DevServer;
+
+const SECRET: &str = "pw-8c1f2e-NEVER-PRINT";
+
+#[tokio::test]
+async fn denied_path_is_a_permission_error_naming_the_path() {
+    let server = DevServer::start().await;
+    server
+        .kv_put("secret", "database", json!({"DATABASE_URL": SECRET}))
+        .await
+        .unwrap();
+    server
+        .kv_put("secret", "other", json!({"X": "y"}))
+        .await
+        .unwrap();
+    let token = server
+        .token_with_policy(
+            "only-other",
+            r#"path "secret/data/other" { capabilities = ["read"] }"#,
+        )
+        .await
+        .unwrap();
+    let client = server
+        .client_builder(&[])
+        .token(token.clone())
+        .build()
+        .unwrap();
+
+    assert!(
+        client.read("secret", "other").await.is_ok(),
+        "the policy grants this path"
+    );
+    let err = client.read("secret", "database").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::PermissionDenied { path, .. } if path == "secret/data/database"),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("secret/data/database"), "{text}");
+
+    // Permission errors are not outages: even fallback mode reports them.
+    let fallback = server
+        .client_builder(&[("DATABASE_URL", "env")])
+        .token(token.clone())
+        .mode(vault_config::Mode::Fallback)
+        .build()
+        .unwrap();
+    let err = VaultProvider::builder()
+        .map("url", "database#DATABASE_URL")
+        .fetch(&fallback)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::PermissionDenied { .. }), "{err:?}");
+    for shown in [format!("{err}"), format!("{err:?}"), format!("{client:?}")] {
+        assert!(!shown.contains(&token), "token leaked: {shown}");
+        assert!(!shown.contains(SECRET), "secret leaked: {shown}");
+    }
+}
+
+#[tokio::test]
+async fn sealed_server_gives_the_sealed_error() {
+    let server = DevServer::start().await;
+    server
+        .kv_put("secret", "database", json!({"DATABASE_URL": SECRET}))
+        .await
+        .unwrap();
+    let client = server.client_builder(&[]).build().unwrap();
+    assert!(client.read("secret", "database").await.is_ok());
+
+    server.cli(&["operator", "seal"]).await.unwrap();
+    let err = client.read("secret", "database").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Sealed { addr } if addr.starts_with(server.addr())),
+        "{err:?}"
+    );
+    assert!(err.is_unavailable());
+    assert!(err.to_string().contains("sealed"), "{err}");
+}
+
+#[tokio::test]
+async fn no_secret_value_in_any_display_or_debug() {
+    let server = DevServer::start().await;
+    server
+        .kv_put(
+            "secret",
+            "database",
+            json!({"DATABASE_URL": SECRET, "port": "not-a-number"}),
+        )
+        .await
+        .unwrap();
+    let client = server.client_builder(&[]).build().unwrap();
+
+    let secret = client.read("secret", "database").await.unwrap();
+    let provider = VaultProvider::builder()
+        .map("url", "database#DATABASE_URL")
+        .map("port", "database#port")
+        .fetch(&client)
+        .await
+        .unwrap();
+    let errors = [
+        client.read("secret", "missing").await.unwrap_err(),
+        client
+            .read_version("secret", "database", 7)
+            .await
+            .unwrap_err(),
+        client.read_metadata("secret", "missing").await.unwrap_err(),
+    ];
+    let mut shown = vec![
+        format!("{secret:?}"),
+        format!("{provider:?}"),
+        format!("{client:?}"),
+    ];
+    for e in &errors {
+        shown.push(format!("{e}"));
+        shown.push(format!("{e:?}"));
+    }
+    for text in &shown {
+        assert!(!text.contains(SECRET), "secret leaked: {text}");
+        assert!(!text.contains(server.root_token()), "token leaked: {text}");
+    }
+    assert!(
+        shown[1].contains("vault secret/data/database#DATABASE_URL"),
+        "{}",
+        shown[1]
+    );
+}
