@@ -2,7 +2,7 @@
 //! and a TCP proxy that counts the requests a client sends.
 //!
 //! The server binary is found as: env `VAULT_BIN`; else `bao`, then `vault`, on
-//! `PATH`; else the project's own install at `.tools/venv/bin/bao` (made by
+//! `PATH`; else the project's own install at `.tools/bin/bao` (made by
 //! `scripts/install-openbao.sh`). A missing binary fails the test with a message
 //! saying how to install it.
 
@@ -43,7 +43,7 @@ pub fn server_binary() -> Result<PathBuf, String> {
             return Ok(found);
         }
     }
-    let own = workspace_root().join(".tools/venv/bin/bao");
+    let own = workspace_root().join(".tools/bin/bao");
     if own.is_file() {
         return Ok(own);
     }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace against real OpenBao dev servers, installing
+# what they need first. Usage: bash scripts/test.sh [extra cargo test args]
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+VAULT_BIN="$(bash scripts/install-openbao.sh | tail -n 1)"
+export VAULT_BIN
+echo "test.sh: using $VAULT_BIN"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --all-targets "$@" 2>&1 | tee "$log" || status=$?
+if [ "$status" -eq 0 ]; then
+  cargo test --workspace --doc "$@" 2>&1 | tee -a "$log" || status=$?
+fi
+# One closing line over every test binary and doctest run above.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "total: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
