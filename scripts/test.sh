@@ -10,7 +10,7 @@ echo "test.sh: using $VAULT_BIN"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace --all-targets "$@" 2>&1 | tee "$log" || status=$?
+cargo test --workspace --lib --tests --examples "$@" 2>&1 | tee "$log" || status=$?
 if [ "$status" -eq 0 ]; then
   cargo test --workspace --doc "$@" 2>&1 | tee -a "$log" || status=$?
 fi
