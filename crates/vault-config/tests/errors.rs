@@ -129,3 +129,38 @@ async fn no_secret_value_in_any_display_or_debug() {
         shown[1]
     );
 }
+
+#[tokio::test]
+async fn tls_needs_the_servers_ca() {
+    let server = DevServer::start_tls().await;
+    assert!(server.addr().starts_with("https://"));
+    server
+        .kv_put("secret", "database", json!({"DATABASE_URL": SECRET}))
+        .await
+        .unwrap();
+
+    let untrusted = server.client_builder(&[]).max_retries(0).build().unwrap();
+    let err = untrusted.read("secret", "database").await.unwrap_err();
+    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+    assert!(err.to_string().contains("VAULT_CACERT"), "{err}");
+
+    let ca = server.ca_file();
+    let env = vault_test_support::env_of(&[
+        ("VAULT_ADDR", server.addr()),
+        ("VAULT_TOKEN", server.root_token()),
+        ("VAULT_CACERT", ca.to_str().unwrap()),
+    ]);
+    let trusted = vault_config::VaultClientBuilder::from_env_source(None, env)
+        .unwrap()
+        .build()
+        .unwrap();
+    let secret = trusted.read("secret", "database").await.unwrap();
+    assert_eq!(secret.version(), Some(1));
+
+    let skipping = server
+        .client_builder(&[])
+        .skip_verify(true)
+        .build()
+        .unwrap();
+    assert!(skipping.read("secret", "database").await.is_ok());
+}

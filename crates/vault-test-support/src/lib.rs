@@ -122,10 +122,26 @@ impl DevServer {
 
     /// [`start`](Self::start), returning the reason instead of panicking.
     pub async fn try_start() -> Result<DevServer, String> {
+        Self::start_with(false).await
+    }
+
+    /// Starts a dev server that serves HTTPS with a CA of its own (`-dev-tls`);
+    /// [`ca_file`](Self::ca_file) is that CA's PEM file.
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    pub async fn start_tls() -> DevServer {
+        match Self::start_with(true).await {
+            Ok(server) => server,
+            Err(e) => panic!("cannot start a TLS Vault dev server: {e}"),
+        }
+    }
+
+    async fn start_with(tls: bool) -> Result<DevServer, String> {
         let binary = server_binary()?;
         let mut last = String::new();
         for _ in 0..5 {
-            match Self::start_once(&binary).await {
+            match Self::start_once(&binary, tls).await {
                 Ok(s) => return Ok(s),
                 Err(e) => last = e,
             }
@@ -133,21 +149,27 @@ impl DevServer {
         Err(last)
     }
 
-    async fn start_once(binary: &Path) -> Result<DevServer, String> {
+    async fn start_once(binary: &Path, tls: bool) -> Result<DevServer, String> {
         let port = free_port_pair().ok_or("no free loopback port")?;
         let id = unique();
         let token = format!("root-{id:x}");
         // A dev server writes ~/.vault-token: keep it away from the developer's own.
         let home = std::env::temp_dir().join(format!("vault-test-home-{id:x}"));
         std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
-        let addr = format!("http://127.0.0.1:{port}");
+        let scheme = if tls { "https" } else { "http" };
+        let addr = format!("{scheme}://127.0.0.1:{port}");
+        let mut args = vec![
+            "server".to_owned(),
+            "-dev".to_owned(),
+            format!("-dev-root-token-id={token}"),
+            format!("-dev-listen-address=127.0.0.1:{port}"),
+        ];
+        if tls {
+            args.push("-dev-tls".to_owned());
+            args.push(format!("-dev-tls-cert-dir={}", home.display()));
+        }
         let mut child = Command::new(binary)
-            .args([
-                "server",
-                "-dev",
-                &format!("-dev-root-token-id={token}"),
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-            ])
+            .args(&args)
             .env("HOME", &home)
             .env_remove("VAULT_ADDR")
             .env_remove("BAO_ADDR")
@@ -157,8 +179,10 @@ impl DevServer {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}; {INSTALL_HINT}", binary.display()))?;
+        // The harness's own requests skip verification: the CA is the server's own.
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
+            .danger_accept_invalid_certs(tls)
             .build()
             .map_err(|e| e.to_string())?;
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -208,6 +232,11 @@ impl DevServer {
     /// `http://127.0.0.1:<port>`.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// The PEM file of the CA a [`start_tls`](Self::start_tls) server's certificate chains to.
+    pub fn ca_file(&self) -> PathBuf {
+        self.home.join("vault-ca.pem")
     }
 
     /// The root token.
@@ -344,7 +373,12 @@ impl DevServer {
 
     /// Runs the server's own CLI against it (e.g. `["operator", "seal"]`).
     pub async fn cli(&self, args: &[&str]) -> TestResult<String> {
-        let out = Command::new(&self.binary)
+        let mut cmd = Command::new(&self.binary);
+        if self.addr.starts_with("https://") {
+            cmd.env("VAULT_CACERT", self.ca_file())
+                .env("BAO_CACERT", self.ca_file());
+        }
+        let out = cmd
             .args(args)
             .env("HOME", &self.home)
             .env("VAULT_ADDR", &self.addr)
