@@ -164,3 +164,30 @@ async fn tls_needs_the_servers_ca() {
         .unwrap();
     assert!(skipping.read("secret", "database").await.is_ok());
 }
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out() {
+    // Accepts connections and never answers: what a hung Vault looks like.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let hold = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            open.push(conn);
+        }
+    });
+    let client = vault_config::VaultClient::builder()
+        .address(&addr)
+        .token("t")
+        .timeout(std::time::Duration::from_millis(200))
+        .kv_version("secret", vault_config::KvVersion::V2)
+        .build()
+        .unwrap();
+    let err = client.read("secret", "database").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Timeout { path, .. } if path == "secret/data/database"),
+        "{err:?}"
+    );
+    assert!(err.is_unavailable());
+    hold.abort();
+}
