@@ -128,6 +128,26 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A required configuration value was found nowhere.
+    #[error("missing `{field}`: {}", missing_detail(.vault, .env_var))]
+    Missing {
+        /// The Rust field path, e.g. `database_url` or `keycloak.admin`.
+        field: String,
+        /// The Vault location tried, `mount/path#key`, if Vault was asked.
+        vault: Option<String>,
+        /// The env var tried, if the field has one.
+        env_var: Option<String>,
+    },
+    /// A configuration value did not fit its field. Never shows the value itself.
+    #[error("invalid `{field}`: {reason}{}", origin_suffix(.origin))]
+    Invalid {
+        /// The Rust field path (or configuration key).
+        field: String,
+        /// What was expected and what kind of value was found.
+        reason: String,
+        /// Where the value came from: `vault secret/data/database#port`, `env var PORT`, ...
+        origin: Option<String>,
+    },
 }
 
 impl Error {
@@ -146,6 +166,22 @@ impl Error {
             setting: setting.into(),
             reason: reason.into(),
         }
+    }
+}
+
+fn missing_detail(vault: &Option<String>, env_var: &Option<String>) -> String {
+    match (vault, env_var) {
+        (Some(v), Some(e)) => format!("not found at vault {v}, and env {e} is not set"),
+        (None, Some(e)) => format!("Vault was not read, and env {e} is not set"),
+        (Some(v), None) => format!("not found at vault {v}"),
+        (None, None) => "no configuration layer sets it".to_owned(),
+    }
+}
+
+fn origin_suffix(origin: &Option<String>) -> String {
+    match origin {
+        Some(o) => format!(" (from {o})"),
+        None => String::new(),
     }
 }
 

@@ -38,12 +38,14 @@
 
 mod cache;
 mod client;
+mod config;
 mod env;
 mod error;
 mod fallback;
 mod kv;
 mod mapping;
 mod provider;
+mod spec;
 mod transport;
 
 pub use client::{
@@ -56,7 +58,22 @@ pub use kv::{KvMetadata, KvSecret, KvVersion, SecretMap};
 pub use mapping::Mapping;
 pub use provider::{Origin, Resolved, VaultProvider, VaultProviderBuilder};
 
+pub use config::VaultConfig;
+pub use spec::{render_env_example, render_policy, FieldSpec};
+pub use vault_config_derive::VaultConfig;
+
 pub use secrecy::{ExposeSecret, SecretBox, SecretString};
+
+/// What generated code names. Not public API: no stability promise.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::config::VaultConfig;
+    pub use crate::spec::{Description, FieldDecl, Scope};
+    pub use core;
+    pub use figment;
+    pub use secrecy;
+    pub use serde;
+}
 
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]

@@ -1,0 +1,359 @@
+//! The mapping table a `#[derive(VaultConfig)]` struct describes: field specs,
+//! defaults, and what is rendered from them (Vault policy, `.env.example`).
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use figment::value::{Dict, Value};
+
+use crate::error::{Error, Result};
+use crate::kv::KvVersion;
+use crate::mapping::Mapping;
+
+/// One field of a `VaultConfig` struct mapped to a Vault `path#key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FieldSpec {
+    /// The Rust field path, e.g. `keycloak.admin_password`.
+    pub field: String,
+    /// The configuration (figment) key, with `#[serde(rename)]` applied.
+    pub key: String,
+    /// The KV mount, when the struct sets one (else the client's default mount).
+    pub mount: Option<String>,
+    /// The secret's path inside the mount, with the struct's `prefix` applied.
+    pub path: String,
+    /// The key inside the secret.
+    pub secret_key: String,
+    /// The env var read when Vault lacks the key.
+    pub env_var: String,
+    /// The pinned KV v2 version, if any.
+    pub version: Option<u64>,
+    /// Whether the field has a `default`.
+    pub has_default: bool,
+    /// Whether the field is an `Option` (absent everywhere means `None`).
+    pub optional: bool,
+    /// The field's type, as written.
+    pub type_name: &'static str,
+}
+
+impl FieldSpec {
+    /// The mount this field reads: its own, else `default_mount`.
+    pub fn mount_or<'a>(&'a self, default_mount: &'a str) -> &'a str {
+        self.mount.as_deref().unwrap_or(default_mount)
+    }
+
+    /// `mount/path#key`, as errors and docs show it.
+    pub fn location(&self, default_mount: &str) -> String {
+        format!(
+            "{}/{}#{}",
+            self.mount_or(default_mount),
+            self.path,
+            self.secret_key
+        )
+    }
+
+    /// The provider mapping for this field.
+    pub fn mapping(&self) -> Result<Mapping> {
+        let mut m =
+            Mapping::from_parts(&self.key, &self.path, &self.secret_key)?.env(&self.env_var);
+        if let Some(mount) = &self.mount {
+            m = m.mount(mount);
+        }
+        if let Some(v) = self.version {
+            m = m.version(v);
+        }
+        Ok(m)
+    }
+}
+
+/// A field as the derive declares it, before the enclosing structs' scopes apply.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct FieldDecl {
+    pub field: &'static str,
+    pub key: &'static str,
+    pub path: &'static str,
+    pub secret_key: &'static str,
+    pub env: Option<&'static str>,
+    pub version: Option<u64>,
+    pub has_default: bool,
+    pub optional: bool,
+    pub type_name: &'static str,
+}
+
+/// Where a struct sits: its field/key path and the mount, path prefix and env
+/// prefix in force (a nested struct inherits what it does not set).
+#[doc(hidden)]
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    field_prefix: String,
+    key_prefix: String,
+    mount: Option<String>,
+    path_prefix: Option<String>,
+    env_prefix: Option<String>,
+}
+
+impl Scope {
+    /// The scope of a struct's own attributes inside `self`.
+    pub fn with_attrs(
+        &self,
+        mount: Option<&str>,
+        prefix: Option<&str>,
+        env_prefix: Option<&str>,
+    ) -> Scope {
+        let mut s = self.clone();
+        if let Some(m) = mount {
+            s.mount = Some(m.trim_matches('/').to_owned());
+        }
+        if let Some(p) = prefix {
+            let p = p.trim_matches('/');
+            s.path_prefix = match &self.path_prefix {
+                Some(outer) if !p.is_empty() => Some(format!("{outer}/{p}")),
+                Some(outer) => Some(outer.clone()),
+                None => Some(p.to_owned()).filter(|p| !p.is_empty()),
+            };
+        }
+        if let Some(e) = env_prefix {
+            s.env_prefix = Some(e.to_owned());
+        }
+        s
+    }
+
+    /// The scope of the nested struct in field `field` (figment key `key`).
+    pub fn nested(&self, field: &str, key: &str) -> Scope {
+        let mut s = self.clone();
+        s.field_prefix = format!("{}{field}.", self.field_prefix);
+        s.key_prefix = format!("{}{key}.", self.key_prefix);
+        s
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.key_prefix)
+    }
+}
+
+/// What a `VaultConfig` type describes: its field specs and defaults.
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct Description {
+    pub(crate) specs: Vec<FieldSpec>,
+    pub(crate) defaults: Vec<(String, Value)>,
+    pub(crate) error: Option<Error>,
+}
+
+impl Description {
+    /// Records a mapped field.
+    pub fn field(&mut self, scope: &Scope, d: FieldDecl) {
+        let path = match &scope.path_prefix {
+            Some(prefix) => format!("{prefix}/{}", d.path.trim_matches('/')),
+            None => d.path.trim_matches('/').to_owned(),
+        };
+        let env_var = match d.env {
+            Some(env) => env.to_owned(),
+            None => match Mapping::from_parts("k", &path, d.secret_key) {
+                Ok(m) => m.env_var(scope.env_prefix.as_deref()),
+                Err(e) => {
+                    self.error.get_or_insert(e);
+                    return;
+                }
+            },
+        };
+        self.specs.push(FieldSpec {
+            field: format!("{}{}", scope.field_prefix, d.field),
+            key: scope.key(d.key),
+            mount: scope.mount.clone(),
+            path,
+            secret_key: d.secret_key.to_owned(),
+            env_var,
+            version: d.version,
+            has_default: d.has_default,
+            optional: d.optional,
+            type_name: d.type_name,
+        });
+    }
+
+    /// Records the default of the field with figment key `key`.
+    pub fn default_value<T: serde::Serialize + ?Sized>(
+        &mut self,
+        scope: &Scope,
+        field: &str,
+        key: &str,
+        value: &T,
+    ) {
+        match Value::serialize(value) {
+            Ok(v) => self.defaults.push((scope.key(key), v)),
+            Err(e) => {
+                self.error.get_or_insert(Error::Invalid {
+                    field: format!("{}{field}", scope.field_prefix),
+                    reason: format!("its default cannot be serialized: {}", e.kind),
+                    origin: Some("default".to_owned()),
+                });
+            }
+        }
+    }
+
+    /// The defaults as one figment dictionary.
+    pub(crate) fn defaults_dict(&self) -> Dict {
+        let mut dict = Dict::new();
+        for (key, value) in &self.defaults {
+            if let Some(nested) = figment::util::nest(key, value.clone()).into_dict() {
+                dict = merge_dicts(dict, nested);
+            }
+        }
+        dict
+    }
+}
+
+fn merge_dicts(mut into: Dict, from: Dict) -> Dict {
+    for (k, v) in from {
+        let merged = match (into.remove(&k), v) {
+            (Some(Value::Dict(_, a)), Value::Dict(tag, b)) => Value::Dict(tag, merge_dicts(a, b)),
+            (_, v) => v,
+        };
+        into.insert(k, merged);
+    }
+    into
+}
+
+/// Renders the least-privilege Vault policy (HCL) granting `read` on exactly the
+/// paths in `specs`: `<mount>/data/<path>` and `<mount>/metadata/<path>` on KV v2
+/// (the watcher reads metadata), `<mount>/<path>` on KV v1.
+///
+/// `default_mount` stands for specs without a mount of their own; `kv_version`
+/// says each mount's KV version.
+pub fn render_policy(
+    title: &str,
+    specs: &[FieldSpec],
+    default_mount: &str,
+    kv_version: &dyn Fn(&str) -> KvVersion,
+) -> String {
+    let mut paths = BTreeSet::new();
+    for s in specs {
+        let mount = s.mount_or(default_mount);
+        match kv_version(mount) {
+            KvVersion::V2 => {
+                paths.insert(format!("{mount}/data/{}", s.path));
+                paths.insert(format!("{mount}/metadata/{}", s.path));
+            }
+            KvVersion::V1 => {
+                paths.insert(format!("{mount}/{}", s.path));
+            }
+        }
+    }
+    let mut out =
+        format!("# Least-privilege Vault policy for {title}, generated by vault-config.\n");
+    for p in paths {
+        let _ = write!(out, "\npath \"{p}\" {{\n  capabilities = [\"read\"]\n}}\n");
+    }
+    out
+}
+
+/// Renders a `.env.example` listing every env fallback variable with its Vault source.
+pub fn render_env_example(title: &str, specs: &[FieldSpec], default_mount: &str) -> String {
+    let mut out = format!(
+        "# Env fallbacks for {title}, generated by vault-config.\n\
+         # Each variable is read only when Vault lacks its key, or Vault is off (VAULT_ENABLED=false).\n"
+    );
+    for s in specs {
+        let mut notes = Vec::new();
+        if s.optional {
+            notes.push("optional");
+        }
+        if s.has_default {
+            notes.push("has a default");
+        }
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", notes.join(", "))
+        };
+        let _ = write!(
+            out,
+            "\n# {}: vault {}{}\n{}=\n",
+            s.field,
+            s.location(default_mount),
+            notes,
+            s.env_var
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::DEFAULT_KV_MOUNT as DOC_MOUNT;
+
+    fn decl(field: &'static str, path: &'static str, key: &'static str) -> FieldDecl {
+        FieldDecl {
+            field,
+            key: field,
+            path,
+            secret_key: key,
+            env: None,
+            version: None,
+            has_default: false,
+            optional: false,
+            type_name: "String",
+        }
+    }
+
+    #[test]
+    fn scopes_prefix_paths_keys_and_env() {
+        let root = Scope::default().with_attrs(Some("agenticverz"), Some("aionos"), Some("APP_"));
+        let mut d = Description::default();
+        d.field(&root, decl("url", "db-main", "DATABASE_URL"));
+        let inner = root
+            .nested("keycloak", "kc")
+            .with_attrs(None, Some("keycloak"), None);
+        d.field(&inner, decl("admin", "admin", "KEYCLOAK_ADMIN"));
+        assert_eq!(d.specs[0].path, "aionos/db-main");
+        assert_eq!(d.specs[0].env_var, "APP_DATABASE_URL");
+        assert_eq!(d.specs[1].field, "keycloak.admin");
+        assert_eq!(d.specs[1].key, "kc.admin");
+        assert_eq!(d.specs[1].path, "aionos/keycloak/admin");
+        assert_eq!(d.specs[1].mount.as_deref(), Some("agenticverz"));
+        assert_eq!(
+            d.specs[1].location(DOC_MOUNT),
+            "agenticverz/aionos/keycloak/admin#KEYCLOAK_ADMIN"
+        );
+    }
+
+    #[test]
+    fn policy_lists_each_path_once() {
+        let mut d = Description::default();
+        let root = Scope::default();
+        d.field(&root, decl("a", "database", "A"));
+        d.field(&root, decl("b", "database", "B"));
+        d.field(
+            &root.with_attrs(Some("legacy"), None, None),
+            decl("c", "old", "C"),
+        );
+        let hcl = render_policy("T", &d.specs, "secret", &|m| {
+            if m == "legacy" {
+                KvVersion::V1
+            } else {
+                KvVersion::V2
+            }
+        });
+        assert_eq!(
+            hcl.matches("path \"secret/data/database\"").count(),
+            1,
+            "{hcl}"
+        );
+        assert!(hcl.contains("path \"secret/metadata/database\""), "{hcl}");
+        assert!(hcl.contains("path \"legacy/old\""), "{hcl}");
+        assert!(!hcl.contains("legacy/data"), "{hcl}");
+    }
+
+    #[test]
+    fn defaults_nest_into_one_dict() {
+        let mut d = Description::default();
+        let root = Scope::default();
+        d.default_value(&root, "port", "db.port", &5432);
+        d.default_value(&root, "host", "db.host", "localhost");
+        let dict = d.defaults_dict();
+        let db = dict.get("db").and_then(|v| v.as_dict()).unwrap();
+        assert_eq!(db.len(), 2);
+    }
+}
