@@ -54,6 +54,8 @@ struct FieldArgs {
     version: Option<(u64, Span)>,
     nested: Option<Ident>,
     any: Option<Span>,
+    /// An item was already reported: say nothing more about this field.
+    failed: bool,
 }
 
 impl<'a> Input<'a> {
@@ -193,6 +195,7 @@ impl FieldArgs {
                 Arg::Shorthand(lit) => {
                     out.any.get_or_insert(lit.span());
                     if out.shorthand.is_some() {
+                        out.failed = true;
                         errors.push(syn::Error::new_spanned(
                             &lit,
                             "a second `path#key`; a field maps to one Vault key",
@@ -243,7 +246,10 @@ impl FieldArgs {
                     };
                     match result {
                         Ok(None) => {}
-                        Ok(Some(e)) | Err(e) => errors.push(e),
+                        Ok(Some(e)) | Err(e) => {
+                            out.failed = true;
+                            errors.push(e);
+                        }
                     }
                 }
             }
@@ -253,8 +259,11 @@ impl FieldArgs {
 
     fn into_kind(self, optional: bool, errors: &mut Errors) -> Option<Kind> {
         let Some(any) = self.any else {
-            return Some(Kind::Plain);
+            return (!self.failed).then_some(Kind::Plain);
         };
+        if self.failed {
+            return None;
+        }
         if let Some(nested) = &self.nested {
             let mut ok = true;
             let conflicts = [

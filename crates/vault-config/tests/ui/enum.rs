@@ -1,0 +1,8 @@
+use vault_config::VaultConfig;
+
+#[derive(VaultConfig)]
+enum Config {
+    A,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use vault_config::VaultConfig;
+
+#[derive(VaultConfig)]
+struct Config(#[vault("database#DATABASE_URL")] String);
+
+fn main() {}
