@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job, on a fresh machine: installs OpenBao if needed, starts a local
 # dev server, writes sample secrets shaped like agenticverz/database and
-# agenticverz/app-prod, and loads them through vault-config's provider.
+# agenticverz/app-prod, and loads them through vault-config.
+# Usage: bash scripts/demo.sh [demo|derive]   (demo: the provider; derive: #[derive(VaultConfig)])
 set -euo pipefail
+example="${1:-demo}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bin="$(bash scripts/install-openbao.sh | tail -n 1)"
@@ -24,8 +26,10 @@ HOME="$home" "$bin" kv put -mount=agenticverz database \
   DATABASE_URL=postgres://aos:demo-db-password@127.0.0.1:5432/aos >/dev/null
 HOME="$home" "$bin" kv put -mount=agenticverz app-prod \
   AOS_API_KEY=demo-aos-api-key MACHINE_SECRET_TOKEN=demo-machine-token >/dev/null
-echo "demo: OpenBao dev server at $VAULT_ADDR with agenticverz/database and agenticverz/app-prod"
+HOME="$home" "$bin" kv put -mount=agenticverz keycloak-admin \
+  KEYCLOAK_ADMIN=admin KEYCLOAK_ADMIN_PASSWORD=demo-keycloak-password >/dev/null
+echo "demo: OpenBao dev server at $VAULT_ADDR with agenticverz/database, agenticverz/app-prod and agenticverz/keycloak-admin"
 export VAULT_KV_MOUNT=agenticverz
 # Not in Vault: read from env as the fallback.
 export LOG_LEVEL=info
-cargo run --quiet --example demo
+cargo run --quiet --example "$example"

@@ -33,6 +33,89 @@
 //! println!("{config:?}"); // database_url: SecretBox<str>([REDACTED])
 //! # Ok(()) }
 //! ```
+//!
+//! # The derive
+//!
+//! `#[derive(VaultConfig)]` (with serde's `Deserialize`) maps fields to Vault
+//! `path#key`s and gives the struct [`VaultConfig::load`], `provider`, `specs`,
+//! `vault_policy` and `env_example`. This example runs with Vault turned off,
+//! so every field reads its env fallback:
+//!
+//! ```
+//! use serde::Deserialize;
+//! use vault_config::{EnvSource, ExposeSecret, SecretString, VaultClient, VaultConfig};
+//!
+//! #[derive(Debug, Deserialize, VaultConfig)]
+//! #[vault(mount = "agenticverz")]
+//! struct AppConfig {
+//!     #[vault(path = "database", key = "DATABASE_URL")]
+//!     database_url: SecretString,
+//!     #[vault("database#port", default = 5432)]
+//!     port: u16,
+//!     #[vault(path = "app-prod", key = "AOS_API_KEY", env = "AOS_KEY")]
+//!     api_key: SecretString,
+//!     #[vault("external-apis#OPENAI_API_KEY")]
+//!     openai_api_key: Option<SecretString>,
+//!     #[vault(nested)]
+//!     keycloak: KeycloakAdmin,
+//! }
+//!
+//! #[derive(Debug, Deserialize, VaultConfig)]
+//! struct KeycloakAdmin {
+//!     #[vault("keycloak-admin#KEYCLOAK_ADMIN")]
+//!     admin: String,
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! # rt.block_on(async {
+//! let env = EnvSource::from_fn(|name| match name {
+//!     "DATABASE_URL" => Some("postgres://app@db/app".into()),
+//!     "AOS_KEY" => Some("aos-key".into()),
+//!     "KEYCLOAK_ADMIN" => Some("admin".into()),
+//!     _ => None,
+//! });
+//! let client = VaultClient::builder().enabled(false).env_source(env).build()?;
+//! let config = AppConfig::load(&client).await?;
+//! assert_eq!(config.port, 5432); // the default
+//! assert_eq!(config.api_key.expose_secret(), "aos-key"); // env AOS_KEY
+//! assert!(config.openai_api_key.is_none());
+//! assert!(!format!("{config:?}").contains("postgres://")); // secrets stay redacted
+//!
+//! assert!(AppConfig::vault_policy().contains(r#"path "agenticverz/data/database""#));
+//! assert!(AppConfig::env_example().contains("\nAOS_KEY=\n"));
+//! # Ok::<(), Box<dyn std::error::Error>>(()) })
+//! # }
+//! ```
+//!
+//! ## Struct attributes: `#[vault(...)]` on the struct
+//!
+//! | attribute | meaning |
+//! |---|---|
+//! | `mount = "agenticverz"` | the KV mount of every field (default: the client's mount, `VAULT_KV_MOUNT`, else `secret`) |
+//! | `prefix = "aionos"` | prepended to every path: `db-main` reads `aionos/db-main` |
+//! | `env_prefix = "APP_"` | prepended to every default env fallback name: `APP_DATABASE_URL` |
+//!
+//! A `nested` struct inherits what it does not set itself.
+//!
+//! ## Field attributes: `#[vault(...)]` on a field
+//!
+//! | attribute | meaning |
+//! |---|---|
+//! | `path = "database", key = "DATABASE_URL"` | the Vault secret path and the key inside it |
+//! | `"database#DATABASE_URL"` | the same, as one string |
+//! | `env = "DB_URL"` | the env fallback name, used exactly (default: the key in upper case, `-` and `.` as `_`, after `env_prefix`) |
+//! | `default = <expr>` | used when Vault and env both lack the key; any `Serialize` expression that deserializes into the field |
+//! | `version = 3` | pins that KV v2 version |
+//! | `nested` | the field is itself a `VaultConfig` struct |
+//!
+//! An `Option<T>` field absent everywhere is `None`. A field without `#[vault]`
+//! comes from other figment layers (see [`VaultConfig::provider`]).
+//! `#[serde(rename = "...")]` on a field is followed. Mistakes are compile
+//! errors pointing at the attribute: a malformed `path#key`, an unknown
+//! attribute (with a "did you mean"), a value of the wrong kind, the same
+//! `path#key` on two fields, `nested` with a path, `default` on an `Option`,
+//! enums, unions, tuple and generic structs.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
