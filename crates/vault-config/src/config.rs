@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::kv::KvVersion;
 use crate::provider::{Origin, VaultProvider};
 use crate::spec::{render_env_example, render_policy, Description, FieldSpec, Scope};
+use crate::watch::{WatchOptions, Watcher};
 
 /// A configuration struct whose fields map to Vault `path#key`s.
 ///
@@ -75,6 +76,39 @@ pub trait VaultConfig: Sized {
             let provider = provider_for(&described, &client, false).await?;
             extract(&described, &client, &provider)
         }
+    }
+
+    /// Loads the struct (as [`load`](Self::load) does, with the same errors),
+    /// then keeps it current: polls Vault and publishes a new config on a
+    /// `tokio::sync::watch` channel whenever a rotation changes a value.
+    ///
+    /// ```no_run
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use vault_config::{VaultClient, VaultConfig, WatchOptions};
+    /// # #[derive(serde::Deserialize, VaultConfig)]
+    /// # struct AppConfig { #[vault("database#DATABASE_URL")] url: String }
+    /// # async fn demo(client: VaultClient) -> Result<(), vault_config::Error> {
+    /// let watcher = AppConfig::watch(&client, WatchOptions::default().interval(Duration::from_secs(5))).await?;
+    /// let mut rx = watcher.subscribe();
+    /// tokio::spawn(async move {
+    ///     while rx.changed().await.is_ok() {
+    ///         let cfg: Arc<AppConfig> = rx.borrow_and_update().clone();
+    ///         // rebuild the pool with cfg.url ...
+    /// #       let _ = cfg;
+    ///     }
+    /// });
+    /// # Ok(()) }
+    /// ```
+    fn watch(
+        client: &VaultClient,
+        options: WatchOptions,
+    ) -> impl Future<Output = Result<Watcher<Self>>> + Send
+    where
+        Self: DeserializeOwned + Send + Sync + 'static,
+    {
+        let described = describe::<Self>();
+        let client = client.clone();
+        async move { Watcher::start(&client, described, options).await }
     }
 
     /// The least-privilege Vault policy (HCL) granting `read` on exactly the

@@ -110,6 +110,7 @@ pub struct KvSecret {
     mount: String,
     path: String,
     version: Option<u64>,
+    created_time: Option<String>,
     data: SecretBox<SecretMap>,
 }
 
@@ -127,6 +128,11 @@ impl KvSecret {
     /// The KV v2 version read (`None` on KV v1).
     pub fn version(&self) -> Option<u64> {
         self.version
+    }
+
+    /// When the version read was written (KV v2, RFC 3339 as Vault sent it).
+    pub fn created_time(&self) -> Option<&str> {
+        self.created_time.as_deref()
     }
 
     /// The key/value pairs, behind `secrecy`.
@@ -153,6 +159,11 @@ impl KvSecret {
             .get("metadata")
             .and_then(|m| m.get("version"))
             .and_then(Value::as_u64);
+        let created_time = outer
+            .get("metadata")
+            .and_then(|m| m.get("created_time"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let inner = outer
             .get_mut("data")
             .map(Value::take)
@@ -163,7 +174,9 @@ impl KvSecret {
             Value::Null => Map::new(),
             _ => return Err(malformed(api_path, "`data.data` is not an object")),
         };
-        Ok(Self::new(mount, path, version, map))
+        let mut secret = Self::new(mount, path, version, map);
+        secret.created_time = created_time;
+        Ok(secret)
     }
 
     /// Parses the body of a KV v1 read.
@@ -185,6 +198,7 @@ impl KvSecret {
             mount: mount.to_owned(),
             path: path.to_owned(),
             version,
+            created_time: None,
             data: SecretBox::new(Box::new(SecretMap(map))),
         }
     }
@@ -211,6 +225,9 @@ pub struct KvMetadata {
     pub oldest_version: u64,
     /// When the secret was last written (RFC 3339, as Vault sent it).
     pub updated_time: Option<String>,
+    /// When the current version was written (RFC 3339, as Vault sent it): with
+    /// the version number, it tells a rebuilt Vault's version 1 from the old one.
+    pub current_created_time: Option<String>,
 }
 
 impl KvMetadata {
@@ -223,8 +240,15 @@ impl KvMetadata {
             .get("current_version")
             .and_then(Value::as_u64)
             .ok_or_else(|| malformed(api_path, "no numeric `data.current_version`"))?;
+        let current_created_time = data
+            .get("versions")
+            .and_then(|v| v.get(current_version.to_string()))
+            .and_then(|v| v.get("created_time"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         Ok(KvMetadata {
             current_version,
+            current_created_time,
             oldest_version: data
                 .get("oldest_version")
                 .and_then(Value::as_u64)

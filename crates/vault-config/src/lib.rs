@@ -125,11 +125,13 @@ mod config;
 mod env;
 mod error;
 mod fallback;
+mod health;
 mod kv;
 mod mapping;
 mod provider;
 mod spec;
 mod transport;
+mod watch;
 
 pub use client::{
     VaultClient, VaultClientBuilder, DEFAULT_CACHE_TTL, DEFAULT_KV_MOUNT, DEFAULT_TIMEOUT,
@@ -137,9 +139,11 @@ pub use client::{
 pub use env::EnvSource;
 pub use error::{Error, Result};
 pub use fallback::Mode;
+pub use health::Health;
 pub use kv::{KvMetadata, KvSecret, KvVersion, SecretMap};
 pub use mapping::Mapping;
 pub use provider::{Origin, Resolved, VaultProvider, VaultProviderBuilder};
+pub use watch::{WatchOptions, Watcher};
 
 pub use config::VaultConfig;
 pub use spec::{render_env_example, render_policy, FieldSpec};

@@ -157,29 +157,7 @@ impl VaultProviderBuilder {
         }
         check_keys(&self.mappings)?;
         let prefix = self.env_prefix.as_deref();
-        let secrets = if client.is_enabled() {
-            match read_all(client, &self.mappings, cached).await {
-                Ok(secrets) => Some(secrets),
-                Err(e) if e.is_unavailable() && client.mode() == Mode::Fallback => {
-                    let vars: Vec<String> =
-                        self.mappings.iter().map(|m| m.env_var(prefix)).collect();
-                    tracing::warn!(
-                        error = %e,
-                        vars = %vars.join(", "),
-                        "Vault is unavailable; reading every mapping from env (fallback mode)"
-                    );
-                    None
-                }
-                Err(e) => return Err(e),
-            }
-        } else {
-            tracing::info!(
-                mappings = self.mappings.len(),
-                "Vault is disabled ({}=false); reading every mapping from env",
-                client.contract_var("ENABLED")
-            );
-            None
-        };
+        let secrets = secrets_for(client, &self.mappings, prefix, cached).await?;
         Ok(VaultProvider::assemble(
             client,
             &self.mappings,
@@ -189,9 +167,40 @@ impl VaultProviderBuilder {
     }
 }
 
+/// Reads what `mappings` need, or `None` when env is to be read instead: Vault
+/// is disabled, or unavailable in fallback mode (each said once in the log).
+pub(crate) async fn secrets_for(
+    client: &VaultClient,
+    mappings: &[Mapping],
+    prefix: Option<&str>,
+    cached: bool,
+) -> Result<Option<Secrets>> {
+    if !client.is_enabled() {
+        tracing::info!(
+            mappings = mappings.len(),
+            "Vault is disabled ({}=false); reading every mapping from env",
+            client.contract_var("ENABLED")
+        );
+        return Ok(None);
+    }
+    match read_all(client, mappings, cached).await {
+        Ok(secrets) => Ok(Some(secrets)),
+        Err(e) if e.is_unavailable() && client.mode() == Mode::Fallback => {
+            let vars: Vec<String> = mappings.iter().map(|m| m.env_var(prefix)).collect();
+            tracing::warn!(
+                error = %e,
+                vars = %vars.join(", "),
+                "Vault is unavailable; reading every mapping from env (fallback mode)"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// The secrets read in one fetch, by (mount, path, pinned version).
-type Secrets = HashMap<ReadKey, (KvVersion, Option<Arc<KvSecret>>)>;
-type ReadKey = (String, String, Option<u64>);
+pub(crate) type Secrets = HashMap<ReadKey, (KvVersion, Option<Arc<KvSecret>>)>;
+pub(crate) type ReadKey = (String, String, Option<u64>);
 
 fn mount_of<'a>(client: &'a VaultClient, m: &'a Mapping) -> &'a str {
     m.mount_override().unwrap_or(client.kv_mount())
@@ -206,7 +215,11 @@ fn read_key(client: &VaultClient, m: &Mapping) -> ReadKey {
 }
 
 /// One read per distinct (mount, path, version), all at once.
-async fn read_all(client: &VaultClient, mappings: &[Mapping], cached: bool) -> Result<Secrets> {
+pub(crate) async fn read_all(
+    client: &VaultClient,
+    mappings: &[Mapping],
+    cached: bool,
+) -> Result<Secrets> {
     let mut distinct: Vec<ReadKey> = mappings.iter().map(|m| read_key(client, m)).collect();
     let mut seen = HashSet::new();
     distinct.retain(|k| seen.insert(k.clone()));
@@ -243,7 +256,7 @@ async fn read_all(client: &VaultClient, mappings: &[Mapping], cached: bool) -> R
 }
 
 /// Two mappings may not fill the same key, nor one a key inside the other's.
-fn check_keys(mappings: &[Mapping]) -> Result<()> {
+pub(crate) fn check_keys(mappings: &[Mapping]) -> Result<()> {
     let mut keys: Vec<&str> = mappings.iter().map(Mapping::key).collect();
     keys.sort_unstable();
     for pair in keys.windows(2) {
@@ -315,7 +328,7 @@ impl VaultProvider {
             .filter(|r| matches!(r.origin, Origin::Missing { .. }))
     }
 
-    fn assemble(
+    pub(crate) fn assemble(
         client: &VaultClient,
         mappings: &[Mapping],
         prefix: Option<&str>,

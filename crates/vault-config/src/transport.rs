@@ -36,12 +36,21 @@ impl RetryPolicy {
             .first_backoff
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
             .min(Duration::from_secs(5));
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        base + base.mul_f64(f64::from(nanos % 1000) / 4000.0)
+        base + base.mul_f64(random_fraction() / 4.0)
     }
+}
+
+/// A number in `[0, 1)` that differs between calls and processes: enough to
+/// spread retries and polls, not for anything secret.
+pub(crate) fn random_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    h.write_u32(nanos);
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// What a successful exchange with Vault produced.

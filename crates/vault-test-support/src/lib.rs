@@ -141,7 +141,7 @@ impl DevServer {
         let binary = server_binary()?;
         let mut last = String::new();
         for _ in 0..5 {
-            match Self::start_once(&binary, tls).await {
+            match Self::start_once(&binary, tls, None, None).await {
                 Ok(s) => return Ok(s),
                 Err(e) => last = e,
             }
@@ -149,10 +149,18 @@ impl DevServer {
         Err(last)
     }
 
-    async fn start_once(binary: &Path, tls: bool) -> Result<DevServer, String> {
-        let port = free_port_pair().ok_or("no free loopback port")?;
+    async fn start_once(
+        binary: &Path,
+        tls: bool,
+        port: Option<u16>,
+        token: Option<String>,
+    ) -> Result<DevServer, String> {
+        let port = match port {
+            Some(p) => p,
+            None => free_port_pair().ok_or("no free loopback port")?,
+        };
         let id = unique();
-        let token = format!("root-{id:x}");
+        let token = token.unwrap_or_else(|| format!("root-{id:x}"));
         // A dev server writes ~/.vault-token: keep it away from the developer's own.
         let home = std::env::temp_dir().join(format!("vault-test-home-{id:x}"));
         std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
@@ -227,6 +235,39 @@ impl DevServer {
             home,
             http,
         })
+    }
+
+    /// Stops the server (its data, held in memory, is gone) and waits for it to exit.
+    pub async fn stop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    /// Starts a new, empty dev server on the same address with the same root
+    /// token, as an operator restarting Vault would.
+    pub async fn restart(&mut self) -> TestResult {
+        self.stop().await;
+        let tls = self.addr.starts_with("https://");
+        let port: u16 = self
+            .addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or("no port in the address")?;
+        let mut last = String::new();
+        for _ in 0..20 {
+            match Self::start_once(&self.binary, tls, Some(port), Some(self.token.clone())).await {
+                Ok(fresh) => {
+                    let old = std::mem::replace(self, fresh);
+                    drop(old);
+                    return Ok(());
+                }
+                // The old listener may take a moment to release the port.
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(last.into())
     }
 
     /// `http://127.0.0.1:<port>`.

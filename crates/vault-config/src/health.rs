@@ -1,0 +1,47 @@
+//! [`Health`]: what a watcher knows about its Vault connection, for health endpoints.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// The state of a [`Watcher`](crate::Watcher), shaped for a service's health
+/// endpoint: it serializes with `vault_enabled` and `vault_connected` at the top,
+/// as the seeds' services expose them.
+///
+/// Never holds a secret: errors name fields and paths only.
+///
+/// ```
+/// let health = vault_config::Health::default();
+/// let json = serde_json::to_value(&health).unwrap();
+/// assert_eq!(json["vault_connected"], false);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Health {
+    /// False when Vault is turned off (`VAULT_ENABLED=false`).
+    pub vault_enabled: bool,
+    /// Whether the last exchange with Vault succeeded.
+    pub vault_connected: bool,
+    /// When the last poll succeeded, in seconds since the Unix epoch.
+    pub last_success: Option<u64>,
+    /// When the last error happened, in seconds since the Unix epoch.
+    pub last_error_at: Option<u64>,
+    /// The last error (a failed poll, or a rotation held back), until a poll succeeds.
+    pub last_error: Option<String>,
+    /// Polls that failed in a row.
+    pub consecutive_failures: u32,
+    /// How many configs were published after the first.
+    pub reloads: u64,
+    /// The fields whose values changed in the last reload.
+    pub last_changed: Vec<String>,
+    /// The KV v2 version in use per `mount/path` (KV v1 paths have none).
+    pub versions: BTreeMap<String, u64>,
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
