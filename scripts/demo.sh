@@ -2,7 +2,9 @@
 # The main job, on a fresh machine: installs OpenBao if needed, starts a local
 # dev server, writes sample secrets shaped like agenticverz/database and
 # agenticverz/app-prod, and loads them through vault-config.
-# Usage: bash scripts/demo.sh [demo|derive]   (demo: the provider; derive: #[derive(VaultConfig)])
+# Usage: bash scripts/demo.sh [demo|derive|rotation]
+#   demo: the provider; derive: #[derive(VaultConfig)]; rotation: hot reload, with a
+#   secret rotated by `bao kv put` while the example runs.
 set -euo pipefail
 example="${1:-demo}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,4 +34,16 @@ echo "demo: OpenBao dev server at $VAULT_ADDR with agenticverz/database, agentic
 export VAULT_KV_MOUNT=agenticverz
 # Not in Vault: read from env as the fallback.
 export LOG_LEVEL=info
-cargo run --quiet --example "$example"
+if [ "$example" = rotation ]; then
+  cargo build --quiet --example rotation
+  WATCH_INTERVAL_SECS=1 EXIT_AFTER_RELOADS=1 cargo run --quiet --example rotation &
+  service=$!
+  sleep 3
+  echo "demo: operator rotates agenticverz/database#DATABASE_URL"
+  HOME="$home" "$bin" kv put -mount=agenticverz database \
+    POSTGRES_USER=aos POSTGRES_PASSWORD=demo-db-password port=5432 \
+    DATABASE_URL=postgres://aos:rotated-password@127.0.0.1:5432/aos >/dev/null
+  wait "$service"
+else
+  cargo run --quiet --example "$example"
+fi
