@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use tokio::sync::OnceCell;
 use url::Url;
 
+use crate::auth::{Auth, AuthMethod, AuthStatus, SecretId, KUBERNETES_TOKEN_FILE};
 use crate::cache::{Cache, CacheKey, Cached};
 use crate::env::{parse_bool, parse_duration, ContractNames, EnvSource};
 use crate::error::{Error, Result};
@@ -44,6 +45,7 @@ pub struct VaultClient {
 
 struct Inner {
     transport: Option<Transport>,
+    auth: Option<Auth>,
     namespace: Option<String>,
     kv_mount: String,
     mode: Mode,
@@ -58,7 +60,7 @@ impl fmt::Debug for VaultClient {
         let i = &self.inner;
         f.debug_struct("VaultClient")
             .field("address", &i.transport.as_ref().map(Transport::addr))
-            .field("token", &i.transport.as_ref().map(|_| "[REDACTED]"))
+            .field("auth", &i.auth.as_ref().map(Auth::method))
             .field("namespace", &i.namespace)
             .field("kv_mount", &i.kv_mount)
             .field("enabled", &i.transport.is_some())
@@ -149,13 +151,29 @@ impl VaultClient {
         self.inner.cache.clear();
     }
 
-    fn transport(&self, path: &str) -> Result<&Transport> {
-        self.inner
-            .transport
-            .as_ref()
-            .ok_or_else(|| Error::Disabled {
-                path: path.to_owned(),
-            })
+    /// What the client knows about its token (none when Vault is disabled).
+    pub fn auth_status(&self) -> Option<AuthStatus> {
+        self.inner.auth.as_ref().map(Auth::status)
+    }
+
+    /// `GET /v1/<api_path>` with the client's token; a 403 from a client that can
+    /// log in (AppRole, JWT, Kubernetes) logs in once more and retries once.
+    async fn get(&self, api_path: &str) -> Result<Reply> {
+        let (Some(transport), Some(auth)) = (&self.inner.transport, &self.inner.auth) else {
+            return Err(Error::Disabled {
+                path: api_path.to_owned(),
+            });
+        };
+        let token = auth.token(transport).await?;
+        match transport.get(api_path, Some(&token)).await {
+            Err(Error::PermissionDenied { .. }) if auth.can_login() => {
+                match auth.relogin(transport, &token).await? {
+                    Some(fresh) => transport.get(api_path, Some(&fresh)).await,
+                    None => transport.get(api_path, Some(&token)).await,
+                }
+            }
+            other => other,
+        }
     }
 
     /// The KV version of `mount`: as set on the builder, else looked up once
@@ -172,7 +190,7 @@ impl VaultClient {
         let version = cell
             .get_or_try_init(|| async {
                 let api_path = format!("sys/internal/ui/mounts/{mount}");
-                match self.transport(&api_path)?.get(&api_path).await? {
+                match self.get(&api_path).await? {
                     Reply::Ok(body) => KvVersion::from_mount_info(&api_path, &body),
                     Reply::NotFound => Err(Error::NotFound {
                         mount: mount.to_owned(),
@@ -204,7 +222,6 @@ impl VaultClient {
     /// way to learn whether it changed.
     pub async fn read_metadata(&self, mount: &str, path: &str) -> Result<KvMetadata> {
         let api_path = format!("{mount}/metadata/{path}");
-        let transport = self.transport(&api_path)?;
         match self.kv_version(mount).await? {
             KvVersion::V2 => {}
             KvVersion::V1 => {
@@ -217,7 +234,7 @@ impl VaultClient {
                 })
             }
         }
-        match transport.get(&api_path).await? {
+        match self.get(&api_path).await? {
             Reply::Ok(body) => KvMetadata::from_body(&api_path, &body),
             Reply::NotFound => Err(self.not_found(mount, path, None)),
         }
@@ -232,7 +249,9 @@ impl VaultClient {
     ) -> Result<Option<KvSecret>> {
         let kv = self.kv_version(mount).await?;
         let mut api_path = kv.data_path(mount, path);
-        let transport = self.transport(&api_path)?;
+        if !self.is_enabled() {
+            return Err(Error::Disabled { path: api_path });
+        }
         if let Some(v) = version {
             if kv == KvVersion::V1 {
                 return Err(Error::Mapping {
@@ -245,7 +264,7 @@ impl VaultClient {
             api_path = format!("{api_path}?version={v}");
         }
         let started = Instant::now();
-        let reply = transport.get(&api_path).await?;
+        let reply = self.get(&api_path).await?;
         tracing::debug!(
             mount,
             path,
@@ -326,6 +345,7 @@ pub struct VaultClientBuilder {
     address: Option<(String, String)>,
     token: Option<SecretString>,
     token_setting: Option<String>,
+    auth: Option<AuthMethod>,
     namespace: Option<String>,
     kv_mount: String,
     ca_cert: Option<(String, PathBuf)>,
@@ -348,6 +368,7 @@ impl Default for VaultClientBuilder {
             address: None,
             token: None,
             token_setting: None,
+            auth: None,
             namespace: None,
             kv_mount: DEFAULT_KV_MOUNT.to_owned(),
             ca_cert: None,
@@ -369,6 +390,7 @@ impl fmt::Debug for VaultClientBuilder {
         f.debug_struct("VaultClientBuilder")
             .field("address", &self.address.as_ref().map(|(_, a)| a))
             .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .field("auth", &self.auth)
             .field("namespace", &self.namespace)
             .field("kv_mount", &self.kv_mount)
             .field("enabled", &self.enabled)
@@ -426,6 +448,7 @@ impl VaultClientBuilder {
                 }
             }
         }
+        b.auth = auth_from_env(&names, &env, b.token.is_some())?;
         if let Some((_, v)) = read("NAMESPACE") {
             b.namespace = Some(v);
         }
@@ -469,10 +492,26 @@ impl VaultClientBuilder {
         self
     }
 
-    /// The token to authenticate with.
+    /// The token to authenticate with (replaces any auth method set before).
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(SecretString::from(token.into()));
         self.token_setting = Some("token".to_owned());
+        self.auth = None;
+        self
+    }
+
+    /// Authenticates with `method` (AppRole, JWT, Kubernetes) instead of a token.
+    ///
+    /// ```
+    /// use vault_config::{AuthMethod, SecretId, VaultClient};
+    /// let client = VaultClient::builder()
+    ///     .address("https://vault:8200")
+    ///     .auth(AuthMethod::approle("9f2c-role-id", SecretId::File("/run/secrets/secret-id".into())))
+    ///     .build()?;
+    /// # Ok::<(), vault_config::Error>(())
+    /// ```
+    pub fn auth(mut self, method: AuthMethod) -> Self {
+        self.auth = Some(method);
         self
     }
 
@@ -563,10 +602,24 @@ impl VaultClientBuilder {
 
     /// Checks the settings and builds the client. Sends no request.
     pub fn build(self) -> Result<VaultClient> {
-        let transport = if self.enabled {
-            Some(self.transport()?)
+        let (transport, auth) = if self.enabled {
+            let transport = self.transport()?;
+            let method = match (&self.auth, &self.token) {
+                (Some(method), _) => method.clone(),
+                (None, Some(token)) => AuthMethod::Token(token.clone()),
+                (None, None) => {
+                    return Err(Error::config(
+                        self.names.describe("TOKEN"),
+                        format!(
+                            "no token: set it, log in with `bao login` / `vault login` so ~/.vault-token exists, or choose a login with {}",
+                            self.names.vault("AUTH_METHOD")
+                        ),
+                    ))
+                }
+            };
+            (Some(transport), Some(Auth::new(method)))
         } else {
-            None
+            (None, None)
         };
         let kv_versions = self
             .kv_versions
@@ -582,6 +635,7 @@ impl VaultClientBuilder {
         Ok(VaultClient {
             inner: Arc::new(Inner {
                 transport,
+                auth,
                 namespace: self.namespace,
                 kv_mount: self.kv_mount,
                 mode: self.mode,
@@ -616,12 +670,6 @@ impl VaultClientBuilder {
                 format!("`{raw}` must start with http:// or https://"),
             ));
         }
-        let token = self.token.clone().ok_or_else(|| {
-            Error::config(
-                names.describe("TOKEN"),
-                "no token: set it, or log in with `bao login` / `vault login` so ~/.vault-token exists",
-            )
-        })?;
         let mut http = reqwest::Client::builder()
             .timeout(self.timeout)
             .connect_timeout(self.timeout)
@@ -679,12 +727,101 @@ impl VaultClientBuilder {
         Ok(Transport::new(
             http,
             addr,
-            token,
             self.namespace.clone(),
             self.timeout,
             self.retry,
         ))
     }
+}
+
+/// The auth method the env contract chooses: `VAULT_AUTH_METHOD`, else AppRole
+/// when a role ID is set, else the token (`None`).
+fn auth_from_env(
+    names: &ContractNames,
+    env: &EnvSource,
+    have_token: bool,
+) -> Result<Option<AuthMethod>> {
+    // The unprefixed and `APPROLE_`-style names (`VAULT_ROLE_ID`, `AION_VAULT_APPROLE_ROLE_ID`).
+    let read = |suffixes: &[&str]| suffixes.iter().find_map(|s| names.read(env, s));
+    let method_var = names.read(env, "AUTH_METHOD");
+    let role_id = read(&["APPROLE_ROLE_ID", "ROLE_ID"]);
+    let method = match &method_var {
+        Some((_, m)) => m.trim().to_ascii_lowercase(),
+        None if !have_token && role_id.is_some() => "approle".to_owned(),
+        None => return Ok(None),
+    };
+    let setting = names.vault("AUTH_METHOD");
+    let mount = names.read(env, "AUTH_MOUNT").map(|(_, m)| m);
+    let role = || {
+        names.read(env, "AUTH_ROLE").map(|(_, r)| r).ok_or_else(|| {
+            Error::config(
+                names.vault("AUTH_ROLE"),
+                format!("`{method}` login needs the Vault role: set it"),
+            )
+        })
+    };
+    let chosen = match method.as_str() {
+        "token" => return Ok(None),
+        "approle" => {
+            let (_, role_id) = role_id.ok_or_else(|| {
+                Error::config(
+                    names.describe("ROLE_ID"),
+                    format!(
+                        "AppRole login needs the role ID: set it (or {})",
+                        names.vault("APPROLE_ROLE_ID")
+                    ),
+                )
+            })?;
+            let secret_id = if let Some((_, v)) =
+                read(&["APPROLE_WRAPPED_SECRET_ID", "WRAPPED_SECRET_ID"])
+            {
+                SecretId::Wrapped(SecretString::from(v))
+            } else if let Some((_, v)) = read(&["APPROLE_SECRET_ID_FILE", "SECRET_ID_FILE"]) {
+                SecretId::File(PathBuf::from(v))
+            } else if let Some((_, v)) = read(&["APPROLE_SECRET_ID", "SECRET_ID"]) {
+                SecretId::Plain(SecretString::from(v))
+            } else {
+                return Err(Error::config(
+                    names.describe("SECRET_ID"),
+                    format!(
+                        "AppRole login needs a secret ID: set it, {} (a file) or {} (a response-wrapping token)",
+                        names.vault("SECRET_ID_FILE"),
+                        names.vault("WRAPPED_SECRET_ID")
+                    ),
+                ));
+            };
+            AuthMethod::approle(role_id, secret_id)
+        }
+        "jwt" => {
+            let file = names.read(env, "JWT_FILE").map(|(_, f)| f).ok_or_else(|| {
+                Error::config(
+                    names.vault("JWT_FILE"),
+                    "JWT login needs the file holding the JWT: set it",
+                )
+            })?;
+            AuthMethod::jwt(role()?, file)
+        }
+        "kubernetes" | "k8s" => {
+            let file = names
+                .read(env, "KUBERNETES_TOKEN_FILE")
+                .map_or_else(|| KUBERNETES_TOKEN_FILE.to_owned(), |(_, f)| f);
+            AuthMethod::Kubernetes {
+                mount: "kubernetes".to_owned(),
+                role: role()?,
+                token_file: PathBuf::from(file),
+            }
+        }
+        other => {
+            return Err(Error::config(
+                setting,
+                format!("`{other}` is not an auth method; use token, approle, jwt or kubernetes"),
+            ))
+        }
+    };
+    Ok(Some(match mount {
+        Some(m) => chosen.at_mount(m),
+        None => chosen,
+    }))
 }
 
 fn read_file(setting: &str, file: &Path, what: &str) -> Result<Vec<u8>> {

@@ -128,6 +128,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// Logging in to Vault failed, or the credentials cannot be used.
+    #[error("Vault login ({method}) failed: {reason}")]
+    Auth {
+        /// The auth method (`approle`, `jwt`, `kubernetes`, `token`).
+        method: String,
+        /// What went wrong and what to do.
+        reason: String,
+    },
     /// A required configuration value was found nowhere.
     #[error("missing `{field}`: {}", missing_detail(.vault, .env_var))]
     Missing {

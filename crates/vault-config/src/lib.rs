@@ -119,6 +119,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod auth;
 mod cache;
 mod client;
 mod config;
@@ -133,6 +134,7 @@ mod spec;
 mod transport;
 mod watch;
 
+pub use auth::{AuthMethod, AuthStatus, SecretId, KUBERNETES_TOKEN_FILE};
 pub use client::{
     VaultClient, VaultClientBuilder, DEFAULT_CACHE_TTL, DEFAULT_KV_MOUNT, DEFAULT_TIMEOUT,
 };

@@ -5,7 +5,7 @@ use std::error::Error as StdError;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderMap, HeaderValue};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use url::Url;
@@ -81,18 +81,11 @@ impl Transport {
     pub(crate) fn new(
         http: reqwest::Client,
         addr: Url,
-        token: SecretString,
         namespace: Option<String>,
         timeout: Duration,
         retry: RetryPolicy,
     ) -> Self {
         let mut headers = HeaderMap::new();
-        if let Ok(mut value) = HeaderValue::from_str(token.expose_secret()) {
-            value.set_sensitive(true);
-            headers.insert("X-Vault-Token", value);
-        } else {
-            tracing::warn!("the Vault token holds characters an HTTP header cannot carry; requests are sent without it");
-        }
         if let Some(ns) = &namespace {
             if let Ok(value) = HeaderValue::from_str(ns) {
                 headers.insert("X-Vault-Namespace", value);
@@ -130,12 +123,54 @@ impl Transport {
         url
     }
 
-    /// `GET /v1/<api_path>`, retried as the policy says.
-    pub(crate) async fn get(&self, api_path: &str) -> Result<Reply> {
+    /// `GET /v1/<api_path>` with `token`, retried as the policy says.
+    pub(crate) async fn get(&self, api_path: &str, token: Option<&SecretString>) -> Result<Reply> {
+        self.send(Method::GET, api_path, None, token).await
+    }
+
+    /// `POST /v1/<api_path>` with a JSON body.
+    pub(crate) async fn post(
+        &self,
+        api_path: &str,
+        body: &Value,
+        token: Option<&SecretString>,
+    ) -> Result<Reply> {
+        self.send(Method::POST, api_path, Some(body), token).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        api_path: &str,
+        body: Option<&Value>,
+        token: Option<&SecretString>,
+    ) -> Result<Reply> {
         let url = self.url(api_path);
+        let mut headers = self.headers.clone();
+        if let Some(token) = token {
+            match HeaderValue::from_str(token.expose_secret()) {
+                Ok(mut value) => {
+                    value.set_sensitive(true);
+                    headers.insert("X-Vault-Token", value);
+                }
+                Err(_) => {
+                    return Err(Error::config(
+                        "token",
+                        "the Vault token holds characters an HTTP header cannot carry",
+                    ))
+                }
+            }
+        }
         let mut attempt = 0;
         loop {
-            match self.attempt(&url, api_path).await {
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .headers(headers.clone());
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            match self.attempt(request, api_path).await {
                 Attempt::Done(result) => return result,
                 Attempt::Retry(err) if attempt < self.retry.max_retries => {
                     attempt += 1;
@@ -148,14 +183,8 @@ impl Transport {
         }
     }
 
-    async fn attempt(&self, url: &Url, api_path: &str) -> Attempt {
-        let response = match self
-            .http
-            .get(url.clone())
-            .headers(self.headers.clone())
-            .send()
-            .await
-        {
+    async fn attempt(&self, request: reqwest::RequestBuilder, api_path: &str) -> Attempt {
+        let response = match request.send().await {
             Ok(r) => r,
             Err(e) => return self.transport_error(&e, api_path),
         };
@@ -310,7 +339,6 @@ mod tests {
         Transport::new(
             reqwest::Client::new(),
             Url::parse("http://127.0.0.1:8200/").unwrap(),
-            SecretString::from("tok".to_owned()),
             Some("team".into()),
             Duration::from_secs(1),
             RetryPolicy::default(),

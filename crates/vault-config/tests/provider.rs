@@ -81,7 +81,12 @@ async fn one_read_per_distinct_path_and_types_kept() {
         1,
         "mount looked up once"
     );
-    assert_eq!(proxy.requests().len(), 3, "{:?}", proxy.requests());
+    assert_eq!(
+        proxy.count("GET", "/v1/auth/token/lookup-self"),
+        1,
+        "the token's TTL is learned once per client"
+    );
+    assert_eq!(proxy.requests().len(), 4, "{:?}", proxy.requests());
 
     let app: App = Figment::new().merge(provider).extract_lossy().unwrap();
     assert_eq!(app.db.url.expose_secret(), "postgres://u:pw@db/app");

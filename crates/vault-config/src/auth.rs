@@ -1,0 +1,597 @@
+//! Authentication: how the client gets its token, and keeps it alive.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+#[cfg(test)]
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::transport::{Reply, Transport};
+
+/// Where a Kubernetes pod's service-account token is mounted.
+pub const KUBERNETES_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// How an AppRole secret ID is handed to the service.
+#[derive(Clone)]
+pub enum SecretId {
+    /// The secret ID itself.
+    Plain(SecretString),
+    /// A response-wrapping token holding the secret ID: unwrapped once
+    /// (`sys/wrapping/unwrap`) at the first login; the secret ID is then kept
+    /// in memory only, behind `secrecy`.
+    Wrapped(SecretString),
+    /// A file holding the secret ID (as orchestrators mount it), read at each login.
+    File(PathBuf),
+}
+
+impl fmt::Debug for SecretId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretId::Plain(_) => f.write_str("Plain([REDACTED])"),
+            SecretId::Wrapped(_) => f.write_str("Wrapped([REDACTED])"),
+            SecretId::File(p) => f.debug_tuple("File").field(p).finish(),
+        }
+    }
+}
+
+/// How the client authenticates to Vault.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// A token given as is (`VAULT_TOKEN` or `~/.vault-token`). Renewed while
+    /// renewable; it cannot be replaced when it expires.
+    Token(SecretString),
+    /// AppRole login at `auth/<mount>/login`.
+    AppRole {
+        /// The auth mount (`approle` by default).
+        mount: String,
+        /// The role ID.
+        role_id: String,
+        /// The secret ID, plain, wrapped or in a file.
+        secret_id: SecretId,
+    },
+    /// JWT/OIDC login at `auth/<mount>/login` with a JWT read from a file at each
+    /// login (orchestrators rotate it).
+    Jwt {
+        /// The auth mount (`jwt` by default).
+        mount: String,
+        /// The Vault role.
+        role: String,
+        /// The file holding the JWT.
+        jwt_file: PathBuf,
+    },
+    /// Kubernetes login at `auth/<mount>/login` with the pod's service-account token.
+    Kubernetes {
+        /// The auth mount (`kubernetes` by default).
+        mount: String,
+        /// The Vault role.
+        role: String,
+        /// The service-account token file ([`KUBERNETES_TOKEN_FILE`] by default).
+        token_file: PathBuf,
+    },
+}
+
+impl AuthMethod {
+    /// AppRole at the default mount `approle`.
+    pub fn approle(role_id: impl Into<String>, secret_id: SecretId) -> Self {
+        AuthMethod::AppRole {
+            mount: "approle".to_owned(),
+            role_id: role_id.into(),
+            secret_id,
+        }
+    }
+
+    /// JWT at the default mount `jwt`.
+    pub fn jwt(role: impl Into<String>, jwt_file: impl Into<PathBuf>) -> Self {
+        AuthMethod::Jwt {
+            mount: "jwt".to_owned(),
+            role: role.into(),
+            jwt_file: jwt_file.into(),
+        }
+    }
+
+    /// Kubernetes at the default mount `kubernetes`, reading the default token file.
+    pub fn kubernetes(role: impl Into<String>) -> Self {
+        AuthMethod::Kubernetes {
+            mount: "kubernetes".to_owned(),
+            role: role.into(),
+            token_file: PathBuf::from(KUBERNETES_TOKEN_FILE),
+        }
+    }
+
+    /// The same method at auth mount `mount` (no effect on [`AuthMethod::Token`]).
+    pub fn at_mount(mut self, new_mount: impl Into<String>) -> Self {
+        let new_mount = new_mount.into().trim_matches('/').to_owned();
+        match &mut self {
+            AuthMethod::Token(_) => {}
+            AuthMethod::AppRole { mount, .. }
+            | AuthMethod::Jwt { mount, .. }
+            | AuthMethod::Kubernetes { mount, .. } => *mount = new_mount,
+        }
+        self
+    }
+
+    /// `token`, `approle`, `jwt` or `kubernetes`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AuthMethod::Token(_) => "token",
+            AuthMethod::AppRole { .. } => "approle",
+            AuthMethod::Jwt { .. } => "jwt",
+            AuthMethod::Kubernetes { .. } => "kubernetes",
+        }
+    }
+
+    fn can_login(&self) -> bool {
+        !matches!(self, AuthMethod::Token(_))
+    }
+}
+
+impl fmt::Debug for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthMethod::Token(_) => f.write_str("Token([REDACTED])"),
+            AuthMethod::AppRole {
+                mount,
+                role_id,
+                secret_id,
+            } => f
+                .debug_struct("AppRole")
+                .field("mount", mount)
+                .field("role_id", role_id)
+                .field("secret_id", secret_id)
+                .finish(),
+            AuthMethod::Jwt {
+                mount,
+                role,
+                jwt_file,
+            } => f
+                .debug_struct("Jwt")
+                .field("mount", mount)
+                .field("role", role)
+                .field("jwt_file", jwt_file)
+                .finish(),
+            AuthMethod::Kubernetes {
+                mount,
+                role,
+                token_file,
+            } => f
+                .debug_struct("Kubernetes")
+                .field("mount", mount)
+                .field("role", role)
+                .field("token_file", token_file)
+                .finish(),
+        }
+    }
+}
+
+/// What the client knows about its token, for health checks. Holds no token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct AuthStatus {
+    /// The auth method's name.
+    pub method: &'static str,
+    /// Logins so far.
+    pub logins: u64,
+    /// Renewals so far.
+    pub renewals: u64,
+    /// Seconds until the token expires, when it expires.
+    pub expires_in_secs: Option<u64>,
+    /// Whether the token can be renewed.
+    pub renewable: bool,
+}
+
+struct TokenState {
+    token: SecretString,
+    obtained: Instant,
+    /// `None`: the token does not expire (or its TTL is unknown).
+    ttl: Option<Duration>,
+    /// The TTL the first grant gave: a renewal that gives much less has hit the max TTL.
+    first_ttl: Option<Duration>,
+    renewable: bool,
+}
+
+impl TokenState {
+    fn remaining(&self) -> Option<Duration> {
+        self.ttl
+            .map(|ttl| ttl.saturating_sub(self.obtained.elapsed()))
+    }
+
+    /// Past two thirds of its TTL.
+    fn due(&self) -> bool {
+        match self.ttl {
+            Some(ttl) => self.obtained.elapsed() >= ttl.mul_f64(2.0 / 3.0),
+            None => false,
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    token: Option<TokenState>,
+    /// An unwrapped AppRole secret ID.
+    secret_id: Option<SecretString>,
+    /// A static token was looked up (its TTL learned) once.
+    looked_up: bool,
+    warned_expiry: bool,
+}
+
+/// Holds the token; logs in, renews and re-logs in as needed. The state lock is
+/// held across a login, so concurrent requests wait for the one login in flight.
+pub(crate) struct Auth {
+    method: AuthMethod,
+    state: tokio::sync::Mutex<State>,
+    status: Mutex<AuthStatus>,
+}
+
+impl Auth {
+    pub(crate) fn new(method: AuthMethod) -> Self {
+        let status = AuthStatus {
+            method: method.name(),
+            ..AuthStatus::default()
+        };
+        Auth {
+            method,
+            state: tokio::sync::Mutex::new(State::default()),
+            status: Mutex::new(status),
+        }
+    }
+
+    pub(crate) fn method(&self) -> &AuthMethod {
+        &self.method
+    }
+
+    pub(crate) fn can_login(&self) -> bool {
+        self.method.can_login()
+    }
+
+    pub(crate) fn status(&self) -> AuthStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A token good for the next request: logs in, or renews, when due.
+    pub(crate) async fn token(&self, t: &Transport) -> Result<SecretString> {
+        let mut state = self.state.lock().await;
+        if let AuthMethod::Token(token) = &self.method {
+            if !state.looked_up {
+                state.looked_up = true;
+                state.token = Some(self.lookup_static(t, token).await);
+            }
+        }
+        let (due, expired) = match &state.token {
+            None => (true, true),
+            Some(ts) => (ts.due(), ts.remaining().is_some_and(|r| r.is_zero())),
+        };
+        if due {
+            self.refresh(t, &mut state, expired).await?;
+        }
+        self.publish_status(&state);
+        state
+            .token
+            .as_ref()
+            .map(|ts| ts.token.clone())
+            .ok_or_else(|| Error::Auth {
+                method: self.method.name().to_owned(),
+                reason: "no token".to_owned(),
+            })
+    }
+
+    /// After a 403 with `used`: log in again (once), unless another request did
+    /// already. `None` when the method cannot log in.
+    pub(crate) async fn relogin(
+        &self,
+        t: &Transport,
+        used: &SecretString,
+    ) -> Result<Option<SecretString>> {
+        if !self.can_login() {
+            return Ok(None);
+        }
+        let mut state = self.state.lock().await;
+        let current = state
+            .token
+            .as_ref()
+            .map(|ts| ts.token.expose_secret() == used.expose_secret());
+        if current != Some(false) {
+            tracing::info!(
+                method = self.method.name(),
+                "vault-config: a request was denied; logging in again"
+            );
+            let fresh = self.login(t, &mut state).await?;
+            state.token = Some(fresh);
+        }
+        self.publish_status(&state);
+        Ok(state.token.as_ref().map(|ts| ts.token.clone()))
+    }
+
+    /// Renews when renewable and not capped; else logs in again; a static
+    /// token that cannot be renewed is kept, with a warning.
+    async fn refresh(&self, t: &Transport, state: &mut State, expired: bool) -> Result<()> {
+        if let Some(ts) = &state.token {
+            let capped =
+                matches!((ts.ttl, ts.first_ttl), (Some(now), Some(first)) if now < first / 2);
+            if ts.renewable && !expired && (!capped || !self.can_login()) {
+                match self.renew(t, &ts.token).await {
+                    Ok(Some((ttl, renewable))) => {
+                        if let Some(ts) = &mut state.token {
+                            ts.obtained = Instant::now();
+                            ts.ttl = ttl;
+                            ts.renewable = renewable;
+                        }
+                        self.bump(|s| s.renewals += 1);
+                        return Ok(());
+                    }
+                    Ok(None) => {}
+                    Err(e) if e.is_unavailable() => return Err(e),
+                    Err(e) => tracing::warn!(error = %e, "vault-config: token renewal failed"),
+                }
+            }
+        }
+        if self.can_login() {
+            let fresh = self.login(t, state).await?;
+            state.token = Some(fresh);
+        } else if let Some(ts) = &mut state.token {
+            if !state.warned_expiry {
+                state.warned_expiry = true;
+                tracing::warn!(
+                    expires_in_secs = ts.remaining().map(|d| d.as_secs()),
+                    "vault-config: the static Vault token cannot be renewed and will expire; give the service a new token or use AppRole"
+                );
+            }
+            // Stop re-checking until it has expired.
+            ts.first_ttl = None;
+            ts.renewable = false;
+            if let Some(rem) = ts.remaining() {
+                ts.ttl = Some(ts.obtained.elapsed() + rem.max(Duration::from_secs(1)) * 3);
+            }
+        }
+        Ok(())
+    }
+
+    async fn lookup_static(&self, t: &Transport, token: &SecretString) -> TokenState {
+        let mut ts = TokenState {
+            token: token.clone(),
+            obtained: Instant::now(),
+            ttl: None,
+            first_ttl: None,
+            renewable: false,
+        };
+        match t.get("auth/token/lookup-self", Some(token)).await {
+            Ok(Reply::Ok(body)) => {
+                let data = &body["data"];
+                let ttl = data["ttl"]
+                    .as_u64()
+                    .filter(|s| *s > 0)
+                    .map(Duration::from_secs);
+                ts.ttl = ttl;
+                ts.first_ttl = ttl;
+                ts.renewable = data["renewable"].as_bool().unwrap_or(false);
+            }
+            // A policy without `default` may not look itself up: the TTL stays unknown.
+            Ok(Reply::NotFound) | Err(_) => {}
+        }
+        ts
+    }
+
+    async fn renew(
+        &self,
+        t: &Transport,
+        token: &SecretString,
+    ) -> Result<Option<(Option<Duration>, bool)>> {
+        match t
+            .post("auth/token/renew-self", &json!({}), Some(token))
+            .await?
+        {
+            Reply::Ok(body) => {
+                let auth = &body["auth"];
+                let ttl = auth["lease_duration"]
+                    .as_u64()
+                    .filter(|s| *s > 0)
+                    .map(Duration::from_secs);
+                Ok(Some((ttl, auth["renewable"].as_bool().unwrap_or(false))))
+            }
+            Reply::NotFound => Ok(None),
+        }
+    }
+
+    async fn login(&self, t: &Transport, state: &mut State) -> Result<TokenState> {
+        let (mount, body) = match &self.method {
+            AuthMethod::Token(token) => return Ok(self.lookup_static(t, token).await),
+            AuthMethod::AppRole {
+                mount,
+                role_id,
+                secret_id,
+            } => {
+                let secret = self.secret_id(t, secret_id, state).await?;
+                (
+                    mount,
+                    json!({"role_id": role_id, "secret_id": secret.expose_secret()}),
+                )
+            }
+            AuthMethod::Jwt {
+                mount,
+                role,
+                jwt_file,
+            } => (
+                mount,
+                json!({"role": role, "jwt": read_credential(jwt_file, "JWT").await?}),
+            ),
+            AuthMethod::Kubernetes {
+                mount,
+                role,
+                token_file,
+            } => (
+                mount,
+                json!({"role": role, "jwt": read_credential(token_file, "service-account token").await?}),
+            ),
+        };
+        let path = format!("auth/{mount}/login");
+        let reply = t
+            .post(&path, &body, None)
+            .await
+            .map_err(|e| self.login_error(e))?;
+        let Reply::Ok(body) = reply else {
+            return Err(self.auth_error(format!("no auth method is mounted at `auth/{mount}`")));
+        };
+        let auth = &body["auth"];
+        let token = auth["client_token"]
+            .as_str()
+            .ok_or_else(|| self.auth_error("the login answer holds no client_token".to_owned()))?;
+        let ttl = auth["lease_duration"]
+            .as_u64()
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs);
+        self.bump(|s| s.logins += 1);
+        tracing::debug!(method = self.method.name(), mount = %mount, ttl_secs = ttl.map(|d| d.as_secs()), "vault-config: logged in");
+        Ok(TokenState {
+            token: SecretString::from(token.to_owned()),
+            obtained: Instant::now(),
+            ttl,
+            first_ttl: ttl,
+            renewable: auth["renewable"].as_bool().unwrap_or(false),
+        })
+    }
+
+    async fn secret_id(
+        &self,
+        t: &Transport,
+        source: &SecretId,
+        state: &mut State,
+    ) -> Result<SecretString> {
+        match source {
+            SecretId::Plain(s) => Ok(s.clone()),
+            SecretId::File(path) => read_credential(path, "AppRole secret ID")
+                .await
+                .map(SecretString::from),
+            SecretId::Wrapped(wrapping) => {
+                if let Some(s) = &state.secret_id {
+                    return Ok(s.clone());
+                }
+                let reply = t.post("sys/wrapping/unwrap", &json!({}), Some(wrapping)).await.map_err(|e| match e {
+                    Error::Vault { errors, .. } => self.auth_error(format!(
+                        "the wrapped secret ID cannot be unwrapped ({}): a wrapping token works once; issue a new one",
+                        errors.join("; ").trim()
+                    )),
+                    Error::PermissionDenied { .. } => self.auth_error(
+                        "the wrapped secret ID cannot be unwrapped: the wrapping token is expired, already used or not a wrapping token; issue a new one".to_owned(),
+                    ),
+                    other => other,
+                })?;
+                let Reply::Ok(body) = reply else {
+                    return Err(self.auth_error("the unwrap answer is empty".to_owned()));
+                };
+                let secret = body["data"]["secret_id"].as_str().ok_or_else(|| {
+                    self.auth_error("the wrapped response holds no secret_id".to_owned())
+                })?;
+                let secret = SecretString::from(secret.to_owned());
+                state.secret_id = Some(secret.clone());
+                Ok(secret)
+            }
+        }
+    }
+
+    fn login_error(&self, e: Error) -> Error {
+        match e {
+            Error::Vault { errors, .. } => self.auth_error(format!(
+                "Vault refused the login: {}",
+                errors.join("; ").trim()
+            )),
+            Error::PermissionDenied { .. } => self.auth_error(
+                "Vault refused the login: permission denied (check the role and its credentials)"
+                    .to_owned(),
+            ),
+            other => other,
+        }
+    }
+
+    fn auth_error(&self, reason: String) -> Error {
+        Error::Auth {
+            method: self.method.name().to_owned(),
+            reason,
+        }
+    }
+
+    fn bump(&self, f: impl FnOnce(&mut AuthStatus)) {
+        f(&mut self.status.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    fn publish_status(&self, state: &State) {
+        let (expires, renewable) = match &state.token {
+            Some(ts) => (ts.remaining().map(|d| d.as_secs()), ts.renewable),
+            None => (None, false),
+        };
+        self.bump(|s| {
+            s.expires_in_secs = expires;
+            s.renewable = renewable;
+        });
+    }
+}
+
+/// Reads a credential file (trimmed), without blocking the runtime.
+async fn read_credential(path: &PathBuf, what: &str) -> Result<String> {
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| Error::Auth {
+            method: what.to_owned(),
+            reason: format!("the {what} file {} cannot be read: {e}", path.display()),
+        })?;
+    let text = text.trim().to_owned();
+    if text.is_empty() {
+        return Err(Error::Auth {
+            method: what.to_owned(),
+            reason: format!("the {what} file {} is empty", path.display()),
+        });
+    }
+    Ok(text)
+}
+
+/// Parses a login answer's `auth` block (unit-testable).
+#[cfg(test)]
+fn parse_login(body: &Value) -> Option<(String, Option<u64>, bool)> {
+    let auth = &body["auth"];
+    Some((
+        auth["client_token"].as_str()?.to_owned(),
+        auth["lease_duration"].as_u64(),
+        auth["renewable"].as_bool().unwrap_or(false),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_credentials() {
+        let m = AuthMethod::approle(
+            "role-123",
+            SecretId::Plain(SecretString::from("s3cret-id".to_owned())),
+        );
+        let text = format!("{m:?}");
+        assert!(
+            text.contains("role-123") && !text.contains("s3cret-id"),
+            "{text}"
+        );
+        let t = AuthMethod::Token(SecretString::from("hvs.tok".to_owned()));
+        assert!(!format!("{t:?}").contains("hvs.tok"));
+    }
+
+    #[test]
+    fn login_answer_parses() {
+        let body = json!({"auth": {"client_token": "t", "lease_duration": 30, "renewable": true}});
+        assert_eq!(parse_login(&body), Some(("t".to_owned(), Some(30), true)));
+        assert_eq!(parse_login(&json!({"auth": null})), None);
+    }
+
+    #[test]
+    fn mounts_and_names() {
+        let m = AuthMethod::kubernetes("app").at_mount("/k8s-prod/");
+        assert!(matches!(&m, AuthMethod::Kubernetes { mount, .. } if mount == "k8s-prod"));
+        assert_eq!(m.name(), "kubernetes");
+    }
+}
