@@ -5,6 +5,15 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 VAULT_BIN="$(bash scripts/install-openbao.sh | tail -n 1)"
+# The JWT tests sign with the openssl CLI.
+if ! command -v openssl >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+  else
+    echo "test.sh: openssl is needed by the JWT tests: install it" >&2
+    exit 1
+  fi
+fi
 export VAULT_BIN
 echo "test.sh: using $VAULT_BIN"
 log="$(mktemp)"

@@ -5,6 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::auth::AuthStatus;
+
 /// The state of a [`Watcher`](crate::Watcher), shaped for a service's health
 /// endpoint: it serializes with `vault_enabled` and `vault_connected` at the top,
 /// as the seeds' services expose them.
@@ -37,6 +39,9 @@ pub struct Health {
     pub last_changed: Vec<String>,
     /// The KV v2 version in use per `mount/path` (KV v1 paths have none).
     pub versions: BTreeMap<String, u64>,
+    /// The client's token: method, logins, renewals, seconds to expiry (a static
+    /// token about to expire shows here).
+    pub token: Option<AuthStatus>,
 }
 
 pub(crate) fn unix_now() -> u64 {

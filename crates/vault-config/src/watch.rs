@@ -243,7 +243,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         self.prints = prints(&provider);
         self.record_versions();
         let connected = self.secrets.is_some();
+        let token = self.client.auth_status();
         self.update_health(|h| {
+            h.token = token;
             h.vault_connected = connected;
             if connected {
                 h.last_success = Some(unix_now());
@@ -297,6 +299,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
     /// One check: returns whether a new config was published.
     async fn poll(&mut self, tx: &watch::Sender<Arc<T>>) -> Result<bool> {
         let result = self.poll_inner(tx).await;
+        let token = self.client.auth_status();
+        self.update_health(|h| h.token = token);
         match &result {
             Ok(_) => self.update_health(|h| {
                 h.vault_connected = true;

@@ -189,7 +189,7 @@ impl DevServer {
             .map_err(|e| format!("cannot run {}: {e}; {INSTALL_HINT}", binary.display()))?;
         // The harness's own requests skip verification: the CA is the server's own.
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
             .danger_accept_invalid_certs(tls)
             .build()
             .map_err(|e| e.to_string())?;
@@ -327,6 +327,118 @@ impl DevServer {
         })
     }
 
+    /// [`api`](Self::api) with extra headers (e.g. `X-Vault-Wrap-TTL`).
+    pub async fn api_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> TestResult<Value> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let mut req = self
+            .http
+            .request(method, format!("{}/v1/{path}", self.addr))
+            .header("X-Vault-Token", &self.token);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            return Err(format!("{path}: {status}: {text}").into());
+        }
+        Ok(if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        })
+    }
+
+    /// Enables an auth method of `kind` at `mount`.
+    pub async fn enable_auth(&self, mount: &str, kind: &str) -> TestResult {
+        self.api(
+            "POST",
+            &format!("sys/auth/{mount}"),
+            None,
+            Some(json!({"type": kind})),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Writes an ACL policy.
+    pub async fn write_policy(&self, name: &str, hcl: &str) -> TestResult {
+        self.api(
+            "PUT",
+            &format!("sys/policies/acl/{name}"),
+            None,
+            Some(json!({"policy": hcl})),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Creates AppRole role `role` (on an `approle` mount enabled before) with
+    /// `settings` (token_policies, token_ttl, ...); returns its role ID.
+    pub async fn approle_role(&self, role: &str, settings: Value) -> TestResult<String> {
+        self.api(
+            "POST",
+            &format!("auth/approle/role/{role}"),
+            None,
+            Some(settings),
+        )
+        .await?;
+        let answer = self
+            .api(
+                "GET",
+                &format!("auth/approle/role/{role}/role-id"),
+                None,
+                None,
+            )
+            .await?;
+        answer["data"]["role_id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| "no role_id".into())
+    }
+
+    /// A new secret ID for AppRole role `role`.
+    pub async fn approle_secret_id(&self, role: &str) -> TestResult<String> {
+        let answer = self
+            .api(
+                "POST",
+                &format!("auth/approle/role/{role}/secret-id"),
+                None,
+                Some(json!({})),
+            )
+            .await?;
+        answer["data"]["secret_id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| "no secret_id".into())
+    }
+
+    /// A new secret ID for `role`, response-wrapped: returns the wrapping token.
+    pub async fn approle_wrapped_secret_id(&self, role: &str) -> TestResult<String> {
+        let answer = self
+            .api_with_headers(
+                "POST",
+                &format!("auth/approle/role/{role}/secret-id"),
+                &[("X-Vault-Wrap-TTL", "120s")],
+                Some(json!({})),
+            )
+            .await?;
+        answer["wrap_info"]["token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| "no wrap_info.token".into())
+    }
+
     /// Mounts a KV engine (`version` 1 or 2) at `mount`.
     pub async fn enable_kv(&self, mount: &str, version: u8, namespace: Option<&str>) -> TestResult {
         let body = json!({"type": "kv", "options": {"version": version.to_string()}});
@@ -447,6 +559,119 @@ impl Drop for DevServer {
         let _ = self.child.start_kill();
         let _ = std::fs::remove_dir_all(&self.home);
     }
+}
+
+/// An RSA key pair made with the `openssl` CLI, for signing test JWTs.
+pub struct JwtSigner {
+    dir: PathBuf,
+    /// The public key, PEM.
+    pub public_pem: String,
+}
+
+impl JwtSigner {
+    /// Generates a 2048-bit RSA key in a fresh temporary directory.
+    pub async fn generate() -> TestResult<JwtSigner> {
+        let dir = std::env::temp_dir().join(format!("vault-test-jwt-{:x}", unique()));
+        std::fs::create_dir_all(&dir)?;
+        let key = dir.join("key.pem");
+        run_openssl(
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                path_str(&key)?,
+            ],
+            None,
+        )
+        .await?;
+        let public = run_openssl(&["pkey", "-in", path_str(&key)?, "-pubout"], None).await?;
+        Ok(JwtSigner {
+            dir,
+            public_pem: String::from_utf8(public)?,
+        })
+    }
+
+    /// An RS256 JWT carrying `claims`.
+    pub async fn sign(&self, claims: &Value) -> TestResult<String> {
+        let header = base64url(br#"{"alg":"RS256","typ":"JWT"}"#);
+        let payload = base64url(serde_json::to_string(claims)?.as_bytes());
+        let signing_input = format!("{header}.{payload}");
+        let key = self.dir.join("key.pem");
+        let signature = run_openssl(
+            &["dgst", "-sha256", "-sign", path_str(&key)?],
+            Some(signing_input.as_bytes()),
+        )
+        .await?;
+        Ok(format!("{signing_input}.{}", base64url(&signature)))
+    }
+
+    /// Writes `jwt` to a file in the signer's directory and returns its path.
+    pub fn write(&self, name: &str, jwt: &str) -> TestResult<PathBuf> {
+        let path = self.dir.join(name);
+        std::fs::write(&path, jwt)?;
+        Ok(path)
+    }
+}
+
+impl Drop for JwtSigner {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn path_str(p: &Path) -> TestResult<&str> {
+    p.to_str()
+        .ok_or_else(|| "a temporary path is not UTF-8".into())
+}
+
+async fn run_openssl(args: &[&str], stdin: Option<&[u8]>) -> TestResult<Vec<u8>> {
+    let mut child = Command::new("openssl")
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run openssl ({e}); install it: apt-get install -y openssl"))?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input).await?;
+        drop(pipe);
+    }
+    let out = child.wait_with_output().await?;
+    if !out.status.success() {
+        return Err(format!(
+            "openssl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(out.stdout)
+}
+
+/// Base64 with the URL alphabet and no padding, as JWTs use.
+pub fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
 }
 
 /// An [`EnvSource`] holding exactly `vars`.
@@ -572,4 +797,22 @@ async fn pipe(
     let _ = sw.shutdown().await;
     let _ = down.await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64url_matches_rfc4648_vectors() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg"),
+            ("fo", "Zm8"),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg"),
+            ("fooba", "Zm9vYmE"),
+        ] {
+            assert_eq!(super::base64url(input.as_bytes()), expected);
+        }
+        assert_eq!(super::base64url(&[0xfb, 0xff]), "-_8");
+    }
 }
