@@ -92,6 +92,11 @@ impl VaultClient {
     /// | `VAULT_ENABLED` | `false` turns Vault off: every mapping reads env | `true` |
     /// | `VAULT_MODE` | `required` or `fallback` (see [`Mode`]) | `required` |
     /// | `VAULT_CACHE_TTL` | how long reads are cached; `0` disables | 5 min |
+    /// | `VAULT_AUTH_METHOD` | `token`, `approle`, `jwt` or `kubernetes` | `token` |
+    /// | `VAULT_ROLE_ID`, `VAULT_SECRET_ID` (or `VAULT_APPROLE_*`) | AppRole credentials | none |
+    /// | `VAULT_WRAPPED_SECRET_ID`, `VAULT_SECRET_ID_FILE` | a wrapped secret ID, or a file holding it | none |
+    /// | `VAULT_AUTH_ROLE`, `VAULT_JWT_FILE`, `VAULT_KUBERNETES_TOKEN_FILE` | JWT / Kubernetes login | see [`AuthMethod`] |
+    /// | `VAULT_AUTH_MOUNT` | the auth mount | the method's name |
     ///
     /// Each `VAULT_X` that is unset is looked up as OpenBao's `BAO_X`.
     pub fn from_env() -> Result<Self> {
