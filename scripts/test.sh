@@ -5,12 +5,17 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 VAULT_BIN="$(bash scripts/install-openbao.sh | tail -n 1)"
-# The JWT tests sign with the openssl CLI.
-if ! command -v openssl >/dev/null 2>&1; then
+# The JWT tests sign with the openssl CLI; the dynamic-credential tests run a
+# throwaway PostgreSQL cluster (the harness finds /usr/lib/postgresql/*/bin).
+need=()
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+[ -n "${PG_BIN:-}" ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+    echo "test.sh: installing ${need[*]} from Debian's packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   else
-    echo "test.sh: openssl is needed by the JWT tests: install it" >&2
+    echo "test.sh: the tests need ${need[*]}: install them" >&2
     exit 1
   fi
 fi

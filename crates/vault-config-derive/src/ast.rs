@@ -41,6 +41,8 @@ pub struct Source {
     pub env: Option<LitStr>,
     pub default: Option<Expr>,
     pub version: Option<u64>,
+    /// `path` is a secrets engine path that leases credentials.
+    pub dynamic: bool,
 }
 
 /// Everything one field's `#[vault(...)]` said, before the rules across items.
@@ -48,6 +50,7 @@ pub struct Source {
 struct FieldArgs {
     shorthand: Option<LitStr>,
     path: Option<LitStr>,
+    dynamic: Option<LitStr>,
     key: Option<LitStr>,
     env: Option<LitStr>,
     default: Option<(Ident, Expr)>,
@@ -227,6 +230,9 @@ impl FieldArgs {
                         attr::KEY => {
                             attr::lit_str(&name, &value).map(|l| set(&mut out.key, l, &name))
                         }
+                        attr::DYNAMIC => {
+                            attr::lit_str(&name, &value).map(|l| set(&mut out.dynamic, l, &name))
+                        }
                         attr::ENV => {
                             attr::lit_str(&name, &value).map(|l| set(&mut out.env, l, &name))
                         }
@@ -269,6 +275,7 @@ impl FieldArgs {
             let conflicts = [
                 self.shorthand.as_ref().map(Spanned::span),
                 self.path.as_ref().map(Spanned::span),
+                self.dynamic.as_ref().map(Spanned::span),
                 self.key.as_ref().map(Spanned::span),
                 self.env.as_ref().map(Spanned::span),
                 self.default.as_ref().map(|(n, _)| n.span()),
@@ -289,6 +296,53 @@ impl FieldArgs {
                 ));
             }
             return ok.then_some(Kind::Nested);
+        }
+        if let Some(dynamic) = &self.dynamic {
+            let conflicts = [
+                self.shorthand.as_ref().map(Spanned::span),
+                self.path.as_ref().map(Spanned::span),
+                self.version.map(|(_, s)| s),
+            ];
+            let mut ok = true;
+            for span in conflicts.into_iter().flatten() {
+                ok = false;
+                errors.push(syn::Error::new(
+                    span,
+                    "`dynamic` names the whole secrets engine path (e.g. \"database/creds/app\"): drop path, \"path#key\" and version",
+                ));
+            }
+            let Some(key) = &self.key else {
+                errors.push(syn::Error::new_spanned(
+                    dynamic,
+                    "missing `key`: which field of the leased credentials? add key = \"username\" (or \"password\")",
+                ));
+                return None;
+            };
+            if dynamic.value().trim_matches('/').is_empty() {
+                errors.push(syn::Error::new_spanned(
+                    dynamic,
+                    "the dynamic path is empty",
+                ));
+                return None;
+            }
+            if let (Some((name, _)), true) = (&self.default, optional) {
+                errors.push(syn::Error::new_spanned(
+                    name,
+                    "`default` on an Option field: drop the default or the Option",
+                ));
+                return None;
+            }
+            return ok.then(|| {
+                Kind::Vault(Box::new(Source {
+                    path: dynamic.value().trim_matches('/').to_owned(),
+                    key: key.value(),
+                    span: dynamic.span(),
+                    env: self.env,
+                    default: self.default.map(|(_, e)| e),
+                    version: None,
+                    dynamic: true,
+                }))
+            });
         }
         let (path, key, span) = match (&self.shorthand, &self.path, &self.key) {
             (Some(short), None, None) => match split_shorthand(short) {
@@ -346,7 +400,7 @@ impl FieldArgs {
             (None, None, None) => {
                 errors.push(syn::Error::new(
                     any,
-                    "this #[vault] names no Vault key: add path = \"...\", key = \"...\" (or \"path#key\"), or mark the field `nested`",
+                    "this #[vault] names no Vault key: add path = \"...\", key = \"...\" (or \"path#key\"), dynamic = \"...\", key = \"...\", or mark the field `nested`",
                 ));
                 return None;
             }
@@ -365,6 +419,7 @@ impl FieldArgs {
             env: self.env,
             default: self.default.map(|(_, e)| e),
             version: self.version.map(|(v, _)| v),
+            dynamic: false,
         })))
     }
 }

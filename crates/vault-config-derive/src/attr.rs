@@ -15,12 +15,13 @@ pub const ENV: &str = "env";
 pub const DEFAULT: &str = "default";
 pub const VERSION: &str = "version";
 pub const NESTED: &str = "nested";
+pub const DYNAMIC: &str = "dynamic";
 pub const MOUNT: &str = "mount";
 pub const PREFIX: &str = "prefix";
 pub const ENV_PREFIX: &str = "env_prefix";
 
 /// What a field may say.
-pub const FIELD_KEYS: &[&str] = &[PATH, KEY, ENV, DEFAULT, VERSION, NESTED];
+pub const FIELD_KEYS: &[&str] = &[PATH, KEY, ENV, DEFAULT, VERSION, NESTED, DYNAMIC];
 /// What a struct may say.
 pub const STRUCT_KEYS: &[&str] = &[MOUNT, PREFIX, ENV_PREFIX];
 

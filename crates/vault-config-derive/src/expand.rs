@@ -64,6 +64,7 @@ fn expand(input: &Input) -> TokenStream {
                 };
                 let has_default = src.default.is_some();
                 let optional = field.optional;
+                let dynamic = src.dynamic;
                 let type_name = ty.to_token_stream().to_string().replace(' ', "");
                 body.extend(quote! {
                     __out.field(&__scope, ::vault_config::__private::FieldDecl {
@@ -76,6 +77,7 @@ fn expand(input: &Input) -> TokenStream {
                         has_default: #has_default,
                         optional: #optional,
                         type_name: #type_name,
+                        dynamic: #dynamic,
                     });
                 });
                 if let Some(default) = &src.default {

@@ -15,7 +15,7 @@ use crate::cache::{Cache, CacheKey, Cached};
 use crate::env::{parse_bool, parse_duration, ContractNames, EnvSource};
 use crate::error::{Error, Result};
 use crate::fallback::Mode;
-use crate::kv::{KvMetadata, KvSecret, KvVersion};
+use crate::kv::{KvMetadata, KvSecret, KvVersion, Lease};
 use crate::transport::{Reply, RetryPolicy, Transport};
 
 /// The KV mount used when none is configured.
@@ -164,21 +164,76 @@ impl VaultClient {
     /// `GET /v1/<api_path>` with the client's token; a 403 from a client that can
     /// log in (AppRole, JWT, Kubernetes) logs in once more and retries once.
     async fn get(&self, api_path: &str) -> Result<Reply> {
+        self.request(api_path, None).await
+    }
+
+    /// A GET (no body) or POST (`body`) with the client's token, re-logging in
+    /// once after a 403 as [`get`](Self::get) does.
+    async fn request(&self, api_path: &str, body: Option<&serde_json::Value>) -> Result<Reply> {
         let (Some(transport), Some(auth)) = (&self.inner.transport, &self.inner.auth) else {
             return Err(Error::Disabled {
                 path: api_path.to_owned(),
             });
         };
+        let send = |token: SecretString| async move {
+            match body {
+                Some(body) => transport.post(api_path, body, Some(&token)).await,
+                None => transport.get(api_path, Some(&token)).await,
+            }
+        };
         let token = auth.token(transport).await?;
-        match transport.get(api_path, Some(&token)).await {
+        match send(token.clone()).await {
             Err(Error::PermissionDenied { .. }) if auth.can_login() => {
                 match auth.relogin(transport, &token).await? {
-                    Some(fresh) => transport.get(api_path, Some(&fresh)).await,
-                    None => transport.get(api_path, Some(&token)).await,
+                    Some(fresh) => send(fresh).await,
+                    None => send(token).await,
                 }
             }
             other => other,
         }
+    }
+
+    /// Reads credentials from a secrets engine that leases them, e.g.
+    /// `database/creds/app`. Each call is a new lease; nothing renews it unless a
+    /// [`Watcher`](crate::Watcher) holds it.
+    pub async fn read_dynamic(&self, path: &str) -> Result<KvSecret> {
+        let api_path = path.trim_matches('/').to_owned();
+        let started = Instant::now();
+        let reply = self.get(&api_path).await?;
+        tracing::debug!(
+            path = %api_path,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "vault dynamic read"
+        );
+        match reply {
+            Reply::Ok(body) => KvSecret::from_dynamic(&api_path, body),
+            Reply::NotFound => Err(Error::Vault {
+                status: 404,
+                path: api_path,
+                errors: vec!["no secrets engine role answers at this path".to_owned()],
+            }),
+        }
+    }
+
+    /// Renews lease `lease_id` by `increment`; returns the lease as renewed.
+    pub async fn renew_lease(&self, lease_id: &str, increment: Duration) -> Result<Lease> {
+        let body = serde_json::json!({"lease_id": lease_id, "increment": increment.as_secs()});
+        match self.request("sys/leases/renew", Some(&body)).await? {
+            Reply::Ok(body) => Lease::from_body("sys/leases/renew", &body),
+            Reply::NotFound => Err(Error::Vault {
+                status: 404,
+                path: "sys/leases/renew".to_owned(),
+                errors: vec!["the lease does not exist (expired or revoked)".to_owned()],
+            }),
+        }
+    }
+
+    /// Revokes lease `lease_id` now (the credentials stop working).
+    pub async fn revoke_lease(&self, lease_id: &str) -> Result<()> {
+        let body = serde_json::json!({"lease_id": lease_id});
+        self.request("sys/leases/revoke", Some(&body))
+            .await
+            .map(|_| ())
     }
 
     /// The KV version of `mount`: as set on the builder, else looked up once

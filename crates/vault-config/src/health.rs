@@ -42,6 +42,20 @@ pub struct Health {
     /// The client's token: method, logins, renewals, seconds to expiry (a static
     /// token about to expire shows here).
     pub token: Option<AuthStatus>,
+    /// The leases on dynamic credentials, by path (`database/creds/app`).
+    pub leases: BTreeMap<String, LeaseHealth>,
+}
+
+/// One lease a watcher holds. Its credentials are never shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct LeaseHealth {
+    /// When it expires unless renewed, in seconds since the Unix epoch.
+    pub expires_at: u64,
+    /// Whether it can be renewed.
+    pub renewable: bool,
+    /// Renewals of this lease so far.
+    pub renewals: u64,
 }
 
 pub(crate) fn unix_now() -> u64 {

@@ -1,6 +1,7 @@
 //! KV secrets engine types: versions, secrets, metadata, and parsing of Vault's answers.
 
 use std::fmt;
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretBox};
 use serde_json::{Map, Value};
@@ -111,7 +112,48 @@ pub struct KvSecret {
     path: String,
     version: Option<u64>,
     created_time: Option<String>,
+    lease: Option<Lease>,
     data: SecretBox<SecretMap>,
+}
+
+/// A lease on dynamic credentials. Its ID is not a secret; the credentials are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Lease {
+    /// The lease ID (`database/creds/app/abc...`).
+    pub id: String,
+    /// How long the lease lasts from when it was granted or renewed.
+    pub duration: Duration,
+    /// Whether it can be renewed.
+    pub renewable: bool,
+}
+
+impl Lease {
+    /// Parses the `lease_id`, `lease_duration` and `renewable` of an answer.
+    pub(crate) fn from_body(api_path: &str, body: &Value) -> Result<Self> {
+        let id = body
+            .get("lease_id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                malformed(
+                    api_path,
+                    "no `lease_id`: this path does not lease credentials",
+                )
+            })?;
+        Ok(Lease {
+            id: id.to_owned(),
+            duration: Duration::from_secs(
+                body.get("lease_duration")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+            ),
+            renewable: body
+                .get("renewable")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        })
+    }
 }
 
 impl KvSecret {
@@ -133,6 +175,11 @@ impl KvSecret {
     /// When the version read was written (KV v2, RFC 3339 as Vault sent it).
     pub fn created_time(&self) -> Option<&str> {
         self.created_time.as_deref()
+    }
+
+    /// The lease, for credentials read from a secrets engine that leases them.
+    pub fn lease(&self) -> Option<&Lease> {
+        self.lease.as_ref()
     }
 
     /// The key/value pairs, behind `secrecy`.
@@ -193,12 +240,21 @@ impl KvSecret {
         }
     }
 
+    /// Parses leased credentials (`database/creds/<role>`).
+    pub(crate) fn from_dynamic(api_path: &str, mut body: Value) -> Result<Self> {
+        let lease = Lease::from_body(api_path, &body)?;
+        let mut secret = Self::from_v1("", api_path, api_path, body.take())?;
+        secret.lease = Some(lease);
+        Ok(secret)
+    }
+
     fn new(mount: &str, path: &str, version: Option<u64>, map: Map<String, Value>) -> Self {
         KvSecret {
             mount: mount.to_owned(),
             path: path.to_owned(),
             version,
             created_time: None,
+            lease: None,
             data: SecretBox::new(Box::new(SecretMap(map))),
         }
     }
@@ -210,6 +266,7 @@ impl fmt::Debug for KvSecret {
             .field("mount", &self.mount)
             .field("path", &self.path)
             .field("version", &self.version)
+            .field("lease", &self.lease)
             .field("keys", self.data.expose_secret())
             .finish()
     }
@@ -302,6 +359,25 @@ mod tests {
         let e = KvSecret::from_v2("kv", "a", "kv/data/a", json!({"data": {"data": "str"}}))
             .unwrap_err();
         assert!(e.to_string().contains("not an object"));
+    }
+
+    #[test]
+    fn dynamic_credentials_carry_their_lease() {
+        let body = json!({"lease_id": "database/creds/app/x1", "lease_duration": 3600, "renewable": true,
+            "data": {"username": "v-app-1", "password": "pw"}});
+        let s = KvSecret::from_dynamic("database/creds/app", body).unwrap();
+        let lease = s.lease().unwrap();
+        assert_eq!(
+            (lease.id.as_str(), lease.duration.as_secs(), lease.renewable),
+            ("database/creds/app/x1", 3600, true)
+        );
+        assert_eq!(s.get("username"), Some(&json!("v-app-1")));
+        assert!(!format!("{s:?}").contains("\"pw\""));
+        let kv = json!({"lease_id": "", "data": {"k": "v"}});
+        assert!(
+            KvSecret::from_dynamic("secret/x", kv).is_err(),
+            "a KV path has no lease"
+        );
     }
 
     #[test]

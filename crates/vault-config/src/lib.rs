@@ -141,8 +141,8 @@ pub use client::{
 pub use env::EnvSource;
 pub use error::{Error, Result};
 pub use fallback::Mode;
-pub use health::Health;
-pub use kv::{KvMetadata, KvSecret, KvVersion, SecretMap};
+pub use health::{Health, LeaseHealth};
+pub use kv::{KvMetadata, KvSecret, KvVersion, Lease, SecretMap};
 pub use mapping::Mapping;
 pub use provider::{Origin, Resolved, VaultProvider, VaultProviderBuilder};
 pub use watch::{WatchOptions, Watcher};

@@ -24,6 +24,7 @@ pub struct Mapping {
     secret_key: String,
     version: Option<u64>,
     env: Option<String>,
+    dynamic: bool,
 }
 
 impl Mapping {
@@ -64,7 +65,26 @@ impl Mapping {
             secret_key,
             version: None,
             env: None,
+            dynamic: false,
         })
+    }
+
+    /// Maps `key` to the key `secret_key` of credentials leased from a secrets
+    /// engine at `path` (e.g. `database/creds/app`), not from a KV mount. All
+    /// mappings of one such path in a fetch share one read: one lease.
+    pub fn dynamic(
+        key: impl Into<String>,
+        path: impl Into<String>,
+        secret_key: impl Into<String>,
+    ) -> Result<Self> {
+        let mut m = Self::from_parts(key, path, secret_key)?;
+        m.dynamic = true;
+        Ok(m)
+    }
+
+    /// True for a mapping made with [`dynamic`](Self::dynamic).
+    pub fn is_dynamic(&self) -> bool {
+        self.dynamic
     }
 
     /// Reads from `mount` instead of the client's default KV mount.

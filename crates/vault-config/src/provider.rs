@@ -200,10 +200,36 @@ pub(crate) async fn secrets_for(
 
 /// The secrets read in one fetch, by (mount, path, pinned version).
 pub(crate) type Secrets = HashMap<ReadKey, (KvVersion, Option<Arc<KvSecret>>)>;
+/// `(mount, path, pinned version)`; a leased (dynamic) read has the mount [`DYNAMIC`].
 pub(crate) type ReadKey = (String, String, Option<u64>);
 
+/// The mount of a [`ReadKey`] for credentials leased by a secrets engine
+/// (`database/creds/app`): no KV mount is ever empty.
+pub(crate) const DYNAMIC: &str = "";
+
 fn mount_of<'a>(client: &'a VaultClient, m: &'a Mapping) -> &'a str {
+    if m.is_dynamic() {
+        return DYNAMIC;
+    }
     m.mount_override().unwrap_or(client.kv_mount())
+}
+
+/// Reads one key's secret, past the cache: a new lease for a dynamic read.
+pub(crate) async fn read_one(
+    client: &VaultClient,
+    key: &ReadKey,
+) -> Result<(KvVersion, Option<Arc<KvSecret>>)> {
+    let (mount, path, version) = key;
+    if mount == DYNAMIC {
+        return Ok((
+            KvVersion::V1,
+            Some(Arc::new(client.read_dynamic(path).await?)),
+        ));
+    }
+    let kv = client.kv_version(mount).await?;
+    let fresh = client.read_opt(mount, path, *version).await?.map(Arc::new);
+    client.cache_put(mount, path, *version, fresh.clone());
+    Ok((kv, fresh))
 }
 
 fn read_key(client: &VaultClient, m: &Mapping) -> ReadKey {
@@ -223,16 +249,13 @@ pub(crate) async fn read_all(
     let mut distinct: Vec<ReadKey> = mappings.iter().map(|m| read_key(client, m)).collect();
     let mut seen = HashSet::new();
     distinct.retain(|k| seen.insert(k.clone()));
-    let reads = distinct.iter().map(|(mount, path, version)| async move {
+    let reads = distinct.iter().map(|key| async move {
+        let (mount, path, version) = key;
+        if !cached || mount == DYNAMIC {
+            return read_one(client, key).await;
+        }
         let kv = client.kv_version(mount).await?;
-        let secret = if cached {
-            client.read_cached(mount, path, *version).await?
-        } else {
-            let fresh = client.read_opt(mount, path, *version).await?.map(Arc::new);
-            client.cache_put(mount, path, *version, fresh.clone());
-            fresh
-        };
-        Ok::<_, Error>((kv, secret))
+        Ok::<_, Error>((kv, client.read_cached(mount, path, *version).await?))
     });
     let results = join_all(reads).await;
     let mut secrets = Secrets::new();
@@ -343,8 +366,18 @@ impl VaultProvider {
             if let Some(secrets) = secrets {
                 let mount = mount_of(client, m);
                 if let Some((kv, secret)) = secrets.get(&read_key(client, m)) {
-                    let api_path = kv.data_path(mount, m.path());
-                    vault_tried = Some(format!("{mount}/{}#{}", m.path(), m.secret_key()));
+                    let (api_path, tried) = if mount == DYNAMIC {
+                        (
+                            m.path().to_owned(),
+                            format!("{}#{}", m.path(), m.secret_key()),
+                        )
+                    } else {
+                        (
+                            kv.data_path(mount, m.path()),
+                            format!("{mount}/{}#{}", m.path(), m.secret_key()),
+                        )
+                    };
+                    vault_tried = Some(tried);
                     let found = secret.as_ref().and_then(|s| {
                         let v = s.get(m.secret_key())?;
                         Some((v, s.version()))

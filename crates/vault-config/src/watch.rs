@@ -1,11 +1,11 @@
 //! Hot reload: [`Watcher`] polls Vault and publishes a new typed config on a
 //! `tokio::sync::watch` channel when secrets rotate.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use serde::de::DeserializeOwned;
@@ -15,17 +15,19 @@ use tokio::task::JoinHandle;
 use crate::client::VaultClient;
 use crate::config::extract;
 use crate::error::{Error, Result};
-use crate::health::{unix_now, Health};
-use crate::kv::KvVersion;
+use crate::health::{unix_now, Health, LeaseHealth};
+use crate::kv::{KvSecret, KvVersion, Lease};
 use crate::mapping::Mapping;
-use crate::provider::{check_keys, secrets_for, ReadKey, Secrets, VaultProvider};
+use crate::provider::{
+    check_keys, read_one, secrets_for, ReadKey, Secrets, VaultProvider, DYNAMIC,
+};
 use crate::spec::Description;
 use crate::transport::random_fraction;
 
 /// How a [`Watcher`] polls.
 ///
 /// ```
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 /// use vault_config::WatchOptions;
 /// let options = WatchOptions::default().interval(Duration::from_secs(5));
 /// assert_eq!(options.max_backoff_duration(), Duration::from_secs(50));
@@ -35,6 +37,8 @@ pub struct WatchOptions {
     interval: Duration,
     jitter: f64,
     max_backoff: Option<Duration>,
+    revoke_grace: Option<Duration>,
+    revoke_on_shutdown: bool,
 }
 
 impl Default for WatchOptions {
@@ -43,6 +47,8 @@ impl Default for WatchOptions {
             interval: Duration::from_secs(30),
             jitter: 0.1,
             max_backoff: None,
+            revoke_grace: None,
+            revoke_on_shutdown: false,
         }
     }
 }
@@ -69,6 +75,21 @@ impl WatchOptions {
     /// 5 minutes, unless set).
     pub fn max_backoff(mut self, max: Duration) -> Self {
         self.max_backoff = Some(max);
+        self
+    }
+
+    /// When dynamic credentials are replaced, revoke the old lease this long
+    /// after the new config is published, so in-flight work on the old
+    /// credentials can finish. Unset (the default): the old lease simply expires.
+    pub fn revoke_replaced_leases_after(mut self, grace: Duration) -> Self {
+        self.revoke_grace = Some(grace);
+        self
+    }
+
+    /// Revoke the leases the watcher holds when it is [shut down](Watcher::shutdown)
+    /// (off by default; dropping a watcher never revokes, since it cannot wait).
+    pub fn revoke_on_shutdown(mut self, revoke: bool) -> Self {
+        self.revoke_on_shutdown = revoke;
         self
     }
 
@@ -100,6 +121,7 @@ impl WatchOptions {
 
 enum Command {
     Refresh(oneshot::Sender<Result<bool>>),
+    Shutdown(oneshot::Sender<()>),
 }
 
 /// A typed configuration kept current with Vault.
@@ -129,6 +151,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Watcher<T> {
         options: WatchOptions,
     ) -> Result<Self> {
         let mut state = State::<T>::new(client.clone(), described)?;
+        state.options = options;
         let first = state.initial().await?;
         let (tx, rx) = watch::channel(Arc::new(first));
         let health = state.health.clone();
@@ -179,9 +202,15 @@ impl<T> Watcher<T> {
         answer.await.map_err(|_| gone())?
     }
 
-    /// Stops polling and waits for the background task to end.
+    /// Stops polling, revokes the leases it holds when
+    /// [`WatchOptions::revoke_on_shutdown`] says so, and waits for the task to end.
     pub async fn shutdown(mut self) {
-        self.commands = None;
+        if let Some(commands) = self.commands.take() {
+            let (reply, done) = oneshot::channel();
+            if commands.send(Command::Shutdown(reply)).await.is_ok() {
+                let _ = done.await;
+            }
+        }
         if let Some(task) = self.task.take() {
             task.abort();
             let _ = task.await;
@@ -207,7 +236,49 @@ struct State<T> {
     /// A hash of each key's value in the published config.
     prints: BTreeMap<String, u64>,
     health: Arc<Mutex<Health>>,
+    /// The leases of dynamic reads, by read key.
+    leases: HashMap<ReadKey, LeaseClock>,
+    /// Replaced leases to revoke, and when.
+    revocations: Vec<(String, Instant)>,
+    options: WatchOptions,
     _config: std::marker::PhantomData<fn() -> T>,
+}
+
+/// A lease and when it was granted or last renewed.
+struct LeaseClock {
+    lease: Lease,
+    since: Instant,
+    /// The duration the first grant gave: a renewal giving less has met the max TTL.
+    first: Duration,
+    renewals: u64,
+}
+
+impl LeaseClock {
+    fn new(lease: &Lease) -> Self {
+        LeaseClock {
+            lease: lease.clone(),
+            since: Instant::now(),
+            first: lease.duration,
+            renewals: 0,
+        }
+    }
+
+    /// Two thirds into the lease.
+    fn due_in(&self) -> Duration {
+        self.lease
+            .duration
+            .mul_f64(2.0 / 3.0)
+            .saturating_sub(self.since.elapsed())
+    }
+
+    fn remaining(&self) -> Duration {
+        self.lease.duration.saturating_sub(self.since.elapsed())
+    }
+
+    /// Renewing again would not extend it: not renewable, or the max TTL cut the last renewal.
+    fn capped(&self) -> bool {
+        !self.lease.renewable || self.lease.duration < self.first
+    }
 }
 
 impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
@@ -232,6 +303,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             secrets: None,
             prints: BTreeMap::new(),
             health: Arc::new(Mutex::new(health)),
+            leases: HashMap::new(),
+            revocations: Vec::new(),
+            options: WatchOptions::default(),
             _config: std::marker::PhantomData,
         })
     }
@@ -241,6 +315,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         let provider = self.provider();
         let config = extract::<T>(&self.described, &self.client, &provider)?;
         self.prints = prints(&provider);
+        self.track_leases();
+        self.record_leases();
         self.record_versions();
         let connected = self.secrets.is_some();
         let token = self.client.auth_status();
@@ -266,18 +342,31 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
     ) {
         if !self.client.is_enabled() {
             // Nothing to poll: answer refreshes until the watcher goes away.
-            while let Some(Command::Refresh(reply)) = inbox.recv().await {
-                let _ = reply.send(Ok(false));
+            while let Some(command) = inbox.recv().await {
+                match command {
+                    Command::Refresh(reply) => {
+                        let _ = reply.send(Ok(false));
+                    }
+                    Command::Shutdown(reply) => {
+                        let _ = reply.send(());
+                        return;
+                    }
+                }
             }
             return;
         }
         let mut failures = 0u32;
         loop {
-            let wait = options.delay(failures);
+            let wait = options.delay(failures).min(self.next_lease_work());
             let reply = tokio::select! {
                 () = tokio::time::sleep(wait) => None,
                 command = inbox.recv() => match command {
                     Some(Command::Refresh(reply)) => Some(reply),
+                    Some(Command::Shutdown(reply)) => {
+                        self.release(options.revoke_on_shutdown).await;
+                        let _ = reply.send(());
+                        return;
+                    }
                     None => return,
                 },
             };
@@ -332,33 +421,152 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             // The config came from env (Vault was unavailable at start): read it all.
             let fresh = crate::provider::read_all(&self.client, &self.mappings, false).await?;
             self.secrets = Some(fresh);
+            self.track_leases();
+            self.record_leases();
             return self.rebuild(tx);
         };
-        let changed = changed_paths(&self.client, secrets).await?;
+        let mut changed = changed_paths(&self.client, secrets).await?;
+        changed.extend(self.renew_leases().await?);
+        self.revoke_due().await;
         if changed.is_empty() {
+            self.record_leases();
             return Ok(false);
         }
         let client = &self.client;
-        let reads = changed.iter().map(|(mount, path, version)| async move {
-            client
-                .read_opt(mount, path, *version)
-                .await
-                .map(|s| s.map(Arc::new))
-        });
+        let reads = changed.iter().map(|key| read_one(client, key));
         let results = join_all(reads).await;
         let mut fresh = Vec::with_capacity(changed.len());
         for (key, result) in changed.into_iter().zip(results) {
-            fresh.push((key, result?));
+            fresh.push((key, result?.1));
         }
+        let mut replaced = Vec::new();
         if let Some(secrets) = &mut self.secrets {
             for (key, secret) in fresh {
-                self.client.cache_put(&key.0, &key.1, key.2, secret.clone());
                 if let Some(entry) = secrets.get_mut(&key) {
+                    if let Some(old) = entry.1.as_ref().and_then(|s| s.lease()) {
+                        replaced.push(old.id.clone());
+                    }
                     entry.1 = secret;
                 }
             }
         }
-        self.rebuild(tx)
+        self.track_leases();
+        let published = self.rebuild(tx);
+        if let Some(grace) = self.options.revoke_grace {
+            let at = Instant::now() + grace;
+            self.revocations
+                .extend(replaced.into_iter().map(|id| (id, at)));
+        }
+        self.record_leases();
+        published
+    }
+
+    /// Renews the leases that are two thirds through; returns the dynamic reads
+    /// whose lease cannot be extended and must be read anew before it expires.
+    async fn renew_leases(&mut self) -> Result<Vec<ReadKey>> {
+        let mut reread = Vec::new();
+        for (key, clock) in &mut self.leases {
+            if !clock.due_in().is_zero() {
+                continue;
+            }
+            if clock.capped() {
+                reread.push(key.clone());
+                continue;
+            }
+            match self.client.renew_lease(&clock.lease.id, clock.first).await {
+                Ok(renewed) => {
+                    clock.since = Instant::now();
+                    clock.lease.duration = renewed.duration;
+                    clock.lease.renewable = renewed.renewable;
+                    clock.renewals += 1;
+                    tracing::debug!(path = %key.1, ttl_secs = renewed.duration.as_secs(), "vault-config watcher: lease renewed");
+                }
+                Err(e) if e.is_unavailable() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(path = %key.1, error = %e, "vault-config watcher: lease renewal failed; reading new credentials");
+                    reread.push(key.clone());
+                }
+            }
+        }
+        Ok(reread)
+    }
+
+    /// Revokes replaced leases whose grace period is over.
+    async fn revoke_due(&mut self) {
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) =
+            self.revocations.drain(..).partition(|(_, at)| *at <= now);
+        self.revocations = later;
+        for (id, _) in due {
+            if let Err(e) = self.client.revoke_lease(&id).await {
+                tracing::warn!(error = %e, "vault-config watcher: revoking a replaced lease failed; it will expire");
+            }
+        }
+    }
+
+    /// On shutdown: revoke every lease held (when asked) and pending revocations.
+    async fn release(&mut self, revoke: bool) {
+        if !revoke {
+            return;
+        }
+        let ids: Vec<String> = self
+            .leases
+            .values()
+            .map(|c| c.lease.id.clone())
+            .chain(self.revocations.drain(..).map(|(id, _)| id))
+            .collect();
+        for id in ids {
+            if let Err(e) = self.client.revoke_lease(&id).await {
+                tracing::warn!(error = %e, "vault-config watcher: revoking a lease at shutdown failed");
+            }
+        }
+        self.leases.clear();
+    }
+
+    /// How long until a lease needs renewing or a revocation is due.
+    fn next_lease_work(&self) -> Duration {
+        let now = Instant::now();
+        self.leases
+            .values()
+            .map(LeaseClock::due_in)
+            .chain(
+                self.revocations
+                    .iter()
+                    .map(|(_, at)| at.saturating_duration_since(now)),
+            )
+            .min()
+            .unwrap_or(Duration::MAX)
+            .max(Duration::from_millis(10))
+    }
+
+    /// Starts a clock for each dynamic read whose lease is new.
+    fn track_leases(&mut self) {
+        let Some(secrets) = &self.secrets else { return };
+        for (key, (_, secret)) in secrets {
+            if let Some(lease) = secret.as_deref().and_then(KvSecret::lease) {
+                let fresh = self.leases.get(key).is_none_or(|c| c.lease.id != lease.id);
+                if fresh {
+                    self.leases.insert(key.clone(), LeaseClock::new(lease));
+                }
+            }
+        }
+    }
+
+    fn record_leases(&self) {
+        let now = unix_now();
+        let leases = self
+            .leases
+            .iter()
+            .map(|(key, c)| {
+                let lease = LeaseHealth {
+                    expires_at: now + c.remaining().as_secs(),
+                    renewable: c.lease.renewable,
+                    renewals: c.renewals,
+                };
+                (key.1.clone(), lease)
+            })
+            .collect();
+        self.update_health(|h| h.leases = leases);
     }
 
     /// Extracts a config from the current secrets and publishes it if any value changed.
@@ -426,7 +634,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
 async fn changed_paths(client: &VaultClient, secrets: &Secrets) -> Result<Vec<ReadKey>> {
     let checks = secrets.iter().map(|(key, (kv, held))| async move {
         let (mount, path, pinned) = key;
-        if pinned.is_some() {
+        // Pinned versions never change; leases are the renewal's business.
+        if pinned.is_some() || mount == DYNAMIC {
             return Ok(None);
         }
         match kv {
