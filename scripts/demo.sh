@@ -2,9 +2,10 @@
 # The main job, on a fresh machine: installs OpenBao if needed, starts a local
 # dev server, writes sample secrets shaped like agenticverz/database and
 # agenticverz/app-prod, and loads them through vault-config.
-# Usage: bash scripts/demo.sh [demo|derive|rotation]
+# Usage: bash scripts/demo.sh [demo|derive|rotation|dynamic]
 #   demo: the provider; derive: #[derive(VaultConfig)]; rotation: hot reload, with a
 #   secret rotated by `bao kv put` while the example runs.
+#   dynamic: PostgreSQL credentials leased from the database engine, swapped in a pool.
 set -euo pipefail
 example="${1:-demo}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,7 +35,32 @@ echo "demo: OpenBao dev server at $VAULT_ADDR with agenticverz/database, agentic
 export VAULT_KV_MOUNT=agenticverz
 # Not in Vault: read from env as the fallback.
 export LOG_LEVEL=info
-if [ "$example" = rotation ]; then
+if [ "$example" = dynamic ]; then
+  # A throwaway PostgreSQL cluster on loopback, run as the postgres user when root.
+  pgbin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+  if [ -z "$pgbin" ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    pgbin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+  fi
+  pgdir="$home/pg"; mkdir -p "$pgdir"
+  as_pg=()
+  if [ "$(id -u)" = 0 ]; then chown postgres "$pgdir" "$home"; as_pg=(runuser -u postgres --); fi
+  pgport="${DEMO_PG_PORT:-15432}"
+  "${as_pg[@]}" "$pgbin/initdb" -D "$pgdir/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+  "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1" -l "$pgdir/log" -w start >/dev/null
+  trap '"${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1; kill "$server" 2>/dev/null || true; rm -rf "$home"' EXIT
+  "${as_pg[@]}" "$pgbin/psql" -h "$pgdir" -p "$pgport" -U postgres -qc "CREATE ROLE vaultadmin WITH LOGIN SUPERUSER PASSWORD 'demo-admin'"
+  HOME="$home" "$bin" secrets enable database >/dev/null
+  HOME="$home" "$bin" write database/config/pg plugin_name=postgresql-database-plugin allowed_roles='*' \
+    connection_url="postgresql://{{username}}:{{password}}@127.0.0.1:$pgport/postgres?sslmode=disable" \
+    username=vaultadmin password=demo-admin >/dev/null
+  HOME="$home" "$bin" write database/roles/app db_name=pg default_ttl=4s max_ttl=4s \
+    creation_statements="CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';" >/dev/null
+  HOME="$home" "$bin" kv put -mount=secret backend/database host=127.0.0.1 port="$pgport" >/dev/null
+  echo "demo: PostgreSQL on 127.0.0.1:$pgport; database/creds/app leases last 4 s"
+  unset VAULT_KV_MOUNT
+  SWAPS=2 cargo run --quiet --example dynamic_db
+elif [ "$example" = rotation ]; then
   cargo build --quiet --example rotation
   WATCH_INTERVAL_SECS=1 EXIT_AFTER_RELOADS=1 cargo run --quiet --example rotation &
   service=$!

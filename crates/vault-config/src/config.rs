@@ -66,6 +66,10 @@ pub trait VaultConfig: Sized {
     /// Loads the struct: Vault first, then each field's env fallback, then its
     /// default. Errors name the field, the Vault `mount/path#key` and env var
     /// tried, and where a bad value came from, never the value itself.
+    ///
+    /// Dynamic (leased) credentials are read once, and nothing renews their
+    /// lease: they stop working when it expires. Use [`watch`](Self::watch) to
+    /// keep them renewed and replaced.
     fn load(client: &VaultClient) -> impl Future<Output = Result<Self>> + Send
     where
         Self: DeserializeOwned,

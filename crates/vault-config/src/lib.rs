@@ -108,6 +108,7 @@
 //! | `default = <expr>` | used when Vault and env both lack the key; any `Serialize` expression that deserializes into the field |
 //! | `version = 3` | pins that KV v2 version |
 //! | `nested` | the field is itself a `VaultConfig` struct |
+//! | `dynamic = "database/creds/app", key = "username"` | a key of credentials leased by a secrets engine (no mount, no prefix); all fields of one dynamic path share one read, one lease |
 //!
 //! An `Option<T>` field absent everywhere is `None`. A field without `#[vault]`
 //! comes from other figment layers (see [`VaultConfig::provider`]).
