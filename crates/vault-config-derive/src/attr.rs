@@ -155,15 +155,8 @@ pub fn serde_key(field: &syn::Field, ident: &Ident, errors: &mut Errors) -> Stri
                         Ok(())
                     })?;
                 }
-            } else if meta.input.peek(Token![=]) {
-                meta.value()?.parse::<Expr>()?;
-            } else if meta.input.peek(syn::token::Paren) {
-                meta.parse_nested_meta(|inner| {
-                    if inner.input.peek(Token![=]) {
-                        inner.value()?.parse::<Expr>()?;
-                    }
-                    Ok(())
-                })?;
+            } else {
+                skip_meta(&meta)?;
             }
             Ok(())
         });
@@ -182,20 +175,20 @@ pub fn serde_rename_all(attrs: &[Attribute]) -> Option<Span> {
             if meta.path.is_ident("rename_all") {
                 found = Some(meta.path.span());
             }
-            if meta.input.peek(Token![=]) {
-                meta.value()?.parse::<Expr>()?;
-            } else if meta.input.peek(syn::token::Paren) {
-                meta.parse_nested_meta(|inner| {
-                    if inner.input.peek(Token![=]) {
-                        inner.value()?.parse::<Expr>()?;
-                    }
-                    Ok(())
-                })?;
-            }
-            Ok(())
+            skip_meta(&meta)
         });
     }
     found
+}
+
+/// Consumes a serde item this derive does not read: `name`, `name = expr` or `name(...)`.
+fn skip_meta(meta: &syn::meta::ParseNestedMeta) -> syn::Result<()> {
+    if meta.input.peek(Token![=]) {
+        meta.value()?.parse::<Expr>()?;
+    } else if meta.input.peek(syn::token::Paren) {
+        meta.parse_nested_meta(|inner| skip_meta(&inner))?;
+    }
+    Ok(())
 }
 
 /// Errors collected across the input, reported together.

@@ -1,7 +1,7 @@
 //! Authentication and token lifecycle against a real OpenBao/Vault dev server.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use serde_json::json;
@@ -9,7 +9,7 @@ use vault_config::{
     AuthMethod, Error, ExposeSecret, KvVersion, SecretId, SecretString, VaultClient,
     VaultClientBuilder, VaultConfig, WatchOptions,
 };
-use vault_test_support::{env_of, DevServer, JwtSigner};
+use vault_test_support::{env_of, eventually, DevServer, JwtSigner};
 
 #[derive(Debug, Deserialize, VaultConfig)]
 #[vault(mount = "agenticverz")]
@@ -62,18 +62,6 @@ fn approle_client(server: &DevServer, role_id: &str, secret_id: SecretId) -> Vau
         .cache_ttl(Duration::ZERO)
         .build()
         .unwrap()
-}
-
-/// Waits (polling `check` every 100 ms) until it holds, or fails after `limit`.
-async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(
-            start.elapsed() < limit,
-            "condition not reached within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]

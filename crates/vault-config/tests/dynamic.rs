@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::time::timeout;
 use vault_config::{ExposeSecret, KvVersion, SecretString, VaultConfig, WatchOptions};
-use vault_test_support::{DevServer, Postgres};
+use vault_test_support::{eventually, DevServer, Postgres};
 
 #[derive(Debug, Deserialize, VaultConfig)]
 struct Db {
@@ -52,17 +52,6 @@ async fn select_one(db: &Db, port: u16) -> Result<i32, tokio_postgres::Error> {
     Ok(row.get(0))
 }
 
-async fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(
-            start.elapsed() < limit,
-            "condition not reached within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn leased_credentials_open_a_real_connection() {
     let (server, pg) = setup("1h", "24h").await;
@@ -103,7 +92,7 @@ async fn a_renewable_lease_is_renewed_and_the_same_credentials_keep_working() {
     .unwrap();
     let first: Arc<Db> = watcher.current();
     // Past the first TTL: renewed at two thirds of it, the config never changes.
-    wait_for(Duration::from_secs(15), || {
+    eventually(Duration::from_secs(15), || {
         watcher
             .health()
             .leases

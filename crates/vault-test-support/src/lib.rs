@@ -303,28 +303,11 @@ impl DevServer {
         namespace: Option<&str>,
         body: Option<Value>,
     ) -> TestResult<Value> {
-        let method = reqwest::Method::from_bytes(method.as_bytes())?;
-        let mut req = self
-            .http
-            .request(method, format!("{}/v1/{path}", self.addr))
-            .header("X-Vault-Token", &self.token);
-        if let Some(ns) = namespace {
-            req = req.header("X-Vault-Namespace", ns);
-        }
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        if !status.is_success() {
-            return Err(format!("{path}: {status}: {text}").into());
-        }
-        Ok(if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)?
-        })
+        let headers: Vec<(&str, &str)> = namespace
+            .map(|ns| ("X-Vault-Namespace", ns))
+            .into_iter()
+            .collect();
+        self.api_with_headers(method, path, &headers, body).await
     }
 
     /// [`api`](Self::api) with extra headers (e.g. `X-Vault-Wrap-TTL`).
@@ -960,6 +943,18 @@ pub fn base64url(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Waits until `check` holds, looking every 100 ms; panics after `limit`.
+pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < limit,
+            "condition not reached within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// An [`EnvSource`] holding exactly `vars`.
