@@ -193,6 +193,8 @@ struct TokenState {
     /// The TTL the first grant gave: a renewal that gives much less has hit the max TTL.
     first_ttl: Option<Duration>,
     renewable: bool,
+    /// A static token that can no longer be renewed: warned about once, then left be.
+    settled: bool,
 }
 
 impl TokenState {
@@ -203,6 +205,9 @@ impl TokenState {
 
     /// Past two thirds of its TTL.
     fn due(&self) -> bool {
+        if self.settled {
+            return false;
+        }
         match self.ttl {
             Some(ttl) => self.obtained.elapsed() >= ttl.mul_f64(2.0 / 3.0),
             None => false,
@@ -344,12 +349,9 @@ impl Auth {
                     "vault-config: the static Vault token cannot be renewed and will expire; give the service a new token or use AppRole"
                 );
             }
-            // Stop re-checking until it has expired.
-            ts.first_ttl = None;
+            // Nothing more can be done for it: its expiry stays visible in the status.
             ts.renewable = false;
-            if let Some(rem) = ts.remaining() {
-                ts.ttl = Some(ts.obtained.elapsed() + rem.max(Duration::from_secs(1)) * 3);
-            }
+            ts.settled = true;
         }
         Ok(())
     }
@@ -361,6 +363,7 @@ impl Auth {
             ttl: None,
             first_ttl: None,
             renewable: false,
+            settled: false,
         };
         match t.get("auth/token/lookup-self", Some(token)).await {
             Ok(Reply::Ok(body)) => {
@@ -455,6 +458,7 @@ impl Auth {
             ttl,
             first_ttl: ttl,
             renewable: auth["renewable"].as_bool().unwrap_or(false),
+            settled: false,
         })
     }
 

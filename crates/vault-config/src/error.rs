@@ -136,6 +136,9 @@ pub enum Error {
         /// What went wrong and what to do.
         reason: String,
     },
+    /// The watcher was shut down (or its task ended), so it cannot refresh.
+    #[error("the vault-config watcher has stopped; nothing polls Vault any more")]
+    WatcherStopped,
     /// A required configuration value was found nowhere.
     #[error("missing `{field}`: {}", missing_detail(.vault, .env_var))]
     Missing {

@@ -189,11 +189,7 @@ impl<T> Watcher<T> {
     /// or an admin endpoint, say). `Ok(true)` when a new config was published.
     pub async fn refresh(&self) -> Result<bool> {
         let (reply, answer) = oneshot::channel();
-        let gone = || Error::Vault {
-            status: 0,
-            path: String::new(),
-            errors: vec!["the watcher has stopped".to_owned()],
-        };
+        let gone = || Error::WatcherStopped;
         let commands = self.commands.as_ref().ok_or_else(gone)?;
         commands
             .send(Command::Refresh(reply))
