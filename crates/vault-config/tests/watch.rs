@@ -369,3 +369,38 @@ async fn watch_fails_like_load_and_health_serializes() {
         "{debug}"
     );
 }
+
+#[derive(Debug, Deserialize, VaultConfig)]
+#[vault(mount = "legacy")]
+struct Legacy {
+    #[vault("app#API_KEY")]
+    api_key: SecretString,
+}
+
+#[tokio::test]
+async fn kv_v1_paths_are_re_read_and_compared() {
+    let server = DevServer::start().await;
+    server.enable_kv("legacy", 1, None).await.unwrap();
+    server
+        .kv_put("legacy", "app", json!({"API_KEY": "v1-a"}))
+        .await
+        .unwrap();
+    let client = server.client_builder(&[]).build().unwrap();
+    let watcher = Legacy::watch(
+        &client,
+        WatchOptions::default().interval(Duration::from_secs(3600)),
+    )
+    .await
+    .unwrap();
+    assert!(!watcher.refresh().await.unwrap(), "same data: no publish");
+    server
+        .kv_put("legacy", "app", json!({"API_KEY": "v1-b"}))
+        .await
+        .unwrap();
+    assert!(watcher.refresh().await.unwrap());
+    assert_eq!(watcher.current().api_key.expose_secret(), "v1-b");
+    assert!(
+        watcher.health().versions.is_empty(),
+        "KV v1 has no versions"
+    );
+}
