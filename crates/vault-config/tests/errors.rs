@@ -191,3 +191,58 @@ async fn a_server_that_never_answers_times_out() {
     assert!(err.is_unavailable());
     hold.abort();
 }
+
+#[tokio::test]
+async fn server_errors_are_retried_a_bounded_number_of_times_and_4xx_never() {
+    use vault_test_support::FaultyProxy;
+    let server = DevServer::start().await;
+    server
+        .kv_put("secret", "database", json!({"DATABASE_URL": "x"}))
+        .await
+        .unwrap();
+    let client_via = |addr: &str| {
+        server
+            .client_builder(&[])
+            .address(addr)
+            .kv_version("secret", vault_config::KvVersion::V2)
+            .max_retries(2)
+            .retry_backoff(std::time::Duration::from_millis(5))
+            .build()
+            .unwrap()
+    };
+
+    // The first request (the token's lookup) meets two 502s; two retries absorb them.
+    let flaky = FaultyProxy::start(server.addr(), 2, 502).await.unwrap();
+    assert!(client_via(flaky.addr())
+        .read("secret", "database")
+        .await
+        .is_ok());
+    assert_eq!(flaky.faults(), 2);
+
+    // 503s throughout: each request is tried exactly three times (the lookup,
+    // whose failure only leaves the TTL unknown, then the read), and the read's
+    // error says what Vault answered.
+    let down = FaultyProxy::start(server.addr(), 100, 503).await.unwrap();
+    let err = client_via(down.addr())
+        .read("secret", "database")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Vault { status: 503, errors, .. } if errors == &["injected fault"]),
+        "{err:?}"
+    );
+    assert_eq!(
+        down.faults(),
+        6,
+        "1 + 2 retries, for each of the two requests"
+    );
+
+    // A 4xx is never retried: one attempt per request.
+    let bad = FaultyProxy::start(server.addr(), 100, 400).await.unwrap();
+    let err = client_via(bad.addr())
+        .read("secret", "database")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Vault { status: 400, .. }), "{err:?}");
+    assert_eq!(bad.faults(), 2);
+}

@@ -1047,6 +1047,78 @@ impl Drop for CountingProxy {
     }
 }
 
+/// A proxy that answers the first `n` requests itself with an error status
+/// (closing the connection), then forwards everything to a real server: a way
+/// to see retries and their limits against real Vault behaviour.
+pub struct FaultyProxy {
+    addr: String,
+    answered: Arc<Mutex<u32>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultyProxy {
+    /// Answers the first `failures` requests with `status`, forwards the rest to `upstream`.
+    pub async fn start(upstream: &str, failures: u32, status: u16) -> TestResult<FaultyProxy> {
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = format!("http://{}", listener.local_addr()?);
+        let answered = Arc::new(Mutex::new(0u32));
+        let counter = answered.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let fail = {
+                    let mut n = counter.lock().unwrap_or_else(PoisonError::into_inner);
+                    let fail = *n < failures;
+                    if fail {
+                        *n += 1;
+                    }
+                    fail
+                };
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    if fail {
+                        let mut head = [0u8; 4096];
+                        let _ = client.read(&mut head).await;
+                        let body = r#"{"errors":["injected fault"]}"#;
+                        let reply = format!(
+                            "HTTP/1.1 {status} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = client.write_all(reply.as_bytes()).await;
+                        let _ = client.shutdown().await;
+                    } else if let Ok(server) = TcpStream::connect(&upstream).await {
+                        let _ = pipe(client, server, Arc::new(Mutex::new(Vec::new()))).await;
+                    }
+                });
+            }
+        });
+        Ok(FaultyProxy {
+            addr,
+            answered,
+            task,
+        })
+    }
+
+    /// The proxy's address.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// How many requests it answered with the fault.
+    pub fn faults(&self) -> u32 {
+        *self.answered.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for FaultyProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 async fn pipe(
     client: TcpStream,
     server: TcpStream,
