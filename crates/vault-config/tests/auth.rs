@@ -20,29 +20,35 @@ struct Svc {
     api_key: SecretString,
 }
 
-/// A server with the seeds' secrets, a policy made from `Svc::vault_policy`, and
-/// an AppRole role `svc` holding it with `settings`.
-async fn approle_server(settings: serde_json::Value) -> (DevServer, String) {
+/// A server holding `Svc`'s two secrets and the policy `svc` made from `Svc::vault_policy`.
+async fn svc_server(database_url: &str, api_key: &str) -> DevServer {
     let server = DevServer::start().await;
     server.enable_kv("agenticverz", 2, None).await.unwrap();
     server
         .kv_put(
             "agenticverz",
             "database",
-            json!({"DATABASE_URL": "postgres://svc"}),
+            json!({ "DATABASE_URL": database_url }),
         )
         .await
         .unwrap();
     server
-        .kv_put("agenticverz", "app-prod", json!({"AOS_API_KEY": "aos"}))
-        .await
-        .unwrap();
-    server
-        .kv_put("agenticverz", "unrelated", json!({"X": "y"}))
+        .kv_put("agenticverz", "app-prod", json!({ "AOS_API_KEY": api_key }))
         .await
         .unwrap();
     server
         .write_policy("svc", &Svc::vault_policy_with("secret", &|_| KvVersion::V2))
+        .await
+        .unwrap();
+    server
+}
+
+/// A server with the seeds' secrets, a policy made from `Svc::vault_policy`, and
+/// an AppRole role `svc` holding it with `settings`.
+async fn approle_server(settings: serde_json::Value) -> (DevServer, String) {
+    let server = svc_server("postgres://svc", "aos").await;
+    server
+        .kv_put("agenticverz", "unrelated", json!({"X": "y"}))
         .await
         .unwrap();
     server.enable_auth("approle", "approle").await.unwrap();
@@ -272,24 +278,7 @@ async fn concurrent_reads_share_one_login() {
 }
 
 async fn jwt_server(mount: &str) -> (DevServer, JwtSigner) {
-    let server = DevServer::start().await;
-    server.enable_kv("agenticverz", 2, None).await.unwrap();
-    server
-        .kv_put(
-            "agenticverz",
-            "database",
-            json!({"DATABASE_URL": "postgres://jwt"}),
-        )
-        .await
-        .unwrap();
-    server
-        .kv_put("agenticverz", "app-prod", json!({"AOS_API_KEY": "aos-jwt"}))
-        .await
-        .unwrap();
-    server
-        .write_policy("svc", &Svc::vault_policy_with("secret", &|_| KvVersion::V2))
-        .await
-        .unwrap();
+    let server = svc_server("postgres://jwt", "aos-jwt").await;
     let signer = JwtSigner::generate().await.unwrap();
     server.enable_auth(mount, "jwt").await.unwrap();
     server

@@ -384,10 +384,7 @@ impl DevServer {
                 None,
             )
             .await?;
-        answer["data"]["role_id"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| "no role_id".into())
+        string_at(&answer, "/data/role_id")
     }
 
     /// A new secret ID for AppRole role `role`.
@@ -400,10 +397,7 @@ impl DevServer {
                 Some(json!({})),
             )
             .await?;
-        answer["data"]["secret_id"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| "no secret_id".into())
+        string_at(&answer, "/data/secret_id")
     }
 
     /// A new secret ID for `role`, response-wrapped: returns the wrapping token.
@@ -416,10 +410,7 @@ impl DevServer {
                 Some(json!({})),
             )
             .await?;
-        answer["wrap_info"]["token"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| "no wrap_info.token".into())
+        string_at(&answer, "/wrap_info/token")
     }
 
     /// Mounts a KV engine (`version` 1 or 2) at `mount`.
@@ -501,10 +492,7 @@ impl DevServer {
                 Some(json!({"policies": [name], "no_default_policy": true})),
             )
             .await?;
-        created["auth"]["client_token"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| "no client_token in the token create answer".into())
+        string_at(&created, "/auth/client_token")
     }
 
     /// Runs the server's own CLI against it (e.g. `["operator", "seal"]`).
@@ -943,6 +931,15 @@ pub fn base64url(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// The string at JSON pointer `pointer` of a Vault answer, or an error naming it.
+fn string_at(answer: &Value, pointer: &str) -> TestResult<String> {
+    answer
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no string at {pointer} in the answer").into())
 }
 
 /// Waits until `check` holds, looking every 100 ms; panics after `limit`.
