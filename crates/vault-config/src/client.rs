@@ -893,21 +893,6 @@ fn read_file(setting: &str, file: &Path, what: &str) -> Result<Vec<u8>> {
     })
 }
 
-/// Parses the env form of [`Mode`].
-impl std::str::FromStr for Mode {
-    type Err = String;
-
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "required" | "require" | "strict" => Ok(Mode::Required),
-            "fallback" | "env" => Ok(Mode::Fallback),
-            other => Err(format!(
-                "`{other}` is not a mode; use `required` or `fallback`"
-            )),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

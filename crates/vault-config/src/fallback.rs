@@ -18,3 +18,18 @@ pub enum Mode {
     /// (`VAULT_MODE=fallback`).
     Fallback,
 }
+
+/// Parses the env form of [`Mode`].
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "required" | "require" | "strict" => Ok(Mode::Required),
+            "fallback" | "env" => Ok(Mode::Fallback),
+            other => Err(format!(
+                "`{other}` is not a mode; use `required` or `fallback`"
+            )),
+        }
+    }
+}
