@@ -55,7 +55,7 @@ pub trait VaultConfig: Sized {
     fn provider(client: &VaultClient) -> impl Future<Output = Result<VaultProvider>> + Send {
         let described = describe::<Self>();
         let client = client.clone();
-        async move { provider_for(&described, &client, false).await }
+        async move { provider_for(&described, &client).await }
     }
 
     /// The fields' `default = ...` values, as a figment provider.
@@ -77,7 +77,7 @@ pub trait VaultConfig: Sized {
         let described = describe::<Self>();
         let client = client.clone();
         async move {
-            let provider = provider_for(&described, &client, false).await?;
+            let provider = provider_for(&described, &client).await?;
             extract(&described, &client, &provider)
         }
     }
@@ -146,11 +146,7 @@ fn describe<T: VaultConfig>() -> Description {
     d
 }
 
-pub(crate) async fn provider_for(
-    d: &Description,
-    client: &VaultClient,
-    fresh: bool,
-) -> Result<VaultProvider> {
+pub(crate) async fn provider_for(d: &Description, client: &VaultClient) -> Result<VaultProvider> {
     if let Some(e) = &d.error {
         return Err(e.clone());
     }
@@ -158,11 +154,7 @@ pub(crate) async fn provider_for(
     for spec in &d.specs {
         builder = builder.mapping(spec.mapping()?);
     }
-    if fresh {
-        builder.fetch_fresh(client).await
-    } else {
-        builder.fetch(client).await
-    }
+    builder.fetch(client).await
 }
 
 /// Defaults, then the provider; extraction errors rewritten without values.
@@ -195,8 +187,8 @@ fn explain(
         path.push(name.to_string());
     }
     let key = path.join(".");
-    let spec = d.specs.iter().find(|s| s.key == key);
-    let field = spec.map(|s| s.field.clone()).unwrap_or_else(|| key.clone());
+    let spec = d.spec_for_key(&key);
+    let field = d.field_of(&key);
     if let Kind::MissingField(_) = &err.kind {
         let resolved = provider.resolved().iter().find(|r| r.key == key);
         return match (spec, resolved.map(|r| &r.origin)) {

@@ -135,22 +135,27 @@ impl Mapping {
     /// a letter, digit or `_` turned into `_` (`DATABASE_URL` stays
     /// `DATABASE_URL`; `db-port` becomes `DB_PORT`).
     pub fn env_var(&self, prefix: Option<&str>) -> String {
-        if let Some(name) = &self.env {
-            return name.clone();
+        match &self.env {
+            Some(name) => name.clone(),
+            None => default_env_var(prefix, &self.secret_key),
         }
-        let base: String = self
-            .secret_key
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        format!("{}{base}", prefix.unwrap_or(""))
     }
+}
+
+/// `prefix` + `secret_key` in upper case, every character that is not a letter
+/// or digit turned into `_`: the env var a key falls back to by default.
+pub(crate) fn default_env_var(prefix: Option<&str>, secret_key: &str) -> String {
+    let base: String = secret_key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{}{base}", prefix.unwrap_or(""))
 }
 
 /// Splits `path#key`.

@@ -8,7 +8,7 @@ use figment::value::{Dict, Value};
 
 use crate::error::{Error, Result};
 use crate::kv::KvVersion;
-use crate::mapping::Mapping;
+use crate::mapping::{default_env_var, Mapping};
 
 /// One field of a `VaultConfig` struct mapped to a Vault `path#key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,13 +162,7 @@ impl Description {
         };
         let env_var = match d.env {
             Some(env) => env.to_owned(),
-            None => match Mapping::from_parts("k", &path, d.secret_key) {
-                Ok(m) => m.env_var(scope.env_prefix.as_deref()),
-                Err(e) => {
-                    self.error.get_or_insert(e);
-                    return;
-                }
-            },
+            None => default_env_var(scope.env_prefix.as_deref(), d.secret_key),
         };
         self.specs.push(FieldSpec {
             field: format!("{}{}", scope.field_prefix, d.field),
@@ -183,6 +177,17 @@ impl Description {
             type_name: d.type_name,
             dynamic: d.dynamic,
         });
+    }
+
+    /// The spec of the field with figment key `key`.
+    pub(crate) fn spec_for_key(&self, key: &str) -> Option<&FieldSpec> {
+        self.specs.iter().find(|s| s.key == key)
+    }
+
+    /// The Rust field path of figment key `key` (the key itself for unmapped fields).
+    pub(crate) fn field_of(&self, key: &str) -> String {
+        self.spec_for_key(key)
+            .map_or_else(|| key.to_owned(), |s| s.field.clone())
     }
 
     /// Records the default of the field with figment key `key`.

@@ -156,7 +156,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Watcher<T> {
         let (tx, rx) = watch::channel(Arc::new(first));
         let health = state.health.clone();
         let (commands, inbox) = mpsc::channel(8);
-        let task = tokio::spawn(state.run(tx, inbox, options));
+        let task = tokio::spawn(state.run(tx, inbox));
         Ok(Watcher {
             rx,
             health,
@@ -311,9 +311,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         let provider = self.provider();
         let config = extract::<T>(&self.described, &self.client, &provider)?;
         self.prints = prints(&provider);
-        self.track_leases();
-        self.record_leases();
-        self.record_versions();
+        self.bookkeep();
         let connected = self.secrets.is_some();
         let token = self.client.auth_status();
         self.update_health(|h| {
@@ -330,12 +328,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         VaultProvider::assemble(&self.client, &self.mappings, None, self.secrets.as_ref())
     }
 
-    async fn run(
-        mut self,
-        tx: watch::Sender<Arc<T>>,
-        mut inbox: mpsc::Receiver<Command>,
-        options: WatchOptions,
-    ) {
+    async fn run(mut self, tx: watch::Sender<Arc<T>>, mut inbox: mpsc::Receiver<Command>) {
         if !self.client.is_enabled() {
             // Nothing to poll: answer refreshes until the watcher goes away.
             while let Some(command) = inbox.recv().await {
@@ -353,13 +346,13 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         }
         let mut failures = 0u32;
         loop {
-            let wait = options.delay(failures).min(self.next_lease_work());
+            let wait = self.options.delay(failures).min(self.next_lease_work());
             let reply = tokio::select! {
                 () = tokio::time::sleep(wait) => None,
                 command = inbox.recv() => match command {
                     Some(Command::Refresh(reply)) => Some(reply),
                     Some(Command::Shutdown(reply)) => {
-                        self.release(options.revoke_on_shutdown).await;
+                        self.release(self.options.revoke_on_shutdown).await;
                         let _ = reply.send(());
                         return;
                     }
@@ -417,14 +410,13 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             // The config came from env (Vault was unavailable at start): read it all.
             let fresh = crate::provider::read_all(&self.client, &self.mappings, false).await?;
             self.secrets = Some(fresh);
-            self.track_leases();
-            self.record_leases();
             return self.rebuild(tx);
         };
         let mut changed = changed_paths(&self.client, secrets).await?;
         changed.extend(self.renew_leases().await?);
         self.revoke_due().await;
         if changed.is_empty() {
+            // Renewals moved lease expiries.
             self.record_leases();
             return Ok(false);
         }
@@ -446,14 +438,12 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 }
             }
         }
-        self.track_leases();
         let published = self.rebuild(tx);
         if let Some(grace) = self.options.revoke_grace {
             let at = Instant::now() + grace;
             self.revocations
                 .extend(replaced.into_iter().map(|id| (id, at)));
         }
-        self.record_leases();
         published
     }
 
@@ -568,7 +558,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
     /// Extracts a config from the current secrets and publishes it if any value changed.
     fn rebuild(&mut self, tx: &watch::Sender<Arc<T>>) -> Result<bool> {
         let provider = self.provider();
-        self.record_versions();
+        self.bookkeep();
         let config = extract::<T>(&self.described, &self.client, &provider).inspect_err(|e| {
             tracing::warn!(error = %e, "vault-config watcher: a rotation does not make a valid configuration; not published");
         })?;
@@ -587,16 +577,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         if changed.is_empty() {
             return Ok(false);
         }
-        let fields: Vec<String> = changed
-            .iter()
-            .map(|k| {
-                self.described
-                    .specs
-                    .iter()
-                    .find(|s| &s.key == k)
-                    .map_or_else(|| k.clone(), |s| s.field.clone())
-            })
-            .collect();
+        let fields: Vec<String> = changed.iter().map(|k| self.described.field_of(k)).collect();
         tracing::info!(changed = %fields.join(", "), "vault-config watcher: configuration reloaded");
         self.prints = new_prints;
         self.update_health(|h| {
@@ -605,6 +586,14 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         });
         tx.send_replace(Arc::new(config));
         Ok(true)
+    }
+
+    /// Brings lease clocks and the versions and leases in `health()` up to the
+    /// secrets now held.
+    fn bookkeep(&mut self) {
+        self.track_leases();
+        self.record_leases();
+        self.record_versions();
     }
 
     fn record_versions(&self) {
