@@ -1,0 +1,203 @@
+//! Leased database credentials: a real OpenBao database secrets engine against a
+//! real PostgreSQL cluster.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::json;
+use tokio::time::timeout;
+use vault_config::{ExposeSecret, KvVersion, SecretString, VaultConfig, WatchOptions};
+use vault_test_support::{eventually, DevServer, Postgres};
+
+#[derive(Debug, Deserialize, VaultConfig)]
+struct Db {
+    #[vault(dynamic = "database/creds/app", key = "username")]
+    username: String,
+    #[vault(dynamic = "database/creds/app", key = "password")]
+    password: SecretString,
+    #[vault(path = "backend/database", key = "host")]
+    host: String,
+}
+
+async fn setup(default_ttl: &str, max_ttl: &str) -> (DevServer, Postgres) {
+    let server = DevServer::start().await;
+    let pg = Postgres::start().await;
+    pg.configure_vault(&server, "app", default_ttl, max_ttl)
+        .await
+        .unwrap();
+    server
+        .kv_put("secret", "backend/database", json!({"host": "127.0.0.1"}))
+        .await
+        .unwrap();
+    (server, pg)
+}
+
+/// Opens a connection with `db`'s credentials and runs `select 1`.
+async fn select_one(db: &Db, port: u16) -> Result<i32, tokio_postgres::Error> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(&db.host)
+        .port(port)
+        .user(&db.username)
+        .password(db.password.expose_secret())
+        .dbname("postgres")
+        .connect_timeout(Duration::from_secs(5));
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    let driver = tokio::spawn(connection);
+    let row = client.query_one("select 1", &[]).await?;
+    drop(client);
+    let _ = driver.await;
+    Ok(row.get(0))
+}
+
+#[tokio::test]
+async fn leased_credentials_open_a_real_connection() {
+    let (server, pg) = setup("1h", "24h").await;
+    let client = server.client_builder(&[]).build().unwrap();
+    let db = Db::load(&client).await.unwrap();
+    assert!(db.username.starts_with("v-"), "{}", db.username);
+    assert_eq!(select_one(&db, pg.port()).await.unwrap(), 1);
+    // Username and password come from one read: exactly one role was created.
+    assert_eq!(
+        pg.vault_roles().await.unwrap(),
+        std::slice::from_ref(&db.username)
+    );
+    assert!(!format!("{db:?}").contains(db.password.expose_secret()));
+
+    let policy = Db::vault_policy_with("secret", &|_| KvVersion::V2);
+    assert!(policy.contains("path \"database/creds/app\""), "{policy}");
+    assert!(policy.contains("path \"sys/leases/renew\""), "{policy}");
+    assert!(
+        policy.contains("path \"secret/data/backend/database\""),
+        "{policy}"
+    );
+    // The generated policy is enough to read the credentials.
+    let token = server.token_with_policy("db", &policy).await.unwrap();
+    let limited = server.client_builder(&[]).token(token).build().unwrap();
+    let db = Db::load(&limited).await.unwrap();
+    assert_eq!(select_one(&db, pg.port()).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_renewable_lease_is_renewed_and_the_same_credentials_keep_working() {
+    let (server, pg) = setup("3s", "1m").await;
+    let client = server.client_builder(&[]).build().unwrap();
+    let watcher = Db::watch(
+        &client,
+        WatchOptions::default().interval(Duration::from_secs(30)),
+    )
+    .await
+    .unwrap();
+    let first: Arc<Db> = watcher.current();
+    // Past the first TTL: renewed at two thirds of it, the config never changes.
+    eventually(Duration::from_secs(15), || {
+        watcher
+            .health()
+            .leases
+            .get("database/creds/app")
+            .is_some_and(|l| l.renewals >= 2)
+    })
+    .await;
+    assert_eq!(watcher.health().reloads, 0);
+    assert_eq!(watcher.current().username, first.username);
+    assert_eq!(
+        select_one(&first, pg.port()).await.unwrap(),
+        1,
+        "the renewed login still works"
+    );
+    watcher.shutdown().await;
+}
+
+#[tokio::test]
+async fn credentials_near_their_max_ttl_are_replaced_before_they_expire() {
+    let (server, pg) = setup("3s", "3s").await;
+    let client = server.client_builder(&[]).build().unwrap();
+    let watcher = Db::watch(
+        &client,
+        WatchOptions::default().interval(Duration::from_secs(30)),
+    )
+    .await
+    .unwrap();
+    let mut rx = watcher.subscribe();
+    let old = watcher.current();
+    timeout(Duration::from_secs(10), rx.changed())
+        .await
+        .expect("no new credentials in time")
+        .unwrap();
+    let new = rx.borrow_and_update().clone();
+    assert_ne!(new.username, old.username, "new credentials were published");
+    // Both work while both are valid: in-flight work on the old ones can finish.
+    assert_eq!(
+        select_one(&old, pg.port()).await.unwrap(),
+        1,
+        "old credentials still valid"
+    );
+    assert_eq!(select_one(&new, pg.port()).await.unwrap(), 1);
+    assert_eq!(
+        watcher.health().last_changed.len(),
+        2,
+        "username and password change together"
+    );
+    watcher.shutdown().await;
+}
+
+#[tokio::test]
+async fn revoke_on_shutdown_leaves_no_role_behind() {
+    let (server, pg) = setup("1h", "24h").await;
+    let client = server.client_builder(&[]).build().unwrap();
+    let options = WatchOptions::default()
+        .interval(Duration::from_secs(30))
+        .revoke_on_shutdown(true);
+    let watcher = Db::watch(&client, options).await.unwrap();
+    let db = watcher.current();
+    assert_eq!(
+        pg.vault_roles().await.unwrap(),
+        std::slice::from_ref(&db.username)
+    );
+    watcher.shutdown().await;
+    assert!(
+        pg.vault_roles().await.unwrap().is_empty(),
+        "the role was dropped on revoke"
+    );
+    assert!(
+        select_one(&db, pg.port()).await.is_err(),
+        "revoked credentials no longer connect"
+    );
+}
+
+#[tokio::test]
+async fn a_replaced_lease_is_revoked_after_the_grace_period() {
+    let (server, pg) = setup("6s", "6s").await;
+    let client = server.client_builder(&[]).build().unwrap();
+    let options = WatchOptions::default()
+        .interval(Duration::from_secs(30))
+        .revoke_replaced_leases_after(Duration::from_millis(200));
+    let watcher = Db::watch(&client, options).await.unwrap();
+    let loaded = Instant::now();
+    let old = watcher.current();
+    let mut rx = watcher.subscribe();
+    timeout(Duration::from_secs(15), rx.changed())
+        .await
+        .expect("no new credentials in time")
+        .unwrap();
+    let new = rx.borrow_and_update().clone();
+    let start = Instant::now();
+    loop {
+        let roles = pg.vault_roles().await.unwrap();
+        if !roles.contains(&old.username) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "old role still there: {roles:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        loaded.elapsed() < Duration::from_secs(6),
+        "revoked by the watcher, before the lease's own expiry"
+    );
+    assert_eq!(select_one(&new, pg.port()).await.unwrap(), 1);
+    watcher.shutdown().await;
+}

@@ -1,0 +1,12 @@
+//! Every integration suite of vault-config in one test binary, each test
+//! against its own real OpenBao/Vault dev server (see `vault-test-support`).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod auth;
+mod derive;
+mod dynamic;
+mod errors;
+mod kv;
+mod pass;
+mod provider;
+mod watch;

@@ -1,0 +1,32 @@
+//! Generated code names everything by full path: it compiles in a module with
+//! no prelude (`#[no_implicit_prelude]` on the `mod` in `pass/mod.rs`) and no `use`.
+#![deny(warnings)]
+
+#[derive(::serde::Deserialize, ::vault_config::VaultConfig)]
+#[vault(mount = "agenticverz", prefix = "app", env_prefix = "APP_")]
+#[allow(dead_code)]
+struct Config {
+    #[vault(path = "database", key = "DATABASE_URL", env = "DB_URL")]
+    url: ::vault_config::SecretString,
+    #[vault("database#port", default = 5432, version = 2)]
+    port: u16,
+    #[vault("external-apis#KEY")]
+    key: ::std::option::Option<::std::string::String>,
+    #[vault(nested)]
+    inner: Inner,
+    plain: bool,
+}
+
+#[derive(::serde::Deserialize, ::vault_config::VaultConfig)]
+#[allow(dead_code)]
+struct Inner {
+    #[vault("keycloak#ADMIN")]
+    #[serde(rename = "admin_name")]
+    admin: ::std::string::String,
+}
+
+#[test]
+fn generated_code_needs_no_prelude() {
+    let specs = <Config as ::vault_config::VaultConfig>::specs();
+    ::std::assert_eq!(specs.len(), 4);
+}
