@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use serde_json::json;
 use vault_config::{
-    AuthMethod, Error, ExposeSecret, KvVersion, SecretId, SecretString, VaultClient,
+    kv::KvVersion, AuthMethod, Error, ExposeSecret, SecretId, SecretString, VaultClient,
     VaultClientBuilder, VaultConfig, WatchOptions,
 };
 use vault_test_support::{env_of, eventually, DevServer, JwtSigner};

@@ -4,7 +4,8 @@ use figment::providers::{Format, Toml};
 use figment::Figment;
 use serde::Deserialize;
 use serde_json::json;
-use vault_config::{Error, ExposeSecret, KvVersion, SecretString, VaultClient, VaultConfig};
+use vault_config::kv::KvVersion;
+use vault_config::{Error, ExposeSecret, SecretString, VaultClient, VaultConfig};
 use vault_test_support::DevServer;
 
 #[derive(Debug, Deserialize, VaultConfig)]

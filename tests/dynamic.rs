@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::time::timeout;
-use vault_config::{ExposeSecret, KvVersion, SecretString, VaultConfig, WatchOptions};
+use vault_config::kv::KvVersion;
+use vault_config::{ExposeSecret, SecretString, VaultConfig, WatchOptions};
 use vault_test_support::{eventually, DevServer, Postgres};
 
 #[derive(Debug, Deserialize, VaultConfig)]

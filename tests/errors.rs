@@ -46,7 +46,7 @@ async fn denied_path_is_a_permission_error_naming_the_path() {
     let fallback = server
         .client_builder(&[("DATABASE_URL", "env")])
         .token(token.clone())
-        .mode(vault_config::Mode::Fallback)
+        .fallback_mode(vault_config::FallbackMode::Fallback)
         .build()
         .unwrap();
     let err = VaultProvider::builder()
@@ -179,7 +179,7 @@ async fn a_server_that_never_answers_times_out() {
         .address(&addr)
         .token("t")
         .timeout(std::time::Duration::from_millis(200))
-        .kv_version("secret", vault_config::KvVersion::V2)
+        .kv_version("secret", vault_config::kv::KvVersion::V2)
         .build()
         .unwrap();
     let err = client.read("secret", "database").await.unwrap_err();
@@ -203,7 +203,7 @@ async fn server_errors_are_retried_a_bounded_number_of_times_and_4xx_never() {
         server
             .client_builder(&[])
             .address(addr)
-            .kv_version("secret", vault_config::KvVersion::V2)
+            .kv_version("secret", vault_config::kv::KvVersion::V2)
             .max_retries(2)
             .retry_backoff(std::time::Duration::from_millis(5))
             .build()

@@ -1,7 +1,8 @@
 //! KV reads against a real OpenBao/Vault dev server.
 
 use serde_json::json;
-use vault_config::{Error, ExposeSecret, KvVersion};
+use vault_config::kv::KvVersion;
+use vault_config::{Error, ExposeSecret};
 use vault_test_support::DevServer;
 
 #[tokio::test]

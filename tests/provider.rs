@@ -6,7 +6,8 @@ use figment::providers::Serialized;
 use figment::Figment;
 use serde::Deserialize;
 use serde_json::json;
-use vault_config::{Error, ExposeSecret, Mapping, Mode, Origin, SecretString, VaultProvider};
+use vault_config::provider::Origin;
+use vault_config::{Error, ExposeSecret, FallbackMode, Mapping, SecretString, VaultProvider};
 use vault_test_support::{dead_addr, env_of, CountingProxy, DevServer};
 
 #[derive(Debug, Deserialize)]
@@ -254,7 +255,11 @@ async fn nothing_listening_is_an_error_in_required_mode() {
         .retry_backoff(Duration::from_millis(5))
         .build()
         .unwrap();
-    assert_eq!(client.mode(), Mode::Required, "required is the default");
+    assert_eq!(
+        client.fallback_mode(),
+        FallbackMode::Required,
+        "required is the default"
+    );
     let err = VaultProvider::builder()
         .map("url", "database#DATABASE_URL")
         .fetch(&client)
@@ -272,7 +277,7 @@ async fn nothing_listening_reads_env_in_fallback_mode() {
     let client = vault_config::VaultClient::builder()
         .address(dead_addr())
         .token("t")
-        .mode(Mode::Fallback)
+        .fallback_mode(FallbackMode::Fallback)
         .env_source(env_of(&[("DATABASE_URL", "from-env")]))
         .retry_backoff(Duration::from_millis(5))
         .build()

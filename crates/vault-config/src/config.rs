@@ -2,15 +2,18 @@
 
 use std::future::Future;
 
-use figment::error::{Actual, Kind};
-use figment::{Figment, Profile};
+use figment::Profile;
 use serde::de::DeserializeOwned;
 
 use crate::client::{VaultClient, DEFAULT_KV_MOUNT};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kv::KvVersion;
-use crate::provider::{Origin, VaultProvider};
-use crate::spec::{render_env_example, render_policy, Description, FieldSpec, Scope};
+use crate::load::{load, Loaded};
+use crate::plan::Plan;
+use crate::policy::{render_env_example, render_policy};
+use crate::provider::VaultProvider;
+use crate::snapshot::{Freshness, Snapshot};
+use crate::spec::{Description, FieldSpec, Scope};
 use crate::watch::{WatchOptions, Watcher};
 
 /// A configuration struct whose fields map to Vault `path#key`s.
@@ -77,8 +80,8 @@ pub trait VaultConfig: Sized {
         let described = describe::<Self>();
         let client = client.clone();
         async move {
-            let provider = provider_for(&described, &client).await?;
-            extract(&described, &client, &provider)
+            let loaded: Loaded<Self> = load(&described, &client, Freshness::Cached).await?;
+            Ok(loaded.config)
         }
     }
 
@@ -116,8 +119,32 @@ pub trait VaultConfig: Sized {
     }
 
     /// The least-privilege Vault policy (HCL) granting `read` on exactly the
-    /// paths this struct reads, assuming KV v2 and the default mount `secret`
-    /// where the struct names none. See [`vault_policy_with`](Self::vault_policy_with).
+    /// paths this struct reads, for `client`: its default KV mount where the
+    /// struct names none, and each mount's KV version as the client knows it
+    /// (declared with [`VaultClientBuilder::kv_version`](crate::VaultClientBuilder::kv_version)
+    /// or already detected; KV v2 otherwise). Grant this policy to the
+    /// service's role.
+    ///
+    /// ```
+    /// # use vault_config::{VaultClient, VaultConfig};
+    /// #[derive(serde::Deserialize, VaultConfig)]
+    /// struct AppConfig {
+    ///     #[vault("database#DATABASE_URL")]
+    ///     url: String,
+    /// }
+    /// let client = VaultClient::builder().address("http://127.0.0.1:8200").token("t").kv_mount("kv").build()?;
+    /// assert!(AppConfig::vault_policy_for(&client).contains(r#"path "kv/data/database""#));
+    /// # Ok::<(), vault_config::Error>(())
+    /// ```
+    fn vault_policy_for(client: &VaultClient) -> String {
+        Self::vault_policy_with(client.kv_mount(), &|mount| {
+            client.known_kv_version(mount).unwrap_or(KvVersion::V2)
+        })
+    }
+
+    /// The policy for the default mount `secret` on KV v2, without a client.
+    /// Prefer [`vault_policy_for`](Self::vault_policy_for): a client with
+    /// another mount (`VAULT_KV_MOUNT`) reads paths this policy does not grant.
     fn vault_policy() -> String {
         Self::vault_policy_with(DEFAULT_KV_MOUNT, &|_| KvVersion::V2)
     }
@@ -133,9 +160,27 @@ pub trait VaultConfig: Sized {
         )
     }
 
-    /// A `.env.example` listing every env fallback variable with its Vault source.
+    /// A `.env.example` listing every env fallback variable with its Vault
+    /// source, for `client`: its default KV mount, and its own name for the
+    /// variable that turns Vault off (`VAULT_ENABLED`, `AION_VAULT_ENABLED`).
+    fn env_example_for(client: &VaultClient) -> String {
+        render_env_example(
+            Self::__type_name(),
+            &Self::specs(),
+            client.kv_mount(),
+            &client.contract_var("ENABLED"),
+        )
+    }
+
+    /// The `.env.example` for the default mount `secret` and `VAULT_ENABLED`,
+    /// without a client. Prefer [`env_example_for`](Self::env_example_for).
     fn env_example() -> String {
-        render_env_example(Self::__type_name(), &Self::specs(), DEFAULT_KV_MOUNT)
+        render_env_example(
+            Self::__type_name(),
+            &Self::specs(),
+            DEFAULT_KV_MOUNT,
+            "VAULT_ENABLED",
+        )
     }
 }
 
@@ -146,111 +191,8 @@ fn describe<T: VaultConfig>() -> Description {
     d
 }
 
-pub(crate) async fn provider_for(d: &Description, client: &VaultClient) -> Result<VaultProvider> {
-    if let Some(e) = &d.error {
-        return Err(e.clone());
-    }
-    let mut builder = VaultProvider::builder();
-    for spec in &d.specs {
-        builder = builder.mapping(spec.mapping()?);
-    }
-    builder.fetch(client).await
-}
-
-/// Defaults, then the provider; extraction errors rewritten without values.
-pub(crate) fn extract<T: DeserializeOwned>(
-    d: &Description,
-    client: &VaultClient,
-    provider: &VaultProvider,
-) -> Result<T> {
-    let figment = Figment::new()
-        .merge(figment::providers::Serialized::from(
-            d.defaults_dict(),
-            Profile::Default,
-        ))
-        .merge(provider);
-    figment
-        .extract_lossy()
-        .map_err(|e| explain(e, d, client, provider))
-}
-
-/// Turns a figment error into one that names the field and its sources, and
-/// never carries the offending value (figment's own text quotes it).
-fn explain(
-    err: figment::Error,
-    d: &Description,
-    client: &VaultClient,
-    provider: &VaultProvider,
-) -> Error {
-    let mut path = err.path.clone();
-    if let Kind::MissingField(name) = &err.kind {
-        path.push(name.to_string());
-    }
-    let key = path.join(".");
-    let spec = d.spec_for_key(&key);
-    let field = d.field_of(&key);
-    if let Kind::MissingField(_) = &err.kind {
-        let resolved = provider.resolved().iter().find(|r| r.key == key);
-        return match (spec, resolved.map(|r| &r.origin)) {
-            (Some(_), Some(Origin::Missing { vault, env_var })) => Error::Missing {
-                field,
-                vault: vault.clone(),
-                env_var: Some(env_var.clone()),
-            },
-            (Some(s), _) => Error::Missing {
-                field,
-                vault: client.is_enabled().then(|| s.location(client.kv_mount())),
-                env_var: Some(s.env_var.clone()),
-            },
-            (None, _) => Error::Missing {
-                field,
-                vault: None,
-                env_var: None,
-            },
-        };
-    }
-    let reason = match &err.kind {
-        Kind::InvalidType(actual, expected) => {
-            format!("expected {expected}, found {}", kind_of(actual))
-        }
-        Kind::InvalidValue(actual, expected) => {
-            format!("expected {expected}, found another {}", kind_of(actual))
-        }
-        Kind::InvalidLength(len, expected) => format!("expected {expected}, found {len} items"),
-        Kind::UnknownVariant(_, expected) => format!("expected one of {}", expected.join(", ")),
-        Kind::Message(msg) => redact_message(msg, &err, provider),
-        other => other.to_string(),
-    };
-    let origin = err.metadata.as_ref().map(|m| m.name.to_string());
-    Error::Invalid {
-        field,
-        reason,
-        origin,
-    }
-}
-
-/// A custom deserializer's message may quote the input: drop it if it does.
-fn redact_message(msg: &str, err: &figment::Error, provider: &VaultProvider) -> String {
-    let figment = Figment::from(provider);
-    let value = figment.find_value(&err.path.join("."));
-    match value.ok().and_then(|v| v.into_string()) {
-        Some(s) if !s.is_empty() && msg.contains(&s) => msg.replace(&s, "[REDACTED]"),
-        _ => msg.to_owned(),
-    }
-}
-
-fn kind_of(actual: &Actual) -> &'static str {
-    match actual {
-        Actual::Bool(_) => "a boolean",
-        Actual::Unsigned(_) | Actual::Signed(_) => "an integer",
-        Actual::Float(_) => "a float",
-        Actual::Char(_) => "a character",
-        Actual::Str(_) => "a string",
-        Actual::Bytes(_) => "bytes",
-        Actual::Unit => "nothing",
-        Actual::Option => "an option",
-        Actual::Seq => "a list",
-        Actual::Map => "a map",
-        _ => "a value of another kind",
-    }
+async fn provider_for(d: &Description, client: &VaultClient) -> Result<VaultProvider> {
+    let plan = Plan::from_description(d, client)?;
+    let snapshot = Snapshot::take(client, &plan, Freshness::Cached).await?;
+    Ok(snapshot.resolve(&plan, client.env()))
 }

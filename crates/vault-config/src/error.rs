@@ -44,14 +44,15 @@ pub enum Error {
         reason: String,
     },
     /// The TLS handshake with Vault failed.
-    #[error(
-        "TLS handshake with Vault at {addr} failed: {reason}; check VAULT_CACERT, VAULT_CLIENT_CERT/VAULT_CLIENT_KEY and the address scheme"
-    )]
+    #[error("TLS handshake with Vault at {addr} failed: {reason}; check {settings} and the address scheme")]
     Tls {
         /// The Vault address tried.
         addr: String,
         /// The underlying cause.
         reason: String,
+        /// The client's TLS settings, by their env names (`VAULT_CACERT,
+        /// VAULT_CLIENT_CERT/VAULT_CLIENT_KEY`, or the prefixed names).
+        settings: String,
     },
     /// Vault did not answer within the request timeout.
     #[error("Vault at {addr} did not answer a request for `{path}` within {after:?}")]
@@ -115,10 +116,12 @@ pub enum Error {
         reason: String,
     },
     /// Vault is turned off (`VAULT_ENABLED=false`) and a direct read was asked for.
-    #[error("Vault is disabled (VAULT_ENABLED=false); no request was sent for `{path}`")]
+    #[error("Vault is disabled ({setting}=false); no request was sent for `{path}`")]
     Disabled {
         /// The path that would have been read.
         path: String,
+        /// The variable that turned it off (`VAULT_ENABLED`, `AION_VAULT_ENABLED`).
+        setting: String,
     },
     /// A `path#key` mapping could not be understood.
     #[error("invalid mapping `{mapping}`: {reason}")]
@@ -164,7 +167,7 @@ pub enum Error {
 impl Error {
     /// True when Vault could not be reached or cannot serve secrets right now
     /// (connection refused, timeout, sealed): the cases in which a client in
-    /// [`Mode::Fallback`](crate::Mode::Fallback) reads the environment instead.
+    /// [`FallbackMode::Fallback`](crate::FallbackMode::Fallback) reads the environment instead.
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,

@@ -2,7 +2,7 @@
 
 /// What a load does when Vault cannot be reached (connection refused, timeout, sealed).
 ///
-/// The default is [`Mode::Required`]: a production service that silently starts
+/// The default is [`FallbackMode::Required`]: a production service that silently starts
 /// on environment values while Vault is down hides an outage and may run with
 /// stale or development credentials. Development setups either turn Vault off
 /// (`VAULT_ENABLED=false`) or opt in to `VAULT_MODE=fallback`.
@@ -10,7 +10,7 @@
 /// A key that Vault lacks reads its env var in both modes; a permission error
 /// is an error in both modes (it is a policy to fix, not an outage).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum Mode {
+pub enum FallbackMode {
     /// Fail the load with the error (`VAULT_MODE=required`).
     #[default]
     Required,
@@ -19,14 +19,14 @@ pub enum Mode {
     Fallback,
 }
 
-/// Parses the env form of [`Mode`].
-impl std::str::FromStr for Mode {
+/// Parses the env form of [`FallbackMode`].
+impl std::str::FromStr for FallbackMode {
     type Err = String;
 
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
-            "required" | "require" | "strict" => Ok(Mode::Required),
-            "fallback" | "env" => Ok(Mode::Fallback),
+            "required" | "require" | "strict" => Ok(FallbackMode::Required),
+            "fallback" | "env" => Ok(FallbackMode::Fallback),
             other => Err(format!(
                 "`{other}` is not a mode; use `required` or `fallback`"
             )),

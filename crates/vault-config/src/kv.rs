@@ -1,13 +1,35 @@
-//! KV secrets engine types: versions, secrets, metadata, and parsing of Vault's answers.
+//! The KV secrets engine (v1 and v2): the [`VaultClient`] calls that read
+//! secrets, versions and metadata, and the types they return.
+//!
+//! # Usage
+//!
+//! ```no_run
+//! # async fn demo(client: vault_config::VaultClient) -> Result<(), vault_config::Error> {
+//! use vault_config::ExposeSecret;
+//! let secret = client.read("secret", "database").await?;          // current version
+//! let pinned = client.read_version("secret", "database", 3).await?;
+//! let meta = client.read_metadata("secret", "database").await?;   // cheap change check
+//! println!("{:?} of {}", secret.version(), meta.current_version);
+//! let url = secret.data().expose_secret().get("DATABASE_URL");
+//! # let _ = (pinned, url); Ok(()) }
+//! ```
+//!
+//! A [`SecretMap`] is reachable only through `ExposeSecret`, prints its key
+//! names but never its values, and is zeroed when dropped.
 
 use std::fmt;
-use std::time::Duration;
+use std::sync::{Arc, PoisonError};
+use std::time::Instant;
 
 use secrecy::{ExposeSecret, SecretBox};
 use serde_json::{Map, Value};
 use zeroize::Zeroize;
 
+use crate::cache::{CacheKey, Cached};
+use crate::client::VaultClient;
 use crate::error::{Error, Result};
+use crate::lease::Lease;
+use crate::transport::Reply;
 
 /// The version of a KV secrets engine mount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -114,46 +136,6 @@ pub struct KvSecret {
     created_time: Option<String>,
     lease: Option<Lease>,
     data: SecretBox<SecretMap>,
-}
-
-/// A lease on dynamic credentials. Its ID is not a secret; the credentials are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Lease {
-    /// The lease ID (`database/creds/app/abc...`).
-    pub id: String,
-    /// How long the lease lasts from when it was granted or renewed.
-    pub duration: Duration,
-    /// Whether it can be renewed.
-    pub renewable: bool,
-}
-
-impl Lease {
-    /// Parses the `lease_id`, `lease_duration` and `renewable` of an answer.
-    pub(crate) fn from_body(api_path: &str, body: &Value) -> Result<Self> {
-        let id = body
-            .get("lease_id")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                malformed(
-                    api_path,
-                    "no `lease_id`: this path does not lease credentials",
-                )
-            })?;
-        Ok(Lease {
-            id: id.to_owned(),
-            duration: Duration::from_secs(
-                body.get("lease_duration")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0),
-            ),
-            renewable: body
-                .get("renewable")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-        })
-    }
 }
 
 impl KvSecret {
@@ -315,6 +297,154 @@ impl KvMetadata {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
         })
+    }
+}
+
+impl VaultClient {
+    /// The KV version of `mount`: as set on the builder, else looked up once
+    /// (`sys/internal/ui/mounts/<mount>`) and remembered.
+    pub async fn kv_version(&self, mount: &str) -> Result<KvVersion> {
+        let cell = {
+            let mut table = self
+                .inner
+                .kv_versions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            table.entry(mount.to_owned()).or_default().clone()
+        };
+        let version = cell
+            .get_or_try_init(|| async {
+                let api_path = format!("sys/internal/ui/mounts/{mount}");
+                match self.get(&api_path).await? {
+                    Reply::Ok(body) => KvVersion::from_mount_info(&api_path, &body),
+                    Reply::NotFound => Err(Error::NotFound {
+                        mount: mount.to_owned(),
+                        path: String::new(),
+                        version: None,
+                        namespace: self.inner.namespace.clone(),
+                    }),
+                }
+            })
+            .await?;
+        Ok(*version)
+    }
+
+    /// Reads the current version of the secret at `path` on `mount`.
+    pub async fn read(&self, mount: &str, path: &str) -> Result<KvSecret> {
+        self.read_opt(mount, path, None)
+            .await?
+            .ok_or_else(|| self.not_found(mount, path, None))
+    }
+
+    /// Reads version `version` of the secret at `path` on a KV v2 `mount`.
+    pub async fn read_version(&self, mount: &str, path: &str, version: u64) -> Result<KvSecret> {
+        self.read_opt(mount, path, Some(version))
+            .await?
+            .ok_or_else(|| self.not_found(mount, path, Some(version)))
+    }
+
+    /// Reads the metadata of the secret at `path` on a KV v2 `mount`: the cheap
+    /// way to learn whether it changed.
+    pub async fn read_metadata(&self, mount: &str, path: &str) -> Result<KvMetadata> {
+        let api_path = format!("{mount}/metadata/{path}");
+        match self.kv_version(mount).await? {
+            KvVersion::V2 => {}
+            KvVersion::V1 => {
+                return Err(Error::Vault {
+                    status: 400,
+                    path: api_path,
+                    errors: vec![format!(
+                        "mount `{mount}` is KV version 1, which keeps no metadata"
+                    )],
+                })
+            }
+        }
+        match self.get(&api_path).await? {
+            Reply::Ok(body) => KvMetadata::from_body(&api_path, &body),
+            Reply::NotFound => Err(self.not_found(mount, path, None)),
+        }
+    }
+
+    /// A read that answers `Ok(None)` when nothing is at the path.
+    pub(crate) async fn read_opt(
+        &self,
+        mount: &str,
+        path: &str,
+        version: Option<u64>,
+    ) -> Result<Option<KvSecret>> {
+        let kv = self.kv_version(mount).await?;
+        let mut api_path = kv.data_path(mount, path);
+        if !self.is_enabled() {
+            return Err(self.disabled(&api_path));
+        }
+        if let Some(v) = version {
+            if kv == KvVersion::V1 {
+                return Err(Error::Mapping {
+                    mapping: format!("{path} (version {v})"),
+                    reason: format!(
+                        "mount `{mount}` is KV version 1, which has no versions to pin"
+                    ),
+                });
+            }
+            api_path = format!("{api_path}?version={v}");
+        }
+        let started = Instant::now();
+        let reply = self.get(&api_path).await?;
+        tracing::debug!(
+            mount,
+            path,
+            version,
+            found = matches!(reply, Reply::Ok(_)),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "vault kv read"
+        );
+        match reply {
+            Reply::NotFound => Ok(None),
+            Reply::Ok(body) => match kv {
+                KvVersion::V2 => KvSecret::from_v2(mount, path, &api_path, body).map(Some),
+                KvVersion::V1 => KvSecret::from_v1(mount, path, &api_path, body).map(Some),
+            },
+        }
+    }
+
+    /// [`read_opt`](Self::read_opt) through the client's cache.
+    pub(crate) async fn read_cached(
+        &self,
+        mount: &str,
+        path: &str,
+        version: Option<u64>,
+    ) -> Result<Cached> {
+        let key = CacheKey {
+            mount: mount.to_owned(),
+            path: path.to_owned(),
+            version,
+        };
+        if let Some(hit) = self.inner.cache.get(&key) {
+            tracing::trace!(mount, path, version, "vault kv read served from cache");
+            return Ok(hit);
+        }
+        let fresh = self.read_opt(mount, path, version).await?.map(Arc::new);
+        self.inner.cache.put(key, fresh.clone());
+        Ok(fresh)
+    }
+
+    /// Stores a read in the client's cache.
+    pub(crate) fn cache_put(&self, mount: &str, path: &str, version: Option<u64>, value: Cached) {
+        let key = CacheKey {
+            mount: mount.to_owned(),
+            path: path.to_owned(),
+            version,
+        };
+        self.inner.cache.put(key, value);
+    }
+
+    fn not_found(&self, mount: &str, path: &str, version: Option<u64>) -> Error {
+        Error::NotFound {
+            mount: mount.to_owned(),
+            path: path.to_owned(),
+            version,
+            namespace: self.inner.namespace.clone(),
+        }
     }
 }
 

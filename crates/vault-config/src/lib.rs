@@ -37,8 +37,8 @@
 //! # The derive
 //!
 //! `#[derive(VaultConfig)]` (with serde's `Deserialize`) maps fields to Vault
-//! `path#key`s and gives the struct [`VaultConfig::load`], `provider`, `specs`,
-//! `vault_policy` and `env_example`. This example runs with Vault turned off,
+//! `path#key`s and gives the struct [`VaultConfig::load`], `watch`, `provider`,
+//! `specs`, `vault_policy_for` and `env_example_for`. This example runs with Vault turned off,
 //! so every field reads its env fallback:
 //!
 //! ```
@@ -82,8 +82,8 @@
 //! assert!(config.openai_api_key.is_none());
 //! assert!(!format!("{config:?}").contains("postgres://")); // secrets stay redacted
 //!
-//! assert!(AppConfig::vault_policy().contains(r#"path "agenticverz/data/database""#));
-//! assert!(AppConfig::env_example().contains("\nAOS_KEY=\n"));
+//! assert!(AppConfig::vault_policy_for(&client).contains(r#"path "agenticverz/data/database""#));
+//! assert!(AppConfig::env_example_for(&client).contains("\nAOS_KEY=\n"));
 //! # Ok::<(), Box<dyn std::error::Error>>(()) })
 //! # }
 //! ```
@@ -117,41 +117,62 @@
 //! attribute (with a "did you mean"), a value of the wrong kind, the same
 //! `path#key` on two fields, `nested` with a path, `default` on an `Option`,
 //! enums, unions, tuple and generic structs.
+//! ## Modules
+//!
+//! The load pipeline runs one way: env / builder → [`VaultClient`] → plan (the
+//! distinct reads a description needs) → snapshot (what they returned, with
+//! env fallbacks and provenance) → figment → the typed struct → a
+//! [`Watcher`]'s channel.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`kv`] | KV v1/v2 reads, versions and metadata, and the secret types |
+//! | [`lease`] | leased (dynamic) credentials: read, renew, revoke |
+//! | [`auth`] | auth methods (token, AppRole, JWT, Kubernetes) and token status |
+//! | [`env`] | the env contract and [`EnvSource`] |
+//! | [`provider`] | [`VaultProvider`], a figment provider with per-value provenance |
+//! | [`watch`] | [`Watcher`] and [`WatchOptions`]: hot reload |
+//! | [`health`] | [`Health`], what a watcher reports |
+//! | [`policy`] | the Vault policy and `.env.example` a mapping table implies |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod auth;
+pub mod auth;
+mod builder;
 mod cache;
 mod client;
 mod config;
-mod env;
+pub mod env;
 mod error;
 mod fallback;
-mod health;
-mod kv;
+pub mod health;
+pub mod kv;
+pub mod lease;
+mod load;
 mod mapping;
-mod provider;
+mod plan;
+pub mod policy;
+pub mod provider;
+mod snapshot;
 mod spec;
 mod transport;
-mod watch;
+pub mod watch;
 
-pub use auth::{AuthMethod, AuthStatus, SecretId, KUBERNETES_TOKEN_FILE};
-pub use client::{
-    VaultClient, VaultClientBuilder, DEFAULT_CACHE_TTL, DEFAULT_KV_MOUNT, DEFAULT_TIMEOUT,
-};
+pub use auth::{AuthMethod, SecretId};
+pub use builder::VaultClientBuilder;
+pub use client::{VaultClient, DEFAULT_CACHE_TTL, DEFAULT_KV_MOUNT, DEFAULT_TIMEOUT};
+pub use config::VaultConfig;
 pub use env::EnvSource;
 pub use error::{Error, Result};
-pub use fallback::Mode;
-pub use health::{Health, LeaseHealth};
-pub use kv::{KvMetadata, KvSecret, KvVersion, Lease, SecretMap};
+pub use fallback::FallbackMode;
+pub use health::Health;
 pub use mapping::Mapping;
-pub use provider::{Origin, Resolved, VaultProvider, VaultProviderBuilder};
+pub use provider::{VaultProvider, VaultProviderBuilder};
+pub use vault_config_derive::VaultConfig;
 pub use watch::{WatchOptions, Watcher};
 
-pub use config::VaultConfig;
-pub use spec::{render_env_example, render_policy, FieldSpec};
-pub use vault_config_derive::VaultConfig;
-
+/// figment, whose types appear in this crate's signatures.
+pub use figment;
 pub use secrecy::{ExposeSecret, SecretBox, SecretString};
 
 /// What generated code names. Not public API: no stability promise.
@@ -159,10 +180,6 @@ pub use secrecy::{ExposeSecret, SecretBox, SecretString};
 pub mod __private {
     pub use crate::config::VaultConfig;
     pub use crate::spec::{Description, FieldDecl, Scope};
-    pub use core;
-    pub use figment;
-    pub use secrecy;
-    pub use serde;
 }
 
 #[doc = include_str!("../../../README.md")]

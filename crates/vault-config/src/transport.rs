@@ -1,7 +1,8 @@
-//! HTTP to Vault: one request with its timeout, bounded retries, and the
-//! mapping of Vault's statuses onto [`Error`].
+//! HTTP to Vault: the reqwest/TLS set-up, one request with its timeout,
+//! bounded retries, and the mapping of Vault's statuses onto [`Error`].
 
 use std::error::Error as StdError;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -10,6 +11,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use url::Url;
 
+use crate::client::DEFAULT_TIMEOUT;
+use crate::env::ContractNames;
 use crate::error::{Error, Result};
 
 /// How failed requests are retried.
@@ -53,6 +56,135 @@ pub(crate) fn random_fraction() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// The settings that shape the HTTP client: where Vault is, TLS, timeouts and retries.
+#[derive(Debug, Clone)]
+pub(crate) struct TransportSettings {
+    /// The setting it came from (`VAULT_ADDR`, `address`) and the address.
+    pub(crate) address: Option<(String, String)>,
+    pub(crate) ca_cert: Option<(String, PathBuf)>,
+    pub(crate) client_cert: Option<(String, PathBuf)>,
+    pub(crate) client_key: Option<(String, PathBuf)>,
+    pub(crate) skip_verify: bool,
+    pub(crate) timeout: Duration,
+    pub(crate) retry: RetryPolicy,
+}
+
+impl Default for TransportSettings {
+    fn default() -> Self {
+        TransportSettings {
+            address: None,
+            ca_cert: None,
+            client_cert: None,
+            client_key: None,
+            skip_verify: false,
+            timeout: DEFAULT_TIMEOUT,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+impl TransportSettings {
+    /// Checks the settings and builds the HTTP client (reqwest over rustls).
+    pub(crate) fn connect(
+        &self,
+        names: &ContractNames,
+        namespace: Option<String>,
+    ) -> Result<Transport> {
+        let (addr_setting, raw) = self.address.clone().ok_or_else(|| {
+            Error::config(
+                names.describe("ADDR"),
+                format!(
+                    "not set; set it to Vault's address (e.g. http://127.0.0.1:8200), or set {}=false to read only env",
+                    names.vault("ENABLED")
+                ),
+            )
+        })?;
+        let addr = Url::parse(raw.trim()).map_err(|e| {
+            Error::config(
+                &addr_setting,
+                format!("`{raw}` is not a URL ({e}); write it like https://vault:8200"),
+            )
+        })?;
+        if addr.scheme() != "http" && addr.scheme() != "https" {
+            return Err(Error::config(
+                addr_setting,
+                format!("`{raw}` must start with http:// or https://"),
+            ));
+        }
+        let mut http = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout)
+            .user_agent(concat!("vault-config/", env!("CARGO_PKG_VERSION")));
+        if let Some((setting, file)) = &self.ca_cert {
+            let pem = read_file(setting, file, "CA certificate")?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Error::config(
+                    setting,
+                    format!("{} holds no PEM certificate: {e}", file.display()),
+                )
+            })?;
+            if certs.is_empty() {
+                return Err(Error::config(
+                    setting,
+                    format!("{} holds no PEM certificate", file.display()),
+                ));
+            }
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        match (&self.client_cert, &self.client_key) {
+            (Some((setting, cert)), Some((_, key))) => {
+                let mut pem = read_file(setting, cert, "client certificate")?;
+                pem.push(b'\n');
+                pem.extend(read_file(setting, key, "client key")?);
+                let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                    Error::config(
+                        setting,
+                        format!("the client certificate or key is not usable PEM: {e}"),
+                    )
+                })?;
+                http = http.identity(identity);
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(Error::config(
+                    format!(
+                        "{} / {}",
+                        names.vault("CLIENT_CERT"),
+                        names.vault("CLIENT_KEY")
+                    ),
+                    "set both the client certificate and its key, or neither",
+                ))
+            }
+            (None, None) => {}
+        }
+        if self.skip_verify {
+            tracing::warn!("TLS certificate verification of Vault is turned off (skip_verify)");
+            http = http.danger_accept_invalid_certs(true);
+        }
+        let http = http
+            .build()
+            .map_err(|e| Error::config("tls", format!("the HTTP client cannot be built: {e}")))?;
+        Ok(Transport::new(
+            http,
+            addr,
+            namespace,
+            self.timeout,
+            self.retry,
+            names,
+        ))
+    }
+}
+
+fn read_file(setting: &str, file: &Path, what: &str) -> Result<Vec<u8>> {
+    std::fs::read(file).map_err(|e| {
+        Error::config(
+            setting,
+            format!("the {what} file {} cannot be read: {e}", file.display()),
+        )
+    })
+}
+
 /// What a successful exchange with Vault produced.
 pub(crate) enum Reply {
     /// 2xx with a JSON body (or none: `Null`).
@@ -75,6 +207,8 @@ pub(crate) struct Transport {
     namespace: Option<String>,
     timeout: Duration,
     retry: RetryPolicy,
+    /// The TLS settings by their env names, for TLS errors.
+    tls_settings: String,
 }
 
 impl Transport {
@@ -84,6 +218,7 @@ impl Transport {
         namespace: Option<String>,
         timeout: Duration,
         retry: RetryPolicy,
+        names: &ContractNames,
     ) -> Self {
         let mut headers = HeaderMap::new();
         if let Some(ns) = &namespace {
@@ -99,6 +234,12 @@ impl Transport {
             namespace,
             timeout,
             retry,
+            tls_settings: format!(
+                "{}, {}/{}",
+                names.vault("CACERT"),
+                names.vault("CLIENT_CERT"),
+                names.vault("CLIENT_KEY")
+            ),
         }
     }
 
@@ -262,7 +403,11 @@ impl Transport {
         }
         let reason = root_cause(e);
         if looks_like_tls(e) {
-            return Attempt::Done(Err(Error::Tls { addr, reason }));
+            return Attempt::Done(Err(Error::Tls {
+                addr,
+                reason,
+                settings: self.tls_settings.clone(),
+            }));
         }
         if e.is_connect() || e.is_request() || e.is_body() {
             return Attempt::Retry(Error::Connect { addr, reason });
@@ -342,6 +487,7 @@ mod tests {
             Some("team".into()),
             Duration::from_secs(1),
             RetryPolicy::default(),
+            &ContractNames::new(None),
         )
     }
 

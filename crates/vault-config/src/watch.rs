@@ -1,10 +1,37 @@
-//! Hot reload: [`Watcher`] polls Vault and publishes a new typed config on a
-//! `tokio::sync::watch` channel when secrets rotate.
+//! Hot reload: a [`Watcher`] keeps a typed config current with Vault and
+//! publishes each new one on a `tokio::sync::watch` channel.
+//!
+//! # Usage
+//!
+//! [`VaultConfig::watch`](crate::VaultConfig::watch) loads the config once (with
+//! the errors of [`load`](crate::VaultConfig::load)), then polls in a background
+//! task. [`Watcher::subscribe`] gives a receiver that wakes on every published
+//! config; [`Watcher::current`] is the config in force, always complete and valid.
+//!
+//! # Change notifications
+//!
+//! Each poll reads only the KV v2 metadata of each distinct path and re-reads
+//! the data of paths whose version moved (KV v1 paths, which keep no metadata,
+//! are re-read). A config is published only when a value changed. A rotation
+//! that does not make a valid config, and an outage, are held back: the last
+//! good config stays, [`Watcher::health`] says why, and polls back off.
+//! Leases on dynamic credentials are renewed at two thirds of their duration,
+//! and replaced before they expire when they can no longer be extended.
+//!
+//! Health is published on a channel of its own ([`Watcher::subscribe_health`]),
+//! updated before a config is published: a subscriber woken by a new config
+//! that then reads [`Watcher::health`] sees the poll that made it.
+//!
+//! # Closing
+//!
+//! The task ends when the watcher is dropped or [`Watcher::shutdown`] is
+//! awaited; only `shutdown` can revoke leases
+//! ([`WatchOptions::revoke_on_shutdown`]), since a drop cannot wait.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -13,14 +40,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::client::VaultClient;
-use crate::config::extract;
 use crate::error::{Error, Result};
 use crate::health::{unix_now, Health, LeaseHealth};
-use crate::kv::{KvSecret, KvVersion, Lease};
-use crate::mapping::Mapping;
-use crate::provider::{
-    check_keys, read_one, secrets_for, ReadKey, Secrets, VaultProvider, DYNAMIC,
-};
+use crate::kv::{KvSecret, KvVersion};
+use crate::lease::LeaseClock;
+use crate::load::{extract, load, Loaded};
+use crate::plan::{Plan, Read};
+use crate::provider::VaultProvider;
+use crate::snapshot::{read_one, Freshness, Snapshot};
 use crate::spec::Description;
 use crate::transport::random_fraction;
 
@@ -30,7 +57,7 @@ use crate::transport::random_fraction;
 /// use std::time::{Duration, Instant};
 /// use vault_config::WatchOptions;
 /// let options = WatchOptions::default().interval(Duration::from_secs(5));
-/// assert_eq!(options.max_backoff_duration(), Duration::from_secs(50));
+/// assert_eq!(options.effective_max_backoff(), Duration::from_secs(50));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WatchOptions {
@@ -93,15 +120,20 @@ impl WatchOptions {
         self
     }
 
-    /// The poll interval in force.
-    pub fn interval_duration(&self) -> Duration {
+    /// The poll interval in force (what [`interval`](Self::interval) set, at least 10 ms).
+    pub fn effective_interval(&self) -> Duration {
         self.interval
     }
 
-    /// The backoff cap in force.
-    pub fn max_backoff_duration(&self) -> Duration {
+    /// The backoff cap in force: what [`max_backoff`](Self::max_backoff) set,
+    /// else ten intervals capped at 5 minutes; never less than the interval.
+    pub fn effective_max_backoff(&self) -> Duration {
         self.max_backoff
-            .unwrap_or_else(|| (self.interval * 10).min(Duration::from_secs(300)))
+            .unwrap_or_else(|| {
+                self.interval
+                    .saturating_mul(10)
+                    .min(Duration::from_secs(300))
+            })
             .max(self.interval)
     }
 
@@ -112,7 +144,7 @@ impl WatchOptions {
         } else {
             self.interval
                 .saturating_mul(1u32 << failures.min(16))
-                .min(self.max_backoff_duration())
+                .min(self.effective_max_backoff())
         };
         let spread = (random_fraction() * 2.0 - 1.0) * self.jitter;
         base.mul_f64(1.0 + spread)
@@ -130,7 +162,7 @@ enum Command {
 /// task ends when the watcher is dropped or [`shutdown`](Self::shutdown).
 pub struct Watcher<T> {
     rx: watch::Receiver<Arc<T>>,
-    health: Arc<Mutex<Health>>,
+    health: watch::Receiver<Health>,
     commands: Option<mpsc::Sender<Command>>,
     task: Option<JoinHandle<()>>,
 }
@@ -150,11 +182,13 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Watcher<T> {
         described: Description,
         options: WatchOptions,
     ) -> Result<Self> {
-        let mut state = State::<T>::new(client.clone(), described)?;
-        state.options = options;
-        let first = state.initial().await?;
+        let loaded = load::<T>(&described, client, Freshness::Fresh).await?;
+        let (health_tx, health) = watch::channel(Health {
+            vault_enabled: client.is_enabled(),
+            ..Health::default()
+        });
+        let (state, first) = State::new(client.clone(), described, loaded, options, health_tx);
         let (tx, rx) = watch::channel(Arc::new(first));
-        let health = state.health.clone();
         let (commands, inbox) = mpsc::channel(8);
         let task = tokio::spawn(state.run(tx, inbox));
         Ok(Watcher {
@@ -179,10 +213,13 @@ impl<T> Watcher<T> {
 
     /// The state of the connection to Vault.
     pub fn health(&self) -> Health {
-        self.health
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.health.borrow().clone()
+    }
+
+    /// A receiver that sees every change of [`health`](Self::health), for a
+    /// service that pushes its health rather than serving it on request.
+    pub fn subscribe_health(&self) -> watch::Receiver<Health> {
+        self.health.clone()
     }
 
     /// Checks Vault now, without waiting for the interval (from a SIGHUP handler
@@ -222,110 +259,62 @@ impl<T> Drop for Watcher<T> {
     }
 }
 
-/// The background task's state.
+/// The background task's state: the plan it polls, the snapshot the
+/// published config was made from, and the lease clocks.
 struct State<T> {
     client: VaultClient,
     described: Description,
-    mappings: Vec<Mapping>,
-    /// What the config was built from; `None` while it comes from env only.
-    secrets: Option<Secrets>,
+    plan: Plan,
+    snapshot: Snapshot,
     /// A hash of each key's value in the published config.
     prints: BTreeMap<String, u64>,
-    health: Arc<Mutex<Health>>,
-    /// The leases of dynamic reads, by read key.
-    leases: HashMap<ReadKey, LeaseClock>,
+    health: watch::Sender<Health>,
+    /// The leases of leased reads, by the read's index in the plan.
+    leases: HashMap<usize, LeaseClock>,
     /// Replaced leases to revoke, and when.
     revocations: Vec<(String, Instant)>,
     options: WatchOptions,
     _config: std::marker::PhantomData<fn() -> T>,
 }
 
-/// A lease and when it was granted or last renewed.
-struct LeaseClock {
-    lease: Lease,
-    since: Instant,
-    /// The duration the first grant gave: a renewal giving less has met the max TTL.
-    first: Duration,
-    renewals: u64,
-}
-
-impl LeaseClock {
-    fn new(lease: &Lease) -> Self {
-        LeaseClock {
-            lease: lease.clone(),
-            since: Instant::now(),
-            first: lease.duration,
-            renewals: 0,
-        }
-    }
-
-    /// Two thirds into the lease.
-    fn due_in(&self) -> Duration {
-        self.lease
-            .duration
-            .mul_f64(2.0 / 3.0)
-            .saturating_sub(self.since.elapsed())
-    }
-
-    fn remaining(&self) -> Duration {
-        self.lease.duration.saturating_sub(self.since.elapsed())
-    }
-
-    /// Renewing again would not extend it: not renewable, or the max TTL cut the last renewal.
-    fn capped(&self) -> bool {
-        !self.lease.renewable || self.lease.duration < self.first
-    }
-}
-
 impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
-    fn new(client: VaultClient, described: Description) -> Result<Self> {
-        if let Some(e) = &described.error {
-            return Err(e.clone());
-        }
-        let mappings = described
-            .specs
-            .iter()
-            .map(|s| s.mapping())
-            .collect::<Result<Vec<_>>>()?;
-        check_keys(&mappings)?;
-        let health = Health {
-            vault_enabled: client.is_enabled(),
-            ..Health::default()
-        };
-        Ok(State {
+    /// The state after the first load, and the first config.
+    fn new(
+        client: VaultClient,
+        described: Description,
+        loaded: Loaded<T>,
+        options: WatchOptions,
+        health: watch::Sender<Health>,
+    ) -> (Self, T) {
+        let Loaded {
+            config,
+            plan,
+            snapshot,
+            provider,
+        } = loaded;
+        let mut state = State {
             client,
             described,
-            mappings,
-            secrets: None,
-            prints: BTreeMap::new(),
-            health: Arc::new(Mutex::new(health)),
+            plan,
+            snapshot,
+            prints: prints(&provider),
+            health,
             leases: HashMap::new(),
             revocations: Vec::new(),
-            options: WatchOptions::default(),
+            options,
             _config: std::marker::PhantomData,
-        })
-    }
-
-    async fn initial(&mut self) -> Result<T> {
-        self.secrets = secrets_for(&self.client, &self.mappings, None, false).await?;
-        let provider = self.provider();
-        let config = extract::<T>(&self.described, &self.client, &provider)?;
-        self.prints = prints(&provider);
-        self.bookkeep();
-        let connected = self.secrets.is_some();
-        let token = self.client.auth_status();
-        self.update_health(|h| {
+        };
+        state.bookkeep();
+        let connected = state.snapshot.is_from_vault();
+        let token = state.client.auth_status();
+        state.update_health(|h| {
             h.token = token;
             h.vault_connected = connected;
             if connected {
                 h.last_success = Some(unix_now());
             }
         });
-        Ok(config)
-    }
-
-    fn provider(&self) -> VaultProvider {
-        VaultProvider::assemble(&self.client, &self.mappings, None, self.secrets.as_ref())
+        (state, config)
     }
 
     async fn run(mut self, tx: watch::Sender<Arc<T>>, mut inbox: mpsc::Receiver<Command>) {
@@ -380,12 +369,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         let token = self.client.auth_status();
         self.update_health(|h| h.token = token);
         match &result {
-            Ok(_) => self.update_health(|h| {
-                h.vault_connected = true;
-                h.last_success = Some(unix_now());
-                h.last_error = None;
-                h.consecutive_failures = 0;
-            }),
+            Ok(_) => self.mark_connected(),
             Err(e) => {
                 tracing::warn!(error = %e, "vault-config watcher: keeping the last good configuration");
                 let unavailable = e.is_unavailable();
@@ -406,13 +390,13 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
     }
 
     async fn poll_inner(&mut self, tx: &watch::Sender<Arc<T>>) -> Result<bool> {
-        let Some(secrets) = &self.secrets else {
+        if !self.snapshot.is_from_vault() {
             // The config came from env (Vault was unavailable at start): read it all.
-            let fresh = crate::provider::read_all(&self.client, &self.mappings, false).await?;
-            self.secrets = Some(fresh);
+            self.snapshot =
+                Snapshot::read_vault(&self.client, &self.plan, Freshness::Fresh).await?;
             return self.rebuild(tx);
-        };
-        let mut changed = changed_paths(&self.client, secrets).await?;
+        }
+        let mut changed = changed_reads(&self.client, &self.plan, &self.snapshot).await?;
         changed.extend(self.renew_leases().await?);
         self.revoke_due().await;
         if changed.is_empty() {
@@ -421,42 +405,41 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             return Ok(false);
         }
         let client = &self.client;
-        let reads = changed.iter().map(|key| read_one(client, key));
+        let reads = changed
+            .iter()
+            .map(|&i| read_one(client, &self.plan.reads()[i]));
         let results = join_all(reads).await;
         let mut fresh = Vec::with_capacity(changed.len());
-        for (key, result) in changed.into_iter().zip(results) {
-            fresh.push((key, result?.1));
+        for (index, result) in changed.into_iter().zip(results) {
+            fresh.push((index, result?));
         }
         let mut replaced = Vec::new();
-        if let Some(secrets) = &mut self.secrets {
-            for (key, secret) in fresh {
-                if let Some(entry) = secrets.get_mut(&key) {
-                    if let Some(old) = entry.1.as_ref().and_then(|s| s.lease()) {
-                        replaced.push(old.id.clone());
-                    }
-                    entry.1 = secret;
-                }
+        for (index, found) in fresh {
+            let old = self.snapshot.replace(index, found);
+            if let Some(lease) = old.as_ref().and_then(|f| f.secret.as_deref()?.lease()) {
+                replaced.push(lease.id.clone());
             }
         }
         let published = self.rebuild(tx);
         if let Some(grace) = self.options.revoke_grace {
-            let at = Instant::now() + grace;
+            let at = Instant::now().checked_add(grace).unwrap_or_else(far_future);
             self.revocations
                 .extend(replaced.into_iter().map(|id| (id, at)));
         }
         published
     }
 
-    /// Renews the leases that are two thirds through; returns the dynamic reads
+    /// Renews the leases that are two thirds through; returns the leased reads
     /// whose lease cannot be extended and must be read anew before it expires.
-    async fn renew_leases(&mut self) -> Result<Vec<ReadKey>> {
+    async fn renew_leases(&mut self) -> Result<Vec<usize>> {
         let mut reread = Vec::new();
-        for (key, clock) in &mut self.leases {
+        for (&index, clock) in &mut self.leases {
             if !clock.due_in().is_zero() {
                 continue;
             }
+            let path = self.plan.reads()[index].path();
             if clock.capped() {
-                reread.push(key.clone());
+                reread.push(index);
                 continue;
             }
             match self.client.renew_lease(&clock.lease.id, clock.first).await {
@@ -465,12 +448,16 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                     clock.lease.duration = renewed.duration;
                     clock.lease.renewable = renewed.renewable;
                     clock.renewals += 1;
-                    tracing::debug!(path = %key.1, ttl_secs = renewed.duration.as_secs(), "vault-config watcher: lease renewed");
+                    tracing::debug!(
+                        path,
+                        ttl_secs = renewed.duration.as_secs(),
+                        "vault-config watcher: lease renewed"
+                    );
                 }
                 Err(e) if e.is_unavailable() => return Err(e),
                 Err(e) => {
-                    tracing::warn!(path = %key.1, error = %e, "vault-config watcher: lease renewal failed; reading new credentials");
-                    reread.push(key.clone());
+                    tracing::warn!(path, error = %e, "vault-config watcher: lease renewal failed; reading new credentials");
+                    reread.push(index);
                 }
             }
         }
@@ -525,14 +512,21 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             .max(Duration::from_millis(10))
     }
 
-    /// Starts a clock for each dynamic read whose lease is new.
+    /// Starts a clock for each leased read whose lease is new.
     fn track_leases(&mut self) {
-        let Some(secrets) = &self.secrets else { return };
-        for (key, (_, secret)) in secrets {
-            if let Some(lease) = secret.as_deref().and_then(KvSecret::lease) {
-                let fresh = self.leases.get(key).is_none_or(|c| c.lease.id != lease.id);
+        for index in 0..self.plan.reads().len() {
+            let lease = self
+                .snapshot
+                .found(index)
+                .and_then(|f| f.secret.as_deref())
+                .and_then(KvSecret::lease);
+            if let Some(lease) = lease {
+                let fresh = self
+                    .leases
+                    .get(&index)
+                    .is_none_or(|c| c.lease.id != lease.id);
                 if fresh {
-                    self.leases.insert(key.clone(), LeaseClock::new(lease));
+                    self.leases.insert(index, LeaseClock::new(lease));
                 }
             }
         }
@@ -543,21 +537,22 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         let leases = self
             .leases
             .iter()
-            .map(|(key, c)| {
+            .map(|(&index, c)| {
                 let lease = LeaseHealth {
                     expires_at: now + c.remaining().as_secs(),
                     renewable: c.lease.renewable,
                     renewals: c.renewals,
                 };
-                (key.1.clone(), lease)
+                (self.plan.reads()[index].to_string(), lease)
             })
             .collect();
         self.update_health(|h| h.leases = leases);
     }
 
-    /// Extracts a config from the current secrets and publishes it if any value changed.
+    /// Extracts a config from the snapshot and publishes it if any value
+    /// changed, health first (so a woken subscriber sees it connected).
     fn rebuild(&mut self, tx: &watch::Sender<Arc<T>>) -> Result<bool> {
-        let provider = self.provider();
+        let provider = self.snapshot.resolve(&self.plan, self.client.env());
         self.bookkeep();
         let config = extract::<T>(&self.described, &self.client, &provider).inspect_err(|e| {
             tracing::warn!(error = %e, "vault-config watcher: a rotation does not make a valid configuration; not published");
@@ -580,6 +575,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         let fields: Vec<String> = changed.iter().map(|k| self.described.field_of(k)).collect();
         tracing::info!(changed = %fields.join(", "), "vault-config watcher: configuration reloaded");
         self.prints = new_prints;
+        self.mark_connected();
         self.update_health(|h| {
             h.reloads += 1;
             h.last_changed = fields;
@@ -588,60 +584,83 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         Ok(true)
     }
 
+    /// A poll went through: connected, no error.
+    fn mark_connected(&self) {
+        self.update_health(|h| {
+            h.vault_connected = true;
+            h.last_success = Some(unix_now());
+            h.last_error = None;
+            h.consecutive_failures = 0;
+        });
+    }
+
     /// Brings lease clocks and the versions and leases in `health()` up to the
-    /// secrets now held.
+    /// snapshot now held.
     fn bookkeep(&mut self) {
         self.track_leases();
         self.record_leases();
-        self.record_versions();
-    }
-
-    fn record_versions(&self) {
-        let Some(secrets) = &self.secrets else { return };
-        let versions: BTreeMap<String, u64> = secrets
-            .iter()
-            .filter_map(|((mount, path, _), (_, s))| {
-                Some((format!("{mount}/{path}"), s.as_ref()?.version()?))
-            })
-            .collect();
+        let versions = self.snapshot.versions(&self.plan);
         self.update_health(|h| h.versions = versions);
     }
 
     fn update_health(&self, f: impl FnOnce(&mut Health)) {
-        f(&mut self.health.lock().unwrap_or_else(PoisonError::into_inner));
+        self.health.send_modify(f);
     }
 }
 
-/// The paths whose data must be read again: KV v2 paths whose current version
+/// An instant far enough away to mean "never" for a user-given duration that
+/// does not fit in an `Instant`.
+fn far_future() -> Instant {
+    let now = Instant::now();
+    now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600))
+        .unwrap_or(now)
+}
+
+/// The reads whose data must be read again: KV v2 paths whose current version
 /// (number and creation time) differs from the one held, in either direction (a
 /// rebuilt Vault starts over at 1, and its version 1 is not the old one),
-/// and every KV v1 path (no metadata to ask). Pinned versions never change.
-async fn changed_paths(client: &VaultClient, secrets: &Secrets) -> Result<Vec<ReadKey>> {
-    let checks = secrets.iter().map(|(key, (kv, held))| async move {
-        let (mount, path, pinned) = key;
-        // Pinned versions never change; leases are the renewal's business.
-        if pinned.is_some() || mount == DYNAMIC {
-            return Ok(None);
-        }
-        match kv {
-            KvVersion::V1 => Ok(Some(key.clone())),
-            KvVersion::V2 => {
-                let current = match client.read_metadata(mount, path).await {
-                    Ok(meta) => Some((meta.current_version, meta.current_created_time)),
-                    Err(Error::NotFound { .. }) => None,
-                    Err(e) => return Err(e),
+/// and every KV v1 path (no metadata to ask). Pinned versions never change;
+/// leases are the renewal's business.
+async fn changed_reads(
+    client: &VaultClient,
+    plan: &Plan,
+    snapshot: &Snapshot,
+) -> Result<Vec<usize>> {
+    let checks =
+        plan.reads()
+            .iter()
+            .enumerate()
+            .map(|(index, read)| async move {
+                let Read::Kv {
+                    mount,
+                    path,
+                    version: None,
+                } = read
+                else {
+                    return Ok(None);
                 };
-                let seen = held
-                    .as_deref()
-                    .and_then(|s| Some((s.version()?, s.created_time().map(str::to_owned))));
-                Ok((current != seen).then(|| key.clone()))
-            }
-        }
-    });
+                let Some(found) = snapshot.found(index) else {
+                    return Ok(None);
+                };
+                match found.kv {
+                    Some(KvVersion::V1) | None => Ok(Some(index)),
+                    Some(KvVersion::V2) => {
+                        let current = match client.read_metadata(mount, path).await {
+                            Ok(meta) => Some((meta.current_version, meta.current_created_time)),
+                            Err(Error::NotFound { .. }) => None,
+                            Err(e) => return Err(e),
+                        };
+                        let seen = found.secret.as_deref().and_then(|s| {
+                            Some((s.version()?, s.created_time().map(str::to_owned)))
+                        });
+                        Ok((current != seen).then_some(index))
+                    }
+                }
+            });
     let mut changed = Vec::new();
     for result in join_all(checks).await {
-        if let Some(key) = result? {
-            changed.push(key);
+        if let Some(index) = result? {
+            changed.push(index);
         }
     }
     Ok(changed)
@@ -649,7 +668,7 @@ async fn changed_paths(client: &VaultClient, secrets: &Secrets) -> Result<Vec<Re
 
 /// A hash of each mapped key's value, to tell which changed without keeping copies.
 fn prints(provider: &VaultProvider) -> BTreeMap<String, u64> {
-    let figment = figment::Figment::from(provider);
+    let figment = provider.figment();
     provider
         .resolved()
         .iter()

@@ -1,0 +1,250 @@
+//! [`VaultClientBuilder`]: a client's settings, from code or the env contract
+//! (read in [`env`](crate::env)), checked when the client is built.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use tokio::sync::OnceCell;
+
+use crate::auth::{Auth, AuthMethod};
+use crate::cache::Cache;
+use crate::client::{Inner, VaultClient, DEFAULT_CACHE_TTL, DEFAULT_KV_MOUNT};
+use crate::env::{ContractNames, EnvSource};
+use crate::error::{Error, Result};
+use crate::fallback::FallbackMode;
+use crate::kv::KvVersion;
+use crate::transport::TransportSettings;
+
+/// Settings for a [`VaultClient`], from code, from the env contract, or both.
+///
+/// ```
+/// use std::time::Duration;
+/// use vault_config::{FallbackMode, VaultClient};
+/// let client = VaultClient::builder()
+///     .address("http://127.0.0.1:8200")
+///     .token("s.dev-only")
+///     .kv_mount("agenticverz")
+///     .fallback_mode(FallbackMode::Fallback)
+///     .cache_ttl(Duration::from_secs(60))
+///     .build()?;
+/// assert_eq!(client.kv_mount(), "agenticverz");
+/// # Ok::<(), vault_config::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct VaultClientBuilder {
+    pub(crate) names: ContractNames,
+    pub(crate) env: EnvSource,
+    pub(crate) token: Option<SecretString>,
+    pub(crate) token_setting: Option<String>,
+    pub(crate) auth: Option<AuthMethod>,
+    pub(crate) namespace: Option<String>,
+    pub(crate) kv_mount: String,
+    pub(crate) transport: TransportSettings,
+    pub(crate) enabled: bool,
+    pub(crate) fallback_mode: FallbackMode,
+    pub(crate) cache_ttl: Duration,
+    pub(crate) kv_versions: HashMap<String, KvVersion>,
+}
+
+impl Default for VaultClientBuilder {
+    fn default() -> Self {
+        VaultClientBuilder {
+            names: ContractNames::new(None),
+            env: EnvSource::process(),
+            token: None,
+            token_setting: None,
+            auth: None,
+            namespace: None,
+            kv_mount: DEFAULT_KV_MOUNT.to_owned(),
+            transport: TransportSettings::default(),
+            enabled: true,
+            fallback_mode: FallbackMode::default(),
+            cache_ttl: DEFAULT_CACHE_TTL,
+            kv_versions: HashMap::new(),
+        }
+    }
+}
+
+impl fmt::Debug for VaultClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultClientBuilder")
+            .field("address", &self.transport.address.as_ref().map(|(_, a)| a))
+            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .field("auth", &self.auth)
+            .field("namespace", &self.namespace)
+            .field("kv_mount", &self.kv_mount)
+            .field("enabled", &self.enabled)
+            .field("fallback_mode", &self.fallback_mode)
+            .field("cache_ttl", &self.cache_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VaultClientBuilder {
+    /// Vault's address, e.g. `https://vault.internal:8200`.
+    pub fn address(mut self, address: impl Into<String>) -> Self {
+        self.transport.address = Some(("address".to_owned(), address.into()));
+        self
+    }
+
+    /// The token to authenticate with (replaces any auth method set before).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(SecretString::from(token.into()));
+        self.token_setting = Some("token".to_owned());
+        self.auth = None;
+        self
+    }
+
+    /// Authenticates with `method` (AppRole, JWT, Kubernetes) instead of a token.
+    ///
+    /// ```
+    /// use vault_config::{AuthMethod, SecretId, VaultClient};
+    /// let client = VaultClient::builder()
+    ///     .address("https://vault:8200")
+    ///     .auth(AuthMethod::approle("9f2c-role-id", SecretId::File("/run/secrets/secret-id".into())))
+    ///     .build()?;
+    /// # Ok::<(), vault_config::Error>(())
+    /// ```
+    pub fn auth(mut self, method: AuthMethod) -> Self {
+        self.auth = Some(method);
+        self
+    }
+
+    /// The namespace (Vault Enterprise, HCP Vault, OpenBao), sent as `X-Vault-Namespace`.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into()).filter(|n: &String| !n.is_empty());
+        self
+    }
+
+    /// The default KV mount (`secret` unless set).
+    pub fn kv_mount(mut self, mount: impl Into<String>) -> Self {
+        self.kv_mount = mount.into().trim_matches('/').to_owned();
+        self
+    }
+
+    /// Declares the KV version of `mount`, so it is not looked up.
+    pub fn kv_version(mut self, mount: impl Into<String>, version: KvVersion) -> Self {
+        self.kv_versions
+            .insert(mount.into().trim_matches('/').to_owned(), version);
+        self
+    }
+
+    /// A PEM file holding the CA certificate(s) that signed Vault's certificate.
+    pub fn ca_cert(mut self, pem_file: impl Into<PathBuf>) -> Self {
+        self.transport.ca_cert = Some(("ca_cert".to_owned(), pem_file.into()));
+        self
+    }
+
+    /// PEM files of a client certificate and its key, for TLS client authentication.
+    pub fn client_cert(
+        mut self,
+        cert_file: impl Into<PathBuf>,
+        key_file: impl Into<PathBuf>,
+    ) -> Self {
+        self.transport.client_cert = Some(("client_cert".to_owned(), cert_file.into()));
+        self.transport.client_key = Some(("client_cert".to_owned(), key_file.into()));
+        self
+    }
+
+    /// Turns TLS certificate verification off. Only for local experiments.
+    pub fn skip_verify(mut self, skip: bool) -> Self {
+        self.transport.skip_verify = skip;
+        self
+    }
+
+    /// The timeout of each request (10 s unless set).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.transport.timeout = timeout;
+        self
+    }
+
+    /// How many times a request is retried after a connection error, a 5xx or a 429
+    /// (never after another 4xx). 2 unless set.
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.transport.retry.max_retries = retries;
+        self
+    }
+
+    /// The wait before the first retry; it doubles with each further one (100 ms unless set).
+    pub fn retry_backoff(mut self, first: Duration) -> Self {
+        self.transport.retry.first_backoff = first;
+        self
+    }
+
+    /// `false` turns Vault off: no request is sent and every mapping reads env.
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
+    /// What a load does when Vault cannot be reached (see [`FallbackMode`]).
+    pub fn fallback_mode(mut self, mode: FallbackMode) -> Self {
+        self.fallback_mode = mode;
+        self
+    }
+
+    /// How long reads are cached by this client (5 min unless set; zero disables).
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// Where env fallback values are read from (the process environment unless set).
+    pub fn env_source(mut self, env: EnvSource) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// Checks the settings and builds the client. Sends no request.
+    pub fn build(self) -> Result<VaultClient> {
+        let (transport, auth) = if self.enabled {
+            let transport = self
+                .transport
+                .connect(&self.names, self.namespace.clone())?;
+            let method = match (&self.auth, &self.token) {
+                (Some(method), _) => method.clone(),
+                (None, Some(token)) => AuthMethod::Token(token.clone()),
+                (None, None) => {
+                    return Err(Error::config(
+                        self.names.describe("TOKEN"),
+                        format!(
+                            "no token: set it, log in with `bao login` / `vault login` so ~/.vault-token exists, or choose a login with {}",
+                            self.names.vault("AUTH_METHOD")
+                        ),
+                    ))
+                }
+            };
+            (Some(transport), Some(Auth::new(method)))
+        } else {
+            (None, None)
+        };
+        let kv_versions = self
+            .kv_versions
+            .into_iter()
+            .map(|(mount, v)| (mount, Arc::new(OnceCell::new_with(Some(v)))))
+            .collect();
+        if self.kv_mount.is_empty() {
+            return Err(Error::config(
+                self.names.vault("KV_MOUNT"),
+                "the KV mount is empty; leave it unset for `secret` or name a mount",
+            ));
+        }
+        Ok(VaultClient {
+            inner: Arc::new(Inner {
+                transport,
+                auth,
+                namespace: self.namespace,
+                kv_mount: self.kv_mount,
+                fallback_mode: self.fallback_mode,
+                cache: Cache::new(self.cache_ttl),
+                kv_versions: Mutex::new(kv_versions),
+                env: self.env,
+                names: self.names,
+            }),
+        })
+    }
+}

@@ -1,0 +1,134 @@
+//! Leased credentials: the [`Lease`] a secrets engine grants with dynamic
+//! credentials (`database/creds/app`), the client calls that read, renew and
+//! revoke them, and the clock a watcher keeps for each lease.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::client::VaultClient;
+use crate::error::{Error, Result};
+use crate::kv::{malformed, KvSecret};
+use crate::transport::Reply;
+
+/// A lease on dynamic credentials. Its ID is not a secret; the credentials are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Lease {
+    /// The lease ID (`database/creds/app/abc...`).
+    pub id: String,
+    /// How long the lease lasts from when it was granted or renewed.
+    pub duration: Duration,
+    /// Whether it can be renewed.
+    pub renewable: bool,
+}
+
+impl Lease {
+    /// Parses the `lease_id`, `lease_duration` and `renewable` of an answer.
+    pub(crate) fn from_body(api_path: &str, body: &Value) -> Result<Self> {
+        let id = body
+            .get("lease_id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                malformed(
+                    api_path,
+                    "no `lease_id`: this path does not lease credentials",
+                )
+            })?;
+        Ok(Lease {
+            id: id.to_owned(),
+            duration: Duration::from_secs(
+                body.get("lease_duration")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+            ),
+            renewable: body
+                .get("renewable")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        })
+    }
+}
+
+impl VaultClient {
+    /// Reads credentials from a secrets engine that leases them, e.g.
+    /// `database/creds/app`. Each call is a new lease; nothing renews it unless a
+    /// [`Watcher`](crate::Watcher) holds it.
+    pub async fn read_dynamic(&self, path: &str) -> Result<KvSecret> {
+        let api_path = path.trim_matches('/').to_owned();
+        let started = Instant::now();
+        let reply = self.get(&api_path).await?;
+        tracing::debug!(
+            path = %api_path,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "vault dynamic read"
+        );
+        match reply {
+            Reply::Ok(body) => KvSecret::from_dynamic(&api_path, body),
+            Reply::NotFound => Err(Error::Vault {
+                status: 404,
+                path: api_path,
+                errors: vec!["no secrets engine role answers at this path".to_owned()],
+            }),
+        }
+    }
+
+    /// Renews lease `lease_id` by `increment`; returns the lease as renewed.
+    pub async fn renew_lease(&self, lease_id: &str, increment: Duration) -> Result<Lease> {
+        let body = serde_json::json!({"lease_id": lease_id, "increment": increment.as_secs()});
+        match self.request("sys/leases/renew", Some(&body)).await? {
+            Reply::Ok(body) => Lease::from_body("sys/leases/renew", &body),
+            Reply::NotFound => Err(Error::Vault {
+                status: 404,
+                path: "sys/leases/renew".to_owned(),
+                errors: vec!["the lease does not exist (expired or revoked)".to_owned()],
+            }),
+        }
+    }
+
+    /// Revokes lease `lease_id` now (the credentials stop working).
+    pub async fn revoke_lease(&self, lease_id: &str) -> Result<()> {
+        let body = serde_json::json!({"lease_id": lease_id});
+        self.request("sys/leases/revoke", Some(&body))
+            .await
+            .map(|_| ())
+    }
+}
+
+/// A lease and when it was granted or last renewed.
+pub(crate) struct LeaseClock {
+    pub(crate) lease: Lease,
+    pub(crate) since: Instant,
+    /// The duration the first grant gave: a renewal giving less has met the max TTL.
+    pub(crate) first: Duration,
+    pub(crate) renewals: u64,
+}
+
+impl LeaseClock {
+    pub(crate) fn new(lease: &Lease) -> Self {
+        LeaseClock {
+            lease: lease.clone(),
+            since: Instant::now(),
+            first: lease.duration,
+            renewals: 0,
+        }
+    }
+
+    /// Two thirds into the lease.
+    pub(crate) fn due_in(&self) -> Duration {
+        self.lease
+            .duration
+            .mul_f64(2.0 / 3.0)
+            .saturating_sub(self.since.elapsed())
+    }
+
+    pub(crate) fn remaining(&self) -> Duration {
+        self.lease.duration.saturating_sub(self.since.elapsed())
+    }
+
+    /// Renewing again would not extend it: not renewable, or the max TTL cut the last renewal.
+    pub(crate) fn capped(&self) -> bool {
+        !self.lease.renewable || self.lease.duration < self.first
+    }
+}

@@ -1,0 +1,140 @@
+//! The last stage of a load: a [`Snapshot`]'s values (and the fields'
+//! defaults) through figment into the typed struct, with figment's errors
+//! rewritten to name the field and its sources, never the value.
+//!
+//! [`VaultConfig::load`](crate::VaultConfig::load) and the
+//! [`Watcher`](crate::Watcher) both run plan → snapshot → [`extract`].
+
+use figment::error::{Actual, Kind};
+use figment::{Figment, Profile};
+use serde::de::DeserializeOwned;
+
+use crate::client::VaultClient;
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+use crate::provider::{Origin, VaultProvider};
+use crate::snapshot::{Freshness, Snapshot};
+use crate::spec::Description;
+
+/// A typed config, with the plan and snapshot it was made from.
+pub(crate) struct Loaded<T> {
+    pub(crate) config: T,
+    pub(crate) plan: Plan,
+    pub(crate) snapshot: Snapshot,
+    pub(crate) provider: VaultProvider,
+}
+
+/// Plans what `d` describes, takes the snapshot and extracts a `T` from it.
+pub(crate) async fn load<T: DeserializeOwned>(
+    d: &Description,
+    client: &VaultClient,
+    freshness: Freshness,
+) -> Result<Loaded<T>> {
+    let plan = Plan::from_description(d, client)?;
+    let snapshot = Snapshot::take(client, &plan, freshness).await?;
+    let provider = snapshot.resolve(&plan, client.env());
+    let config = extract(d, client, &provider)?;
+    Ok(Loaded {
+        config,
+        plan,
+        snapshot,
+        provider,
+    })
+}
+
+/// Defaults, then the provider; extraction errors rewritten without values.
+pub(crate) fn extract<T: DeserializeOwned>(
+    d: &Description,
+    client: &VaultClient,
+    provider: &VaultProvider,
+) -> Result<T> {
+    let figment = Figment::new()
+        .merge(figment::providers::Serialized::from(
+            d.defaults_dict(),
+            Profile::Default,
+        ))
+        .merge(provider.figment());
+    figment
+        .extract_lossy()
+        .map_err(|e| explain(e, d, client, provider))
+}
+
+/// Turns a figment error into one that names the field and its sources, and
+/// never carries the offending value (figment's own text quotes it).
+fn explain(
+    err: figment::Error,
+    d: &Description,
+    client: &VaultClient,
+    provider: &VaultProvider,
+) -> Error {
+    let mut path = err.path.clone();
+    if let Kind::MissingField(name) = &err.kind {
+        path.push(name.to_string());
+    }
+    let key = path.join(".");
+    let spec = d.spec_for_key(&key);
+    let field = d.field_of(&key);
+    if let Kind::MissingField(_) = &err.kind {
+        let resolved = provider.resolved().iter().find(|r| r.key == key);
+        return match (spec, resolved.map(|r| &r.origin)) {
+            (Some(_), Some(Origin::Missing { vault, env_var })) => Error::Missing {
+                field,
+                vault: vault.clone(),
+                env_var: Some(env_var.clone()),
+            },
+            (Some(s), _) => Error::Missing {
+                field,
+                vault: client.is_enabled().then(|| s.location(client.kv_mount())),
+                env_var: Some(s.env_var.clone()),
+            },
+            (None, _) => Error::Missing {
+                field,
+                vault: None,
+                env_var: None,
+            },
+        };
+    }
+    let reason = match &err.kind {
+        Kind::InvalidType(actual, expected) => {
+            format!("expected {expected}, found {}", kind_of(actual))
+        }
+        Kind::InvalidValue(actual, expected) => {
+            format!("expected {expected}, found another {}", kind_of(actual))
+        }
+        Kind::InvalidLength(len, expected) => format!("expected {expected}, found {len} items"),
+        Kind::UnknownVariant(_, expected) => format!("expected one of {}", expected.join(", ")),
+        Kind::Message(msg) => redact_message(msg, &err, provider),
+        other => other.to_string(),
+    };
+    let origin = err.metadata.as_ref().map(|m| m.name.to_string());
+    Error::Invalid {
+        field,
+        reason,
+        origin,
+    }
+}
+
+/// A custom deserializer's message may quote the input: drop it if it does.
+fn redact_message(msg: &str, err: &figment::Error, provider: &VaultProvider) -> String {
+    let value = provider.figment().find_value(&err.path.join("."));
+    match value.ok().and_then(|v| v.into_string()) {
+        Some(s) if !s.is_empty() && msg.contains(&s) => msg.replace(&s, "[REDACTED]"),
+        _ => msg.to_owned(),
+    }
+}
+
+fn kind_of(actual: &Actual) -> &'static str {
+    match actual {
+        Actual::Bool(_) => "a boolean",
+        Actual::Unsigned(_) | Actual::Signed(_) => "an integer",
+        Actual::Float(_) => "a float",
+        Actual::Char(_) => "a character",
+        Actual::Str(_) => "a string",
+        Actual::Bytes(_) => "bytes",
+        Actual::Unit => "nothing",
+        Actual::Option => "an option",
+        Actual::Seq => "a list",
+        Actual::Map => "a map",
+        _ => "a value of another kind",
+    }
+}

@@ -1,0 +1,204 @@
+//! [`Plan`]: the distinct reads a set of mappings needs, decided before any request.
+//!
+//! The first stage of a load: mappings (from the derive's description or a
+//! [`VaultProviderBuilder`](crate::VaultProviderBuilder)) become a list of
+//! [`Read`]s, one per distinct secret, and each mapping points at the read that
+//! fills it. A [`Snapshot`](crate::snapshot::Snapshot) then holds what those
+//! reads returned.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::client::VaultClient;
+use crate::error::{Error, Result};
+use crate::mapping::Mapping;
+use crate::spec::Description;
+
+/// One request a load makes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Read {
+    /// A secret of a KV mount, at its current version or a pinned one.
+    Kv {
+        mount: String,
+        path: String,
+        version: Option<u64>,
+    },
+    /// Credentials leased by a secrets engine (`database/creds/app`): every
+    /// read is a new lease, so the cache never serves one.
+    Leased { path: String },
+}
+
+impl Read {
+    /// The secret's path (inside its mount, for a KV read).
+    pub(crate) fn path(&self) -> &str {
+        match self {
+            Read::Kv { path, .. } | Read::Leased { path } => path,
+        }
+    }
+}
+
+/// `mount/path` (KV) or the engine path (leased), as health and logs show a read.
+impl fmt::Display for Read {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Read::Kv { mount, path, .. } => write!(f, "{mount}/{path}"),
+            Read::Leased { path } => f.write_str(path),
+        }
+    }
+}
+
+/// The mappings of one load, with the distinct reads that fill them.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    mappings: Vec<Mapping>,
+    env_prefix: Option<String>,
+    reads: Vec<Read>,
+    /// For each mapping, the index of its read in `reads`.
+    slots: Vec<usize>,
+}
+
+impl Plan {
+    /// Plans `mappings`, reading KV paths without a mount of their own from
+    /// `client`'s default mount. Fails on a configuration key mapped twice.
+    pub(crate) fn new(
+        client: &VaultClient,
+        mappings: Vec<Mapping>,
+        env_prefix: Option<String>,
+    ) -> Result<Self> {
+        check_keys(&mappings)?;
+        let mut reads = Vec::new();
+        let mut index = HashMap::new();
+        let slots = mappings
+            .iter()
+            .map(|m| {
+                let read = if m.is_dynamic() {
+                    Read::Leased {
+                        path: m.path().to_owned(),
+                    }
+                } else {
+                    Read::Kv {
+                        mount: m.mount_override().unwrap_or(client.kv_mount()).to_owned(),
+                        path: m.path().to_owned(),
+                        version: m.pinned_version(),
+                    }
+                };
+                *index.entry(read.clone()).or_insert_with(|| {
+                    reads.push(read);
+                    reads.len() - 1
+                })
+            })
+            .collect();
+        Ok(Plan {
+            mappings,
+            env_prefix,
+            reads,
+            slots,
+        })
+    }
+
+    /// Plans what a `VaultConfig` type describes.
+    pub(crate) fn from_description(d: &Description, client: &VaultClient) -> Result<Self> {
+        if let Some(e) = &d.error {
+            return Err(e.clone());
+        }
+        let mappings = d
+            .specs
+            .iter()
+            .map(|s| s.mapping())
+            .collect::<Result<Vec<_>>>()?;
+        Self::new(client, mappings, None)
+    }
+
+    /// The distinct reads, each once.
+    pub(crate) fn reads(&self) -> &[Read] {
+        &self.reads
+    }
+
+    /// Each mapping with the index of the read that fills it.
+    pub(crate) fn bindings(&self) -> impl Iterator<Item = (&Mapping, usize)> {
+        self.mappings.iter().zip(self.slots.iter().copied())
+    }
+
+    /// The env var mapping `m` falls back to.
+    pub(crate) fn env_var(&self, m: &Mapping) -> String {
+        m.env_var(self.env_prefix.as_deref())
+    }
+
+    /// Every env var the mappings fall back to, in mapping order.
+    pub(crate) fn env_vars(&self) -> Vec<String> {
+        self.mappings.iter().map(|m| self.env_var(m)).collect()
+    }
+
+    /// How many mappings the plan fills.
+    pub(crate) fn len(&self) -> usize {
+        self.mappings.len()
+    }
+}
+
+/// Two mappings may not fill the same key, nor one a key inside the other's.
+fn check_keys(mappings: &[Mapping]) -> Result<()> {
+    let mut keys: Vec<&str> = mappings.iter().map(Mapping::key).collect();
+    keys.sort_unstable();
+    for pair in keys.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if a == b || b.strip_prefix(a).is_some_and(|rest| rest.starts_with('.')) {
+            return Err(Error::Mapping {
+                mapping: b.to_owned(),
+                reason: format!(
+                    "the configuration key `{a}` is mapped twice (or `{b}` lies inside it)"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> VaultClient {
+        VaultClient::builder()
+            .enabled(false)
+            .kv_mount("kv")
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn duplicate_and_nested_keys_are_rejected() {
+        let m = |k: &str| Mapping::new(k, "p#k").unwrap();
+        assert!(check_keys(&[m("a"), m("b"), m("x.b.c")]).is_ok());
+        let e = check_keys(&[m("db"), m("db")]).unwrap_err();
+        assert!(e.to_string().contains("`db` is mapped twice"), "{e}");
+        assert!(check_keys(&[m("db.url"), m("db")]).is_err());
+        assert!(check_keys(&[m("db"), m("dbx")]).is_ok());
+    }
+
+    #[test]
+    fn one_read_per_distinct_secret() {
+        let mappings = vec![
+            Mapping::new("url", "database#URL").unwrap(),
+            Mapping::new("port", "database#PORT").unwrap(),
+            Mapping::new("old", "database#URL").unwrap().version(3),
+            Mapping::new("other", "database#URL")
+                .unwrap()
+                .mount("legacy"),
+            Mapping::dynamic("user", "database/creds/app", "username").unwrap(),
+            Mapping::dynamic("pass", "database/creds/app", "password").unwrap(),
+        ];
+        let plan = Plan::new(&client(), mappings, None).unwrap();
+        assert_eq!(plan.reads().len(), 4, "{:?}", plan.reads());
+        let slots: Vec<usize> = plan.bindings().map(|(_, i)| i).collect();
+        assert_eq!(slots, [0, 0, 1, 2, 3, 3]);
+        assert_eq!(
+            plan.reads()[0],
+            Read::Kv {
+                mount: "kv".into(),
+                path: "database".into(),
+                version: None
+            }
+        );
+        assert_eq!(plan.reads()[3].to_string(), "database/creds/app");
+    }
+}

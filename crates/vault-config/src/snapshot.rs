@@ -1,0 +1,254 @@
+//! [`Snapshot`]: what one [`Plan`]'s reads returned, and each mapping's value
+//! with its provenance once env fallbacks are applied.
+//!
+//! The second stage of a load. Taking a snapshot is where the client's
+//! [`FallbackMode`] decides between Vault and env; resolving it reads the
+//! fallbacks from an [`EnvSource`] and yields the [`VaultProvider`] that
+//! figment merges.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use figment::value::Value;
+use futures_util::future::join_all;
+
+use crate::client::VaultClient;
+use crate::env::EnvSource;
+use crate::error::Result;
+use crate::fallback::FallbackMode;
+use crate::kv::{KvSecret, KvVersion};
+use crate::plan::{Plan, Read};
+use crate::provider::{Origin, Resolved, VaultProvider};
+
+/// What one read returned.
+#[derive(Debug, Clone)]
+pub(crate) struct Found {
+    /// The KV version of the mount read (`None` for leased credentials).
+    pub(crate) kv: Option<KvVersion>,
+    /// The secret, or `None` when nothing is at the path.
+    pub(crate) secret: Option<Arc<KvSecret>>,
+}
+
+/// Whether a snapshot may be served from the client's cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Freshness {
+    /// Through the cache (a load).
+    Cached,
+    /// Past the cache, refreshing it (a watcher, `fetch_fresh`).
+    Fresh,
+}
+
+/// The results of a plan's reads, in the plan's order; `None` when Vault was
+/// not read (turned off, or unavailable in fallback mode) and every mapping
+/// reads env.
+#[derive(Debug, Clone)]
+pub(crate) struct Snapshot {
+    namespace: Option<String>,
+    found: Option<Vec<Found>>,
+}
+
+impl Snapshot {
+    /// Reads what `plan` needs, or decides on env: Vault disabled, or
+    /// unavailable while the client is in [`FallbackMode::Fallback`] (each
+    /// said once in the log).
+    pub(crate) async fn take(
+        client: &VaultClient,
+        plan: &Plan,
+        freshness: Freshness,
+    ) -> Result<Self> {
+        let namespace = client.namespace().map(str::to_owned);
+        if !client.is_enabled() {
+            tracing::info!(
+                mappings = plan.len(),
+                "Vault is disabled ({}=false); reading every mapping from env",
+                client.contract_var("ENABLED")
+            );
+            return Ok(Snapshot {
+                namespace,
+                found: None,
+            });
+        }
+        match Self::read(client, plan, freshness).await {
+            Ok(found) => Ok(Snapshot {
+                namespace,
+                found: Some(found),
+            }),
+            Err(e) if e.is_unavailable() && client.fallback_mode() == FallbackMode::Fallback => {
+                tracing::warn!(
+                    error = %e,
+                    vars = %plan.env_vars().join(", "),
+                    "Vault is unavailable; reading every mapping from env (fallback mode)"
+                );
+                Ok(Snapshot {
+                    namespace,
+                    found: None,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads every read of `plan` from Vault, whatever the fallback mode.
+    pub(crate) async fn read_vault(
+        client: &VaultClient,
+        plan: &Plan,
+        freshness: Freshness,
+    ) -> Result<Self> {
+        Ok(Snapshot {
+            namespace: client.namespace().map(str::to_owned),
+            found: Some(Self::read(client, plan, freshness).await?),
+        })
+    }
+
+    /// One request per read, all at once.
+    async fn read(client: &VaultClient, plan: &Plan, freshness: Freshness) -> Result<Vec<Found>> {
+        let reads = plan.reads().iter().map(|read| async move {
+            match (read, freshness) {
+                (
+                    Read::Kv {
+                        mount,
+                        path,
+                        version,
+                    },
+                    Freshness::Cached,
+                ) => Ok(Found {
+                    kv: Some(client.kv_version(mount).await?),
+                    secret: client.read_cached(mount, path, *version).await?,
+                }),
+                _ => read_one(client, read).await,
+            }
+        });
+        let mut found = Vec::with_capacity(plan.reads().len());
+        let mut first_error = None;
+        for result in join_all(reads).await {
+            match result {
+                Ok(f) => found.push(f),
+                // An outage outranks other errors: it decides fallback.
+                Err(e) if e.is_unavailable() => return Err(e),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(found),
+        }
+    }
+
+    /// False when the values come from env only.
+    pub(crate) fn is_from_vault(&self) -> bool {
+        self.found.is_some()
+    }
+
+    /// What read number `index` of the plan returned.
+    pub(crate) fn found(&self, index: usize) -> Option<&Found> {
+        self.found.as_ref()?.get(index)
+    }
+
+    /// Replaces what read number `index` returned; gives back what it held.
+    pub(crate) fn replace(&mut self, index: usize, fresh: Found) -> Option<Found> {
+        let slot = self.found.as_mut()?.get_mut(index)?;
+        Some(std::mem::replace(slot, fresh))
+    }
+
+    /// The KV v2 version in use per `mount/path` (KV v1 and leased reads have none).
+    pub(crate) fn versions(&self, plan: &Plan) -> BTreeMap<String, u64> {
+        plan.reads()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, read)| {
+                let version = self.found(i)?.secret.as_ref()?.version()?;
+                Some((read.to_string(), version))
+            })
+            .collect()
+    }
+
+    /// Each mapping's value: from Vault where the secret has the key, else
+    /// from its env var read through `env`, with where it came from.
+    pub(crate) fn resolve(&self, plan: &Plan, env: &EnvSource) -> VaultProvider {
+        let mut values = Vec::with_capacity(plan.len());
+        for (m, index) in plan.bindings() {
+            let env_var = plan.env_var(m);
+            let read = &plan.reads()[index];
+            let mut vault_tried = None;
+            let mut value = None;
+            if let Some(found) = self.found(index) {
+                let (api_path, tried) = match (read, found.kv) {
+                    (Read::Kv { mount, path, .. }, Some(kv)) => (
+                        kv.data_path(mount, path),
+                        format!("{mount}/{path}#{}", m.secret_key()),
+                    ),
+                    _ => (
+                        read.path().to_owned(),
+                        format!("{}#{}", read.path(), m.secret_key()),
+                    ),
+                };
+                vault_tried = Some(tried);
+                let hit = found
+                    .secret
+                    .as_ref()
+                    .and_then(|s| Some((s.get(m.secret_key())?, s.version())));
+                if let Some((json, version)) = hit {
+                    value = Value::serialize(json).ok().map(|v| {
+                        let origin = Origin::Vault {
+                            namespace: self.namespace.clone(),
+                            api_path,
+                            key: m.secret_key().to_owned(),
+                            version,
+                        };
+                        (v, origin)
+                    });
+                }
+            }
+            if value.is_none() {
+                if let Some(raw) = env.get(&env_var) {
+                    value = Some((
+                        Value::from(raw),
+                        Origin::Env {
+                            var: env_var.clone(),
+                        },
+                    ));
+                }
+            }
+            let resolved = |origin| Resolved {
+                key: m.key().to_owned(),
+                origin,
+            };
+            values.push(match value {
+                Some((v, origin)) => (resolved(origin), Some(v)),
+                None => (
+                    resolved(Origin::Missing {
+                        vault: vault_tried,
+                        env_var,
+                    }),
+                    None,
+                ),
+            });
+        }
+        VaultProvider::from_values(values)
+    }
+}
+
+/// Reads one secret past the cache (refreshing it): a new lease for leased credentials.
+pub(crate) async fn read_one(client: &VaultClient, read: &Read) -> Result<Found> {
+    match read {
+        Read::Leased { path } => Ok(Found {
+            kv: None,
+            secret: Some(Arc::new(client.read_dynamic(path).await?)),
+        }),
+        Read::Kv {
+            mount,
+            path,
+            version,
+        } => {
+            let kv = client.kv_version(mount).await?;
+            let secret = client.read_opt(mount, path, *version).await?.map(Arc::new);
+            client.cache_put(mount, path, *version, secret.clone());
+            Ok(Found {
+                kv: Some(kv),
+                secret,
+            })
+        }
+    }
+}
