@@ -48,7 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map("database.url", "database#DATABASE_URL")
         .map("database.user", "database#POSTGRES_USER")
         .map("database.password", "database#POSTGRES_PASSWORD")
-        .map("database.port", "database#port")
+        .mapping(Mapping::new("database.port", "database#port")?.env("DATABASE_PORT"))
         .map("api_key", "app-prod#AOS_API_KEY")
         .map("machine_token", "app-prod#MACHINE_SECRET_TOKEN")
         .map("openai_api_key", "external-apis#OPENAI_API_KEY")

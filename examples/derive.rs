@@ -21,7 +21,7 @@ struct AppConfig {
     database_url: SecretString,
     #[vault("database#POSTGRES_USER")]
     postgres_user: String,
-    #[vault(path = "database", key = "port", default = 5432)]
+    #[vault(path = "database", key = "port", env = "DATABASE_PORT", default = 5432)]
     port: u16,
     #[vault(path = "app-prod", key = "AOS_API_KEY", env = "AOS_KEY")]
     api_key: SecretString,
@@ -69,7 +69,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             spec.env_var
         );
     }
-    println!("\n{}", AppConfig::vault_policy());
-    println!("{}", AppConfig::env_example());
+    println!("\n{}", AppConfig::vault_policy_for(&client));
+    println!("{}", AppConfig::env_example_for(&client));
     Ok(())
 }

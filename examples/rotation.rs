@@ -26,7 +26,7 @@ struct ServiceConfig {
     database_url: SecretString,
     #[vault("database#POSTGRES_USER")]
     postgres_user: String,
-    #[vault("database#port", default = 5432)]
+    #[vault("database#port", env = "DATABASE_PORT", default = 5432)]
     port: u16,
     #[vault(path = "app-prod", key = "AOS_API_KEY")]
     api_key: SecretString,

@@ -12,6 +12,11 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bin="$(bash scripts/install-openbao.sh | tail -n 1)"
 port="${DEMO_PORT:-18200}"
+busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if busy "$port"; then
+  echo "demo: port $port on 127.0.0.1 is in use; choose another with DEMO_PORT=<port> bash scripts/demo.sh $example" >&2
+  exit 1
+fi
 token="demo-root-$$"
 home="$(mktemp -d)"
 HOME="$home" "$bin" server -dev -dev-root-token-id="$token" -dev-listen-address="127.0.0.1:$port" >"$home/server.log" 2>&1 &
@@ -20,7 +25,11 @@ trap 'kill "$server" 2>/dev/null || true; rm -rf "$home"' EXIT
 export VAULT_ADDR="http://127.0.0.1:$port" VAULT_TOKEN="$token" BAO_ADDR="http://127.0.0.1:$port" BAO_TOKEN="$token"
 for _ in $(seq 1 200); do
   if HOME="$home" "$bin" status >/dev/null 2>&1; then break; fi
-  if ! kill -0 "$server" 2>/dev/null; then cat "$home/server.log" >&2; exit 1; fi
+  if ! kill -0 "$server" 2>/dev/null; then
+    cat "$home/server.log" >&2
+    echo "demo: the dev server did not start (above: its log); if port $port is taken, set DEMO_PORT" >&2
+    exit 1
+  fi
   sleep 0.1
 done
 HOME="$home" "$bin" secrets enable -path=agenticverz kv-v2 >/dev/null
@@ -33,6 +42,11 @@ HOME="$home" "$bin" kv put -mount=agenticverz keycloak-admin \
   KEYCLOAK_ADMIN=admin KEYCLOAK_ADMIN_PASSWORD=demo-keycloak-password >/dev/null
 echo "demo: OpenBao dev server at $VAULT_ADDR with agenticverz/database, agenticverz/app-prod and agenticverz/keycloak-admin"
 export VAULT_KV_MOUNT=agenticverz
+# Compile first, with cargo's progress shown: a first run builds for a minute or two.
+target="$example"
+[ "$example" = dynamic ] && target=dynamic_db
+echo "demo: building examples/$target.rs (the first build takes a minute or two)"
+cargo build --example "$target"
 # Not in Vault: read from env as the fallback.
 export LOG_LEVEL=info
 if [ "$example" = dynamic ]; then
@@ -46,6 +60,10 @@ if [ "$example" = dynamic ]; then
   as_pg=()
   if [ "$(id -u)" = 0 ]; then chown postgres "$pgdir" "$home"; as_pg=(runuser -u postgres --); fi
   pgport="${DEMO_PG_PORT:-15432}"
+  if busy "$pgport"; then
+    echo "demo: port $pgport on 127.0.0.1 is in use; choose another with DEMO_PG_PORT=<port>" >&2
+    exit 1
+  fi
   "${as_pg[@]}" "$pgbin/initdb" -D "$pgdir/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 >/dev/null
   "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1" -l "$pgdir/log" -w start >/dev/null
   trap '"${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1; kill "$server" 2>/dev/null || true; rm -rf "$home"' EXIT
@@ -61,7 +79,6 @@ if [ "$example" = dynamic ]; then
   unset VAULT_KV_MOUNT
   SWAPS=2 cargo run --quiet --example dynamic_db
 elif [ "$example" = rotation ]; then
-  cargo build --quiet --example rotation
   WATCH_INTERVAL_SECS=1 EXIT_AFTER_RELOADS=1 cargo run --quiet --example rotation &
   service=$!
   sleep 3

@@ -323,3 +323,68 @@ fn load_futures_are_send() {
     assert_send(Core::load(&client));
     assert_send(Core::provider(&client));
 }
+
+/// Fields that name no mount: they read the client's default mount.
+#[derive(Debug, Deserialize, VaultConfig)]
+struct OnClientMount {
+    #[vault("database#DATABASE_URL")]
+    url: SecretString,
+    #[vault("database#port", env = "DATABASE_PORT")]
+    port: u16,
+}
+
+#[tokio::test]
+async fn policy_and_env_example_for_a_prefixed_client_on_another_mount() {
+    let server = DevServer::start().await;
+    server.enable_kv("kv", 2, None).await.unwrap();
+    server
+        .kv_put(
+            "kv",
+            "database",
+            json!({"DATABASE_URL": "postgres://kv", "port": "5432"}),
+        )
+        .await
+        .unwrap();
+    server
+        .kv_put("kv", "other", json!({"X": "y"}))
+        .await
+        .unwrap();
+    let builder = |token: &str| {
+        vault_config::VaultClientBuilder::from_env_source(
+            Some("AION"),
+            vault_test_support::env_of(&[
+                ("AION_VAULT_ADDR", server.addr()),
+                ("AION_VAULT_TOKEN", token),
+                ("AION_VAULT_KV_MOUNT", "kv"),
+            ]),
+        )
+        .unwrap()
+        .cache_ttl(std::time::Duration::ZERO)
+        .build()
+        .unwrap()
+    };
+    let root = builder(server.root_token());
+
+    // The mount-agnostic policy names `secret`, which this client never reads.
+    assert!(OnClientMount::vault_policy().contains("path \"secret/data/database\""));
+    let policy = OnClientMount::vault_policy_for(&root);
+    assert!(policy.contains("path \"kv/data/database\""), "{policy}");
+    assert!(!policy.contains("secret/"), "{policy}");
+
+    // A token holding exactly that policy loads the struct, and nothing else.
+    let token = server.token_with_policy("kv-app", &policy).await.unwrap();
+    let client = builder(&token);
+    let cfg = OnClientMount::load(&client).await.unwrap();
+    assert_eq!(cfg.url.expose_secret(), "postgres://kv");
+    assert_eq!(cfg.port, 5432);
+    let denied = client.read("kv", "other").await.unwrap_err();
+    assert!(
+        matches!(denied, Error::PermissionDenied { .. }),
+        "{denied:?}"
+    );
+
+    let example = OnClientMount::env_example_for(&client);
+    assert!(example.contains("AION_VAULT_ENABLED=false"), "{example}");
+    assert!(example.contains("vault kv/database#port"), "{example}");
+    assert!(example.contains("\nDATABASE_PORT=\n"), "{example}");
+}

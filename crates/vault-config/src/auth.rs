@@ -1,4 +1,29 @@
 //! Authentication: how the client gets its token, and keeps it alive.
+//!
+//! # Usage
+//!
+//! A token (`VAULT_TOKEN`, else `~/.vault-token`) is enough in development.
+//! In production, log in with an [`AuthMethod`]: AppRole (with a plain,
+//! response-wrapped or file [`SecretId`]), JWT or Kubernetes, set in code or
+//! through the env contract (`VAULT_AUTH_METHOD`, see
+//! [`VaultClient::from_env`](crate::VaultClient::from_env)).
+//!
+//! ```
+//! use vault_config::{AuthMethod, SecretId, VaultClient};
+//! let client = VaultClient::builder()
+//!     .address("https://vault:8200")
+//!     .auth(AuthMethod::approle("9f2c-role-id", SecretId::File("/run/secrets/secret-id".into())))
+//!     .build()?;
+//! # Ok::<(), vault_config::Error>(())
+//! ```
+//!
+//! # Token lifecycle
+//!
+//! The client renews its token at two thirds of its TTL, logs in again before
+//! a token that can no longer be renewed expires, and after a 403 logs in once
+//! more and retries once. Concurrent requests wait for the one login in
+//! flight. [`AuthStatus`] (in [`Health::token`](crate::Health::token)) shows
+//! the method, logins, renewals and expiry, never the token.
 
 use std::fmt;
 use std::path::PathBuf;

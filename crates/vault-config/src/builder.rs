@@ -1,5 +1,5 @@
 //! [`VaultClientBuilder`]: a client's settings, from code or the env contract
-//! (read in [`env`](crate::env)), checked when the client is built.
+//! (read in [`env`](mod@crate::env)), checked when the client is built.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -2,7 +2,7 @@
 //! (token, and one re-login after a 403).
 //!
 //! Its settings come from [`VaultClientBuilder`](crate::VaultClientBuilder)
-//! (or the env contract, [`env`](crate::env)); the KV calls are in
+//! (or the env contract, [`env`](mod@crate::env)); the KV calls are in
 //! [`kv`](crate::kv), the lease calls in [`lease`](crate::lease).
 
 use std::collections::HashMap;
@@ -100,7 +100,7 @@ impl VaultClient {
     /// | `VAULT_AUTH_METHOD` | `token`, `approle`, `jwt` or `kubernetes` | `token` |
     /// | `VAULT_ROLE_ID`, `VAULT_SECRET_ID` (or `VAULT_APPROLE_*`) | AppRole credentials | none |
     /// | `VAULT_WRAPPED_SECRET_ID`, `VAULT_SECRET_ID_FILE` | a wrapped secret ID, or a file holding it | none |
-    /// | `VAULT_AUTH_ROLE`, `VAULT_JWT_FILE`, `VAULT_KUBERNETES_TOKEN_FILE` | JWT / Kubernetes login | see [`AuthMethod`] |
+    /// | `VAULT_AUTH_ROLE`, `VAULT_JWT_FILE`, `VAULT_KUBERNETES_TOKEN_FILE` | JWT / Kubernetes login | see [`AuthMethod`](crate::AuthMethod) |
     /// | `VAULT_AUTH_MOUNT` | the auth mount | the method's name |
     ///
     /// Each `VAULT_X` that is unset is looked up as OpenBao's `BAO_X`.
@@ -235,5 +235,16 @@ mod tests {
             assert!(!text.contains("TOPSECRET"), "{text}");
             assert!(text.contains("[REDACTED]"), "{text}");
         }
+    }
+
+    #[tokio::test]
+    async fn errors_name_the_clients_own_variables() {
+        let env =
+            crate::env::EnvSource::from_fn(|n| (n == "AION_VAULT_ENABLED").then(|| "false".into()));
+        let client = VaultClientBuilder::from_env_source(Some("AION"), env)
+            .and_then(VaultClientBuilder::build)
+            .unwrap();
+        let e = client.read("secret", "database").await.unwrap_err();
+        assert!(e.to_string().contains("(AION_VAULT_ENABLED=false)"), "{e}");
     }
 }

@@ -142,7 +142,7 @@ pub(crate) fn parse_duration(setting: &str, value: &str) -> Result<Duration> {
 }
 
 impl VaultClientBuilder {
-    /// Settings from the process environment, as [`VaultClient::from_env`] reads them,
+    /// Settings from the process environment, as [`VaultClient::from_env`](crate::VaultClient::from_env) reads them,
     /// which code may then change before [`build`](Self::build).
     pub fn from_env() -> Result<Self> {
         Self::from_env_source(None, EnvSource::process())

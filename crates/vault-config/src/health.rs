@@ -1,4 +1,10 @@
 //! [`Health`]: what a watcher knows about its Vault connection, for health endpoints.
+//!
+//! A [`Watcher`](crate::Watcher) publishes it on a `watch` channel
+//! ([`Watcher::health`](crate::Watcher::health) for the current value,
+//! [`Watcher::subscribe_health`](crate::Watcher::subscribe_health) for changes).
+//! It serializes in the seeds' shape, `vault_enabled` and `vault_connected` at
+//! the top, and never holds a secret: errors name fields and paths only.
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};

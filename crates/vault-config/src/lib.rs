@@ -129,7 +129,7 @@
 //! | [`kv`] | KV v1/v2 reads, versions and metadata, and the secret types |
 //! | [`lease`] | leased (dynamic) credentials: read, renew, revoke |
 //! | [`auth`] | auth methods (token, AppRole, JWT, Kubernetes) and token status |
-//! | [`env`] | the env contract and [`EnvSource`] |
+//! | [`env`](mod@env) | the env contract and [`EnvSource`] |
 //! | [`provider`] | [`VaultProvider`], a figment provider with per-value provenance |
 //! | [`watch`] | [`Watcher`] and [`WatchOptions`]: hot reload |
 //! | [`health`] | [`Health`], what a watcher reports |
