@@ -1,10 +1,13 @@
 //! Parsing `#[vault(...)]` attributes (and the `#[serde(rename)]` the key must follow).
 
 use proc_macro2::Span;
+use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Attribute, Expr, Ident, Lit, LitInt, LitStr, Token};
+
+use crate::ctxt::Ctxt;
 
 /// The attribute's name.
 pub const VAULT: &str = "vault";
@@ -40,7 +43,7 @@ impl Parse for Arg {
         if input.peek(LitStr) {
             return input.parse().map(Arg::Shorthand);
         }
-        let name: Ident = input.call(syn::ext::IdentExt::parse_any)?;
+        let name: Ident = input.call(Ident::parse_any)?;
         if input.peek(Token![=]) {
             input.parse::<Token![=]>()?;
             Ok(Arg::NameValue(name, input.parse()?))
@@ -52,12 +55,12 @@ impl Parse for Arg {
 
 /// Every item of every `#[vault(...)]` among `attrs`, with the errors of the
 /// ones that did not parse.
-pub fn vault_args(attrs: &[Attribute], errors: &mut Errors) -> Vec<Arg> {
+pub fn vault_args(attrs: &[Attribute], cx: &Ctxt) -> Vec<Arg> {
     let mut args = Vec::new();
     for attr in attrs.iter().filter(|a| a.path().is_ident(VAULT)) {
         match attr.parse_args_with(Punctuated::<Arg, Token![,]>::parse_terminated) {
             Ok(list) => args.extend(list),
-            Err(e) => errors.push(syn::Error::new(
+            Err(e) => cx.syn_error(syn::Error::new(
                 e.span(),
                 format!(
                     "{e}; write #[vault(path = \"...\", key = \"...\")] or #[vault(\"path#key\")]"
@@ -96,6 +99,20 @@ pub fn lit_version(name: &Ident, value: &Expr) -> syn::Result<(u64, LitInt)> {
             format!("`{name}` takes a whole number (a KV v2 version), e.g. {name} = 3"),
         )),
     }
+}
+
+/// "`path` is given twice"
+pub fn duplicate(name: &Ident, span: Span) -> syn::Error {
+    syn::Error::new(span, format!("`{name}` is given twice"))
+}
+
+/// A bare `name` where `name = ...` is expected, or an unknown name.
+pub fn flag_or_unknown(name: &Ident, allowed: &[&str], other: &[&str], level: &str) -> syn::Error {
+    let text = name.to_string();
+    if allowed.contains(&text.as_str()) {
+        return syn::Error::new_spanned(name, format!("`{text}` needs a value: {text} = ..."));
+    }
+    unknown(name, allowed, other, level)
 }
 
 /// "unknown vault attribute `pth`; did you mean `path`?"
@@ -139,8 +156,8 @@ fn distance(a: &str, b: &str) -> usize {
 
 /// The key serde reads the field under: `#[serde(rename = "...")]` (or its
 /// `deserialize` form) when present, else the field's name.
-pub fn serde_key(field: &syn::Field, ident: &Ident, errors: &mut Errors) -> String {
-    let mut key = ident.to_string().trim_start_matches("r#").to_owned();
+pub fn serde_key(field: &syn::Field, ident: &Ident, cx: &Ctxt) -> String {
+    let mut key = ident.unraw().to_string();
     for attr in field.attrs.iter().filter(|a| a.path().is_ident("serde")) {
         let result = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("rename") {
@@ -161,7 +178,7 @@ pub fn serde_key(field: &syn::Field, ident: &Ident, errors: &mut Errors) -> Stri
             Ok(())
         });
         if let Err(e) = result {
-            errors.push(e);
+            cx.syn_error(e);
         }
     }
     key
@@ -189,26 +206,6 @@ fn skip_meta(meta: &syn::meta::ParseNestedMeta) -> syn::Result<()> {
         meta.parse_nested_meta(|inner| skip_meta(&inner))?;
     }
     Ok(())
-}
-
-/// Errors collected across the input, reported together.
-#[derive(Default)]
-pub struct Errors(Option<syn::Error>);
-
-impl Errors {
-    pub fn push(&mut self, e: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(e),
-            None => self.0 = Some(e),
-        }
-    }
-
-    pub fn into_result(self) -> syn::Result<()> {
-        match self.0 {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
 }
 
 #[cfg(test)]

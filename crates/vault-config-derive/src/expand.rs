@@ -2,20 +2,21 @@
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{DeriveInput, LitStr};
 
 use crate::ast::{Input, Kind};
-use crate::attr::Errors;
-use crate::check;
+use crate::ctxt::Ctxt;
+use crate::valid;
 
 pub fn derive(input: &DeriveInput) -> TokenStream {
-    let mut errors = Errors::default();
-    let parsed = Input::from_syn(input, &mut errors);
+    let cx = Ctxt::new();
+    let parsed = Input::from_syn(input, &cx);
     if let Some(parsed) = &parsed {
-        check::check(parsed, &mut errors);
+        valid::across_fields(parsed, &cx);
     }
-    match (errors.into_result(), parsed) {
+    match (cx.check(), parsed) {
         (Ok(()), Some(parsed)) => expand(&parsed),
         (Err(e), _) => {
             let mut out = e.to_compile_error();
@@ -35,13 +36,12 @@ fn opt_str(lit: Option<&LitStr>) -> TokenStream {
 
 fn expand(input: &Input) -> TokenStream {
     let ident = input.ident;
-    let name = ident.to_string();
     let mount = opt_str(input.mount.as_ref());
     let prefix = opt_str(input.prefix.as_ref());
     let env_prefix = opt_str(input.env_prefix.as_ref());
     let mut body = TokenStream::new();
     for field in &input.fields {
-        let field_name = field.ident.to_string().trim_start_matches("r#").to_owned();
+        let field_name = field.ident.unraw().to_string();
         let key = &field.key;
         let ty = field.ty;
         match &field.kind {
@@ -100,7 +100,7 @@ fn expand(input: &Input) -> TokenStream {
             }
 
             fn __type_name() -> &'static str {
-                #name
+                ::core::stringify!(#ident)
             }
         }
     }

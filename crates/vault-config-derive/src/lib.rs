@@ -7,8 +7,9 @@
 
 mod ast;
 mod attr;
-mod check;
+mod ctxt;
 mod expand;
+mod valid;
 
 use proc_macro::TokenStream;
 

@@ -1,0 +1,446 @@
+//! The rules: which attribute values may go together on the struct and on one
+//! field (turning a field's [`FieldArgs`] into its [`Kind`]), and across fields.
+
+use std::collections::HashMap;
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{Ident, LitStr};
+
+use crate::ast::{FieldArgs, Input, Kind, Source};
+use crate::ctxt::Ctxt;
+
+/// The struct's own attributes: a `mount` must name something.
+pub fn struct_args(input: &Input, cx: &Ctxt) {
+    if let Some(m) = &input.mount {
+        if m.value().trim_matches('/').is_empty() {
+            cx.error_spanned_by(
+                m,
+                "the mount is empty; name a KV mount, e.g. mount = \"secret\"",
+            );
+        }
+    }
+}
+
+/// What a field is, once its attributes agree; `None` after reporting why not.
+pub fn field_kind(mut args: FieldArgs, optional: bool, cx: &Ctxt) -> Option<Kind> {
+    let Some(any) = args.any else {
+        return (!args.failed).then_some(Kind::Plain);
+    };
+    if args.failed {
+        return None;
+    }
+    if let Some(flag) = args.nested.take() {
+        return nested(&flag, &args, optional, cx);
+    }
+    if let Some(path) = args.dynamic.take() {
+        return dynamic(&path, args, optional, cx);
+    }
+    vault(args, any, optional, cx)
+}
+
+/// `#[vault(nested)]`: nothing else, and not an Option.
+fn nested(nested: &Ident, args: &FieldArgs, optional: bool, cx: &Ctxt) -> Option<Kind> {
+    let mut ok = true;
+    let conflicts = [
+        args.shorthand.as_ref().map(Spanned::span),
+        args.path.as_ref().map(Spanned::span),
+        args.dynamic.as_ref().map(Spanned::span),
+        args.key.as_ref().map(Spanned::span),
+        args.env.as_ref().map(Spanned::span),
+        args.default.as_ref().map(|(n, _)| n.span()),
+        args.version.map(|(_, s)| s),
+    ];
+    for span in conflicts.into_iter().flatten() {
+        ok = false;
+        cx.error_at(
+            span,
+            "`nested` cannot be combined with path, key, env, default or version: the nested struct maps its own fields",
+        );
+    }
+    if optional {
+        ok = false;
+        cx.error_spanned_by(nested, "a `nested` field cannot be an Option");
+    }
+    ok.then_some(Kind::Nested)
+}
+
+/// `#[vault(dynamic = "...", key = "...")]`: the engine path is whole, so no
+/// path, shorthand or version.
+fn dynamic(dynamic: &LitStr, args: FieldArgs, optional: bool, cx: &Ctxt) -> Option<Kind> {
+    let conflicts = [
+        args.shorthand.as_ref().map(Spanned::span),
+        args.path.as_ref().map(Spanned::span),
+        args.version.map(|(_, s)| s),
+    ];
+    let mut ok = true;
+    for span in conflicts.into_iter().flatten() {
+        ok = false;
+        cx.error_at(
+            span,
+            "`dynamic` names the whole secrets engine path (e.g. \"database/creds/app\"): drop path, \"path#key\" and version",
+        );
+    }
+    let Some(key) = &args.key else {
+        cx.error_spanned_by(
+            dynamic,
+            "missing `key`: which field of the leased credentials? add key = \"username\" (or \"password\")",
+        );
+        return None;
+    };
+    if dynamic.value().trim_matches('/').is_empty() {
+        cx.error_spanned_by(dynamic, "the dynamic path is empty");
+        return None;
+    }
+    if let (Some((name, _)), true) = (&args.default, optional) {
+        cx.error_spanned_by(
+            name,
+            "`default` on an Option field: drop the default or the Option",
+        );
+        return None;
+    }
+    ok.then(|| {
+        Kind::Vault(Box::new(Source {
+            path: dynamic.value().trim_matches('/').to_owned(),
+            key: key.value(),
+            span: dynamic.span(),
+            env: args.env,
+            default: args.default.map(|(_, e)| e),
+            version: None,
+            dynamic: true,
+        }))
+    })
+}
+
+/// A KV `path#key`: either the shorthand or both `path` and `key`, neither empty.
+fn vault(args: FieldArgs, any: Span, optional: bool, cx: &Ctxt) -> Option<Kind> {
+    let (path, key, span) = match (&args.shorthand, &args.path, &args.key) {
+        (Some(short), None, None) => match split_shorthand(short) {
+            Ok((p, k)) => (p, k, short.span()),
+            Err(e) => {
+                cx.syn_error(e);
+                return None;
+            }
+        },
+        (Some(short), _, _) => {
+            cx.error_spanned_by(
+                short,
+                "write either \"path#key\" or path = ..., key = ..., not both",
+            );
+            return None;
+        }
+        (None, Some(path), Some(key)) => {
+            let mut ok = true;
+            for (lit, what) in [(path, "path"), (key, "key")] {
+                let v = lit.value();
+                if v.trim_matches('/').is_empty() {
+                    ok = false;
+                    cx.error_spanned_by(lit, format!("the Vault {what} is empty"));
+                } else if v.contains('#') {
+                    ok = false;
+                    cx.error_spanned_by(lit, format!("the Vault {what} contains `#`; use the \"path#key\" shorthand or separate path and key"));
+                }
+            }
+            if !ok {
+                return None;
+            }
+            (
+                path.value(),
+                key.value(),
+                path.span().join(key.span()).unwrap_or(path.span()),
+            )
+        }
+        (None, Some(path), None) => {
+            cx.error_spanned_by(
+                path,
+                "missing `key`: which key of the secret at this path? add key = \"...\"",
+            );
+            return None;
+        }
+        (None, None, Some(key)) => {
+            cx.error_spanned_by(
+                key,
+                "missing `path`: where in Vault is this key? add path = \"...\"",
+            );
+            return None;
+        }
+        (None, None, None) => {
+            cx.error_at(
+                any,
+                "this #[vault] names no Vault key: add path = \"...\", key = \"...\" (or \"path#key\"), dynamic = \"...\", key = \"...\", or mark the field `nested`",
+            );
+            return None;
+        }
+    };
+    if let (Some((name, _)), true) = (&args.default, optional) {
+        cx.error_spanned_by(
+            name,
+            "`default` on an Option field: absent everywhere already means None; drop the default or the Option",
+        );
+        return None;
+    }
+    Some(Kind::Vault(Box::new(Source {
+        path,
+        key,
+        span,
+        env: args.env,
+        default: args.default.map(|(_, e)| e),
+        version: args.version.map(|(v, _)| v),
+        dynamic: false,
+    })))
+}
+
+fn split_shorthand(lit: &LitStr) -> syn::Result<(String, String)> {
+    let text = lit.value();
+    let parts: Vec<&str> = text.split('#').collect();
+    let err = |msg: &str| Err(syn::Error::new_spanned(lit, msg));
+    match parts.as_slice() {
+        [_] => err("expected \"path#key\" (e.g. \"database#DATABASE_URL\"): there is no `#`"),
+        [path, _] if path.trim_matches('/').is_empty() => {
+            err("expected \"path#key\": the path before `#` is empty")
+        }
+        [_, ""] => err("expected \"path#key\": the key after `#` is empty"),
+        [path, key] => Ok(((*path).to_owned(), (*key).to_owned())),
+        _ => err("expected \"path#key\" with a single `#`"),
+    }
+}
+
+/// Rules across fields: no two fields of one struct may map the same `path#key`.
+pub fn across_fields(input: &Input, cx: &Ctxt) {
+    let mut seen: HashMap<(String, String), &syn::Ident> = HashMap::new();
+    for field in &input.fields {
+        if let Kind::Vault(src) = &field.kind {
+            let id = (src.path.trim_matches('/').to_owned(), src.key.clone());
+            if let Some(first) = seen.get(&id) {
+                cx.error_at(
+                    src.span,
+                    format!(
+                        "`{}#{}` is already mapped to field `{first}`; each Vault key fills one field",
+                        id.0, id.1
+                    ),
+                );
+            } else {
+                seen.insert(id, field.ident);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use syn::{parse_quote, DeriveInput};
+
+    use super::*;
+
+    /// Each field as `name: kind`, and every error message, in order.
+    fn run(input: DeriveInput) -> (Vec<String>, Vec<String>) {
+        let cx = Ctxt::new();
+        let parsed = Input::from_syn(&input, &cx);
+        if let Some(parsed) = &parsed {
+            across_fields(parsed, &cx);
+        }
+        let fields = parsed
+            .iter()
+            .flat_map(|p| &p.fields)
+            .map(|f| {
+                let kind = match &f.kind {
+                    Kind::Plain => "plain".to_owned(),
+                    Kind::Nested => "nested".to_owned(),
+                    Kind::Vault(s) => format!(
+                        "{}#{}{}{}{}{}",
+                        s.path,
+                        s.key,
+                        s.version.map(|v| format!(" v{v}")).unwrap_or_default(),
+                        if s.dynamic { " dynamic" } else { "" },
+                        s.env
+                            .as_ref()
+                            .map(|e| format!(" env={}", e.value()))
+                            .unwrap_or_default(),
+                        if s.default.is_some() { " default" } else { "" },
+                    ),
+                };
+                format!("{}: {kind}", f.key)
+            })
+            .collect();
+        let errors = match cx.check() {
+            Ok(()) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+        };
+        (fields, errors)
+    }
+
+    fn errors(input: DeriveInput) -> Vec<String> {
+        run(input).1
+    }
+
+    #[test]
+    fn kinds_of_valid_fields() {
+        let (fields, errors) = run(parse_quote! {
+            struct S {
+                plain: u16,
+                #[vault("db#url")]
+                r#type: String,
+                #[vault(path = "db", key = "user", env = "DB_USER", version = 2)]
+                user: String,
+                #[vault(dynamic = "/database/creds/app/", key = "password", default = String::new())]
+                password: String,
+                #[vault(nested)]
+                inner: Inner,
+            }
+        });
+        assert_eq!(errors, Vec::<String>::new());
+        assert_eq!(
+            fields,
+            [
+                "plain: plain",
+                "type: db#url",
+                "user: db#user v2 env=DB_USER",
+                "password: database/creds/app#password dynamic default",
+                "inner: nested",
+            ]
+        );
+    }
+
+    #[test]
+    fn nested_takes_nothing_else_and_no_option() {
+        assert_eq!(
+            errors(parse_quote! {
+                struct S {
+                    #[vault(nested, path = "a", key = "b")]
+                    a: Inner,
+                    #[vault(nested)]
+                    b: Option<Inner>,
+                }
+            }),
+            [
+                "`nested` cannot be combined with path, key, env, default or version: the nested struct maps its own fields",
+                "`nested` cannot be combined with path, key, env, default or version: the nested struct maps its own fields",
+                "a `nested` field cannot be an Option",
+            ]
+        );
+    }
+
+    #[test]
+    fn dynamic_misuse() {
+        assert_eq!(
+            errors(parse_quote! {
+                struct S {
+                    #[vault(dynamic = "database/creds/app", path = "database", key = "username")]
+                    a: String,
+                    #[vault(dynamic = "database/creds/app")]
+                    b: String,
+                    #[vault(dynamic = "/", key = "username")]
+                    c: String,
+                    #[vault(dynamic = "database/creds/app", key = "username", default = 1)]
+                    d: Option<String>,
+                }
+            }),
+            [
+                "`dynamic` names the whole secrets engine path (e.g. \"database/creds/app\"): drop path, \"path#key\" and version",
+                "missing `key`: which field of the leased credentials? add key = \"username\" (or \"password\")",
+                "the dynamic path is empty",
+                "`default` on an Option field: drop the default or the Option",
+            ]
+        );
+    }
+
+    #[test]
+    fn default_on_option() {
+        assert_eq!(
+            errors(parse_quote! {
+                struct S {
+                    #[vault("a#b", default = "none")]
+                    a: Option<String>,
+                }
+            }),
+            ["`default` on an Option field: absent everywhere already means None; drop the default or the Option"]
+        );
+    }
+
+    #[test]
+    fn shorthand_path_and_key() {
+        assert_eq!(
+            errors(parse_quote! {
+                struct S {
+                    #[vault("a#b", path = "a")]
+                    a: String,
+                    #[vault(path = "a")]
+                    b: String,
+                    #[vault(key = "b")]
+                    c: String,
+                    #[vault(env = "C")]
+                    d: String,
+                    #[vault(path = "/", key = "x#y")]
+                    e: String,
+                }
+            }),
+            [
+                "write either \"path#key\" or path = ..., key = ..., not both",
+                "missing `key`: which key of the secret at this path? add key = \"...\"",
+                "missing `path`: where in Vault is this key? add path = \"...\"",
+                "this #[vault] names no Vault key: add path = \"...\", key = \"...\" (or \"path#key\"), dynamic = \"...\", key = \"...\", or mark the field `nested`",
+                "the Vault path is empty",
+                "the Vault key contains `#`; use the \"path#key\" shorthand or separate path and key",
+            ]
+        );
+    }
+
+    #[test]
+    fn shorthand_shapes() {
+        let check = |text: &str| {
+            let lit = LitStr::new(text, Span::call_site());
+            split_shorthand(&lit).map_err(|e| e.to_string())
+        };
+        assert_eq!(check("db#url"), Ok(("db".to_owned(), "url".to_owned())));
+        assert_eq!(check("/db/#url"), Ok(("/db/".to_owned(), "url".to_owned())));
+        assert!(check("db").unwrap_err().contains("there is no `#`"));
+        assert!(check("/#url")
+            .unwrap_err()
+            .contains("the path before `#` is empty"));
+        assert!(check("db#")
+            .unwrap_err()
+            .contains("the key after `#` is empty"));
+        assert!(check("a#b#c").unwrap_err().contains("with a single `#`"));
+    }
+
+    #[test]
+    fn an_item_already_reported_silences_the_field() {
+        assert_eq!(
+            errors(parse_quote! {
+                struct S {
+                    #[vault(path = 1)]
+                    a: Option<String>,
+                }
+            }),
+            ["`path` takes a string literal, e.g. path = \"...\""]
+        );
+    }
+
+    #[test]
+    fn empty_mount() {
+        assert_eq!(
+            errors(parse_quote! {
+                #[vault(mount = "/")]
+                struct S {}
+            }),
+            ["the mount is empty; name a KV mount, e.g. mount = \"secret\""]
+        );
+    }
+
+    #[test]
+    fn one_field_per_path_and_key() {
+        assert_eq!(
+            errors(parse_quote! {
+                struct S {
+                    #[vault("db#url")]
+                    a: String,
+                    #[vault(path = "/db/", key = "url")]
+                    b: String,
+                    #[vault("db#user")]
+                    c: String,
+                }
+            }),
+            ["`db#url` is already mapped to field `a`; each Vault key fills one field"]
+        );
+    }
+}

@@ -1,0 +1,241 @@
+//! Administering a [`DevServer`]: raw API calls, KV, engines and auth
+//! methods, policies, namespaces, AppRole, and the server's own CLI.
+
+use std::process::Stdio;
+
+use serde_json::{json, Value};
+use tokio::process::Command;
+
+use crate::server::DevServer;
+use crate::util::{string_at, TestResult};
+
+impl DevServer {
+    /// Sends an API request as root (in `namespace`, if given); returns the JSON body.
+    pub async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        namespace: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResult<Value> {
+        let headers: Vec<(&str, &str)> = namespace
+            .map(|ns| ("X-Vault-Namespace", ns))
+            .into_iter()
+            .collect();
+        self.api_with_headers(method, path, &headers, body).await
+    }
+
+    /// [`api`](Self::api) with extra headers (e.g. `X-Vault-Wrap-TTL`).
+    pub async fn api_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> TestResult<Value> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let mut req = self
+            .http
+            .request(method, format!("{}/v1/{path}", self.addr))
+            .header("X-Vault-Token", &self.token);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            return Err(format!("{path}: {status}: {text}").into());
+        }
+        Ok(if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        })
+    }
+
+    /// Enables an auth method of `kind` at `mount`.
+    pub async fn enable_auth(&self, mount: &str, kind: &str) -> TestResult {
+        self.api(
+            "POST",
+            &format!("sys/auth/{mount}"),
+            None,
+            Some(json!({"type": kind})),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Writes an ACL policy.
+    pub async fn write_policy(&self, name: &str, hcl: &str) -> TestResult {
+        self.api(
+            "PUT",
+            &format!("sys/policies/acl/{name}"),
+            None,
+            Some(json!({"policy": hcl})),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Creates AppRole role `role` (on an `approle` mount enabled before) with
+    /// `settings` (token_policies, token_ttl, ...); returns its role ID.
+    pub async fn approle_role(&self, role: &str, settings: Value) -> TestResult<String> {
+        self.api(
+            "POST",
+            &format!("auth/approle/role/{role}"),
+            None,
+            Some(settings),
+        )
+        .await?;
+        let answer = self
+            .api(
+                "GET",
+                &format!("auth/approle/role/{role}/role-id"),
+                None,
+                None,
+            )
+            .await?;
+        string_at(&answer, "/data/role_id")
+    }
+
+    /// A new secret ID for AppRole role `role`.
+    pub async fn approle_secret_id(&self, role: &str) -> TestResult<String> {
+        let answer = self
+            .api(
+                "POST",
+                &format!("auth/approle/role/{role}/secret-id"),
+                None,
+                Some(json!({})),
+            )
+            .await?;
+        string_at(&answer, "/data/secret_id")
+    }
+
+    /// A new secret ID for `role`, response-wrapped: returns the wrapping token.
+    pub async fn approle_wrapped_secret_id(&self, role: &str) -> TestResult<String> {
+        let answer = self
+            .api_with_headers(
+                "POST",
+                &format!("auth/approle/role/{role}/secret-id"),
+                &[("X-Vault-Wrap-TTL", "120s")],
+                Some(json!({})),
+            )
+            .await?;
+        string_at(&answer, "/wrap_info/token")
+    }
+
+    /// Mounts a KV engine (`version` 1 or 2) at `mount`.
+    pub async fn enable_kv(&self, mount: &str, version: u8, namespace: Option<&str>) -> TestResult {
+        let body = json!({"type": "kv", "options": {"version": version.to_string()}});
+        self.api(
+            "POST",
+            &format!("sys/mounts/{mount}"),
+            namespace,
+            Some(body),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Writes `data` at `path` of a KV `mount` (v2 when `v2`), as `bao kv put` does.
+    pub async fn kv_put(&self, mount: &str, path: &str, data: Value) -> TestResult {
+        self.kv_put_in(None, mount, path, data).await
+    }
+
+    /// [`kv_put`](Self::kv_put) inside `namespace`.
+    pub async fn kv_put_in(
+        &self,
+        namespace: Option<&str>,
+        mount: &str,
+        path: &str,
+        data: Value,
+    ) -> TestResult {
+        let info = self
+            .api(
+                "GET",
+                &format!("sys/internal/ui/mounts/{mount}"),
+                namespace,
+                None,
+            )
+            .await?;
+        let v2 = info["data"]["options"]["version"].as_str() == Some("2");
+        if v2 {
+            self.api(
+                "POST",
+                &format!("{mount}/data/{path}"),
+                namespace,
+                Some(json!({"data": data})),
+            )
+            .await?;
+        } else {
+            self.api("POST", &format!("{mount}/{path}"), namespace, Some(data))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Creates a namespace.
+    pub async fn create_namespace(&self, name: &str) -> TestResult {
+        self.api(
+            "POST",
+            &format!("sys/namespaces/{name}"),
+            None,
+            Some(json!({})),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Writes an ACL policy and returns a token holding only it.
+    pub async fn token_with_policy(&self, name: &str, hcl: &str) -> TestResult<String> {
+        self.api(
+            "PUT",
+            &format!("sys/policies/acl/{name}"),
+            None,
+            Some(json!({"policy": hcl})),
+        )
+        .await?;
+        let created = self
+            .api(
+                "POST",
+                "auth/token/create",
+                None,
+                Some(json!({"policies": [name], "no_default_policy": true})),
+            )
+            .await?;
+        string_at(&created, "/auth/client_token")
+    }
+
+    /// Runs the server's own CLI against it (e.g. `["operator", "seal"]`).
+    pub async fn cli(&self, args: &[&str]) -> TestResult<String> {
+        let mut cmd = Command::new(&self.binary);
+        if self.addr.starts_with("https://") {
+            cmd.env("VAULT_CACERT", self.ca_file())
+                .env("BAO_CACERT", self.ca_file());
+        }
+        let out = cmd
+            .args(args)
+            .env("HOME", &self.home)
+            .env("VAULT_ADDR", &self.addr)
+            .env("BAO_ADDR", &self.addr)
+            .env("VAULT_TOKEN", &self.token)
+            .env("BAO_TOKEN", &self.token)
+            .stdin(Stdio::null())
+            .output()
+            .await?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} {}: {}",
+                self.binary.display(),
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}

@@ -1,0 +1,187 @@
+//! TCP proxies in front of a server: one counting requests, one injecting faults.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::util::TestResult;
+
+/// A TCP proxy in front of a server that records every HTTP request line it forwards.
+pub struct CountingProxy {
+    addr: String,
+    lines: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CountingProxy {
+    /// Listens on a free loopback port and forwards to `upstream` (`http://host:port`).
+    pub async fn start(upstream: &str) -> TestResult<CountingProxy> {
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = format!("http://{}", listener.local_addr()?);
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let seen = lines.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    if let Ok(server) = TcpStream::connect(&upstream).await {
+                        let _ = pipe(client, server, seen).await;
+                    }
+                });
+            }
+        });
+        Ok(CountingProxy { addr, lines, task })
+    }
+
+    /// The proxy's address, to give a client instead of the server's.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Every request line forwarded so far, as `GET /v1/secret/data/db`.
+    pub fn requests(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How many forwarded requests' paths start with `prefix` (query ignored).
+    pub fn count(&self, method: &str, path_prefix: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|l| {
+                l.split_once(' ').is_some_and(|(m, p)| {
+                    m == method && p.split('?').next().unwrap_or(p).starts_with(path_prefix)
+                })
+            })
+            .count()
+    }
+
+    /// Forgets the requests recorded so far.
+    pub fn reset(&self) {
+        self.lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A proxy that answers the first `n` requests itself with an error status
+/// (closing the connection), then forwards everything to a real server: a way
+/// to see retries and their limits against real Vault behaviour.
+pub struct FaultyProxy {
+    addr: String,
+    answered: Arc<Mutex<u32>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultyProxy {
+    /// Answers the first `failures` requests with `status`, forwards the rest to `upstream`.
+    pub async fn start(upstream: &str, failures: u32, status: u16) -> TestResult<FaultyProxy> {
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = format!("http://{}", listener.local_addr()?);
+        let answered = Arc::new(Mutex::new(0u32));
+        let counter = answered.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let fail = {
+                    let mut n = counter.lock().unwrap_or_else(PoisonError::into_inner);
+                    let fail = *n < failures;
+                    if fail {
+                        *n += 1;
+                    }
+                    fail
+                };
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    if fail {
+                        let mut head = [0u8; 4096];
+                        let _ = client.read(&mut head).await;
+                        let body = r#"{"errors":["injected fault"]}"#;
+                        let reply = format!(
+                            "HTTP/1.1 {status} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = client.write_all(reply.as_bytes()).await;
+                        let _ = client.shutdown().await;
+                    } else if let Ok(server) = TcpStream::connect(&upstream).await {
+                        let _ = pipe(client, server, Arc::new(Mutex::new(Vec::new()))).await;
+                    }
+                });
+            }
+        });
+        Ok(FaultyProxy {
+            addr,
+            answered,
+            task,
+        })
+    }
+
+    /// The proxy's address.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// How many requests it answered with the fault.
+    pub fn faults(&self) -> u32 {
+        *self.answered.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for FaultyProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn pipe(
+    client: TcpStream,
+    server: TcpStream,
+    seen: Arc<Mutex<Vec<String>>>,
+) -> std::io::Result<()> {
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let down = tokio::spawn(async move { tokio::io::copy(&mut sr, &mut cw).await });
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let n = cr.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        pending.extend_from_slice(&buf[..n]);
+        while let Some(pos) = pending.windows(2).position(|w| w == b"\r\n") {
+            let line: Vec<u8> = pending.drain(..pos + 2).collect();
+            let line = String::from_utf8_lossy(&line[..pos]).into_owned();
+            let mut parts = line.split(' ');
+            if let (Some(m), Some(p), Some(v)) = (parts.next(), parts.next(), parts.next()) {
+                if v.starts_with("HTTP/") && m.chars().all(|c| c.is_ascii_uppercase()) {
+                    seen.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(format!("{m} {p}"));
+                }
+            }
+        }
+        sw.write_all(&buf[..n]).await?;
+    }
+    let _ = sw.shutdown().await;
+    let _ = down.await;
+    Ok(())
+}
