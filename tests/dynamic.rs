@@ -68,7 +68,12 @@ async fn leased_credentials_open_a_real_connection() {
 
     let policy = Db::vault_policy_with("secret", &|_| KvVersion::V2);
     assert!(policy.contains("path \"database/creds/app\""), "{policy}");
-    assert!(policy.contains("path \"sys/leases/renew\""), "{policy}");
+    // Renew and revoke are scoped to this path's own leases.
+    assert!(
+        policy.contains("path \"sys/leases/renew/database/creds/app/*\""),
+        "{policy}"
+    );
+    assert!(!policy.contains("path \"sys/leases/revoke\""), "{policy}");
     assert!(
         policy.contains("path \"secret/data/backend/database\""),
         "{policy}"
@@ -78,6 +83,26 @@ async fn leased_credentials_open_a_real_connection() {
     let limited = server.client_builder(&[]).token(token).build().unwrap();
     let db = Db::load(&limited).await.unwrap();
     assert_eq!(select_one(&db, pg.port()).await.unwrap(), 1);
+
+    // ... and to renew and revoke its own leases, but no other lease.
+    let own = limited.read_dynamic("database/creds/app").await.unwrap();
+    let own_lease = own.lease().unwrap().id.clone();
+    limited
+        .renew_lease(&own_lease, Duration::from_secs(60))
+        .await
+        .unwrap();
+    limited.revoke_lease(&own_lease).await.unwrap();
+    let foreign = client.read_dynamic("database/creds/app").await.unwrap();
+    let foreign_id = foreign
+        .lease()
+        .unwrap()
+        .id
+        .replace("database/creds/app", "database/creds/other");
+    let denied = limited.revoke_lease(&foreign_id).await.unwrap_err();
+    assert!(
+        matches!(denied, vault_config::Error::PermissionDenied { .. }),
+        "{denied:?}"
+    );
 }
 
 #[tokio::test]

@@ -9,4 +9,5 @@ mod errors;
 mod kv;
 mod pass;
 mod provider;
+mod transport;
 mod watch;

@@ -36,7 +36,7 @@ use serde_json::json;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::transport::{Reply, Transport};
+use crate::transport::{Repeat, Reply, Transport};
 
 /// Where a Kubernetes pod's service-account token is mounted.
 pub const KUBERNETES_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -390,7 +390,10 @@ impl Auth {
             renewable: false,
             settled: false,
         };
-        match t.get("auth/token/lookup-self", Some(token)).await {
+        match t
+            .get("auth/token/lookup-self", &[], Some(token), Repeat::Safe)
+            .await
+        {
             Ok(Reply::Ok(body)) => {
                 let data = &body["data"];
                 let ttl = data["ttl"]
@@ -413,7 +416,12 @@ impl Auth {
         token: &SecretString,
     ) -> Result<Option<(Option<Duration>, bool)>> {
         match t
-            .post("auth/token/renew-self", &json!({}), Some(token))
+            .post(
+                "auth/token/renew-self",
+                &json!({}),
+                Some(token),
+                Repeat::Safe,
+            )
             .await?
         {
             Reply::Ok(body) => {
@@ -461,7 +469,7 @@ impl Auth {
         };
         let path = format!("auth/{mount}/login");
         let reply = t
-            .post(&path, &body, None)
+            .post(&path, &body, None, Repeat::Unsafe)
             .await
             .map_err(|e| self.login_error(e))?;
         let Reply::Ok(body) = reply else {
@@ -502,7 +510,7 @@ impl Auth {
                 if let Some(s) = &state.secret_id {
                     return Ok(s.clone());
                 }
-                let reply = t.post("sys/wrapping/unwrap", &json!({}), Some(wrapping)).await.map_err(|e| match e {
+                let reply = t.post("sys/wrapping/unwrap", &json!({}), Some(wrapping), Repeat::Unsafe).await.map_err(|e| match e {
                     Error::Vault { errors, .. } => self.auth_error(format!(
                         "the wrapped secret ID cannot be unwrapped ({}): a wrapping token works once; issue a new one",
                         errors.join("; ").trim()

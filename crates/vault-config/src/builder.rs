@@ -17,7 +17,7 @@ use crate::env::{ContractNames, EnvSource};
 use crate::error::{Error, Result};
 use crate::fallback::FallbackMode;
 use crate::kv::KvVersion;
-use crate::transport::TransportSettings;
+use crate::transport::{redact_address, TransportSettings};
 
 /// Settings for a [`VaultClient`], from code, from the env contract, or both.
 ///
@@ -72,7 +72,14 @@ impl Default for VaultClientBuilder {
 impl fmt::Debug for VaultClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultClientBuilder")
-            .field("address", &self.transport.address.as_ref().map(|(_, a)| a))
+            .field(
+                "address",
+                &self
+                    .transport
+                    .address
+                    .as_ref()
+                    .map(|(_, a)| redact_address(a)),
+            )
             .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
             .field("auth", &self.auth)
             .field("namespace", &self.namespace)
@@ -156,6 +163,13 @@ impl VaultClientBuilder {
         self
     }
 
+    /// The largest answer read from Vault, in bytes (4 MiB unless set): a
+    /// bigger one fails with [`Error::Malformed`] instead of filling memory.
+    pub fn max_response_bytes(mut self, limit: usize) -> Self {
+        self.transport.max_response_bytes = limit;
+        self
+    }
+
     /// The timeout of each request (10 s unless set).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.transport.timeout = timeout;
@@ -201,6 +215,14 @@ impl VaultClientBuilder {
 
     /// Checks the settings and builds the client. Sends no request.
     pub fn build(self) -> Result<VaultClient> {
+        if let Some(ns) = &self.namespace {
+            if ns.chars().any(char::is_control) {
+                return Err(Error::config(
+                    self.names.describe("NAMESPACE"),
+                    "the namespace holds a control character (a newline?), which an HTTP header cannot carry; write it as Vault shows it, e.g. `team-a/dev`",
+                ));
+            }
+        }
         let (transport, auth) = if self.enabled {
             let transport = self
                 .transport
@@ -246,5 +268,25 @@ impl VaultClientBuilder {
                 names: self.names,
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_namespace_with_a_control_character_is_refused() {
+        let err = VaultClient::builder()
+            .address("http://127.0.0.1:8200")
+            .token("t")
+            .namespace("team-a\nadmin")
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { setting, .. } if setting.starts_with("VAULT_NAMESPACE")),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("control character"), "{err}");
     }
 }

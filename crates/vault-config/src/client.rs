@@ -20,7 +20,7 @@ use crate::env::{ContractNames, EnvSource};
 use crate::error::{Error, Result};
 use crate::fallback::FallbackMode;
 use crate::kv::KvVersion;
-use crate::transport::{Reply, Transport};
+use crate::transport::{Repeat, Reply, Transport};
 
 /// The KV mount used when none is configured.
 pub const DEFAULT_KV_MOUNT: &str = "secret";
@@ -166,26 +166,39 @@ impl VaultClient {
         self.inner.auth.as_ref().map(Auth::status)
     }
 
-    /// `GET /v1/<api_path>` with the client's token; a 403 from a client that can
-    /// log in (AppRole, JWT, Kubernetes) logs in once more and retries once.
+    /// `GET /v1/<api_path>` with the client's token (a read: safe to retry);
+    /// a 403 from a client that can log in (AppRole, JWT, Kubernetes) logs in
+    /// once more and retries once.
     pub(crate) async fn get(&self, api_path: &str) -> Result<Reply> {
-        self.request(api_path, None).await
+        self.send(api_path, &[], None, Repeat::Safe).await
+    }
+
+    /// [`get`](Self::get) with a query string (`version=3`).
+    pub(crate) async fn get_query(
+        &self,
+        api_path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Reply> {
+        self.send(api_path, query, None, Repeat::Safe).await
     }
 
     /// A GET (no body) or POST (`body`) with the client's token, re-logging in
-    /// once after a 403 as [`get`](Self::get) does.
-    pub(crate) async fn request(
+    /// once after a 403 as [`get`](Self::get) does; retried after it may have
+    /// reached Vault only when `repeat` says so.
+    pub(crate) async fn send(
         &self,
         api_path: &str,
+        query: &[(&str, String)],
         body: Option<&serde_json::Value>,
+        repeat: Repeat,
     ) -> Result<Reply> {
         let (Some(transport), Some(auth)) = (&self.inner.transport, &self.inner.auth) else {
             return Err(self.disabled(api_path));
         };
         let send = |token: SecretString| async move {
             match body {
-                Some(body) => transport.post(api_path, body, Some(&token)).await,
-                None => transport.get(api_path, Some(&token)).await,
+                Some(body) => transport.post(api_path, body, Some(&token), repeat).await,
+                None => transport.get(api_path, query, Some(&token), repeat).await,
             }
         };
         let token = auth.token(transport).await?;

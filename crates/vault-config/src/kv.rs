@@ -346,6 +346,7 @@ impl VaultClient {
     /// Reads the metadata of the secret at `path` on a KV v2 `mount`: the cheap
     /// way to learn whether it changed.
     pub async fn read_metadata(&self, mount: &str, path: &str) -> Result<KvMetadata> {
+        check_path(mount, path)?;
         let api_path = format!("{mount}/metadata/{path}");
         match self.kv_version(mount).await? {
             KvVersion::V2 => {}
@@ -372,8 +373,9 @@ impl VaultClient {
         path: &str,
         version: Option<u64>,
     ) -> Result<Option<KvSecret>> {
+        check_path(mount, path)?;
         let kv = self.kv_version(mount).await?;
-        let mut api_path = kv.data_path(mount, path);
+        let api_path = kv.data_path(mount, path);
         if !self.is_enabled() {
             return Err(self.disabled(&api_path));
         }
@@ -386,10 +388,13 @@ impl VaultClient {
                     ),
                 });
             }
-            api_path = format!("{api_path}?version={v}");
         }
+        let query: Vec<(&str, String)> = version
+            .map(|v| ("version", v.to_string()))
+            .into_iter()
+            .collect();
         let started = Instant::now();
-        let reply = self.get(&api_path).await?;
+        let reply = self.get_query(&api_path, &query).await?;
         tracing::debug!(
             mount,
             path,
@@ -446,6 +451,31 @@ impl VaultClient {
             namespace: self.inner.namespace.clone(),
         }
     }
+}
+
+/// A path Vault would read as another one is refused before any request: an
+/// empty, `.` or `..` segment (URL handling would drop or resolve it).
+pub(crate) fn check_path(mount: &str, path: &str) -> Result<()> {
+    check_segments("mount", mount, &format!("{mount}/{path}"))?;
+    check_segments("path", path, &format!("{mount}/{path}"))
+}
+
+/// The check of [`check_path`] for one part (`what`) of the location `shown`.
+pub(crate) fn check_segments(what: &str, value: &str, shown: &str) -> Result<()> {
+    let trimmed = value.trim_matches('/');
+    let bad = trimmed.is_empty()
+        || trimmed
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..");
+    if bad {
+        return Err(Error::Mapping {
+            mapping: shown.to_owned(),
+            reason: format!(
+                "the Vault {what} `{value}` is empty or has an empty, `.` or `..` segment; name the secret by its plain path"
+            ),
+        });
+    }
+    Ok(())
 }
 
 pub(crate) fn malformed(api_path: &str, reason: impl Into<String>) -> Error {

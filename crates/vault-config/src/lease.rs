@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use crate::client::VaultClient;
 use crate::error::{Error, Result};
-use crate::kv::{malformed, KvSecret};
-use crate::transport::Reply;
+use crate::kv::{check_segments, malformed, KvSecret};
+use crate::transport::{Repeat, Reply};
 
 /// A lease on dynamic credentials. Its ID is not a secret; the credentials are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,8 +57,10 @@ impl VaultClient {
     /// [`Watcher`](crate::Watcher) holds it.
     pub async fn read_dynamic(&self, path: &str) -> Result<KvSecret> {
         let api_path = path.trim_matches('/').to_owned();
+        check_segments("path", &api_path, &api_path)?;
         let started = Instant::now();
-        let reply = self.get(&api_path).await?;
+        // Each read is a new lease: never repeated once it may have reached Vault.
+        let reply = self.send(&api_path, &[], None, Repeat::Unsafe).await?;
         tracing::debug!(
             path = %api_path,
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -76,8 +78,12 @@ impl VaultClient {
 
     /// Renews lease `lease_id` by `increment`; returns the lease as renewed.
     pub async fn renew_lease(&self, lease_id: &str, increment: Duration) -> Result<Lease> {
-        let body = serde_json::json!({"lease_id": lease_id, "increment": increment.as_secs()});
-        match self.request("sys/leases/renew", Some(&body)).await? {
+        // The lease in the URL (not the body), so a policy can scope renewal to
+        // `sys/leases/renew/<path>/*`.
+        check_segments("lease ID", lease_id, lease_id)?;
+        let api_path = format!("sys/leases/renew/{lease_id}");
+        let body = serde_json::json!({"increment": increment.as_secs()});
+        match self.send(&api_path, &[], Some(&body), Repeat::Safe).await? {
             Reply::Ok(body) => Lease::from_body("sys/leases/renew", &body),
             Reply::NotFound => Err(Error::Vault {
                 status: 404,
@@ -89,8 +95,9 @@ impl VaultClient {
 
     /// Revokes lease `lease_id` now (the credentials stop working).
     pub async fn revoke_lease(&self, lease_id: &str) -> Result<()> {
-        let body = serde_json::json!({"lease_id": lease_id});
-        self.request("sys/leases/revoke", Some(&body))
+        check_segments("lease ID", lease_id, lease_id)?;
+        let api_path = format!("sys/leases/revoke/{lease_id}");
+        self.send(&api_path, &[], Some(&serde_json::json!({})), Repeat::Safe)
             .await
             .map(|_| ())
     }

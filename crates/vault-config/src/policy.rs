@@ -24,7 +24,8 @@ pub use crate::spec::FieldSpec;
 /// Renders the least-privilege Vault policy (HCL) granting `read` on exactly the
 /// paths in `specs`: `<mount>/data/<path>` and `<mount>/metadata/<path>` on KV v2
 /// (the watcher reads metadata), `<mount>/<path>` on KV v1; a dynamic path
-/// itself, plus `update` on `sys/leases/renew` and `sys/leases/revoke`.
+/// itself, plus `update` on `sys/leases/renew/<path>/*` and
+/// `sys/leases/revoke/<path>/*`: its own leases only.
 ///
 /// `default_mount` stands for specs without a mount of their own; `kv_version`
 /// says each mount's KV version.
@@ -35,11 +36,11 @@ pub fn render_policy(
     kv_version: &dyn Fn(&str) -> KvVersion,
 ) -> String {
     let mut paths = BTreeSet::new();
-    let mut leases = false;
+    let mut leased = BTreeSet::new();
     for s in specs {
         if s.dynamic {
             paths.insert(s.path.clone());
-            leases = true;
+            leased.insert(s.path.clone());
             continue;
         }
         let mount = s.mount_or(default_mount);
@@ -58,11 +59,13 @@ pub fn render_policy(
     for p in paths {
         let _ = write!(out, "\npath \"{p}\" {{\n  capabilities = [\"read\"]\n}}\n");
     }
-    if leases {
-        for p in ["sys/leases/renew", "sys/leases/revoke"] {
+    // Renew and revoke only the leases of these paths (the client names the
+    // lease in the URL, so the policy can scope it), never any lease it learns of.
+    for p in leased {
+        for op in ["renew", "revoke"] {
             let _ = write!(
                 out,
-                "\npath \"{p}\" {{\n  capabilities = [\"update\"]\n}}\n"
+                "\npath \"sys/leases/{op}/{p}/*\" {{\n  capabilities = [\"update\"]\n}}\n"
             );
         }
     }

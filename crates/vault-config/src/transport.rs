@@ -10,6 +10,7 @@ use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use url::Url;
+use zeroize::Zeroize;
 
 use crate::client::DEFAULT_TIMEOUT;
 use crate::env::ContractNames;
@@ -67,6 +68,7 @@ pub(crate) struct TransportSettings {
     pub(crate) skip_verify: bool,
     pub(crate) timeout: Duration,
     pub(crate) retry: RetryPolicy,
+    pub(crate) max_response_bytes: usize,
 }
 
 impl Default for TransportSettings {
@@ -79,6 +81,7 @@ impl Default for TransportSettings {
             skip_verify: false,
             timeout: DEFAULT_TIMEOUT,
             retry: RetryPolicy::default(),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -102,16 +105,26 @@ impl TransportSettings {
         let addr = Url::parse(raw.trim()).map_err(|e| {
             Error::config(
                 &addr_setting,
-                format!("`{raw}` is not a URL ({e}); write it like https://vault:8200"),
+                format!(
+                    "`{}` is not a URL ({e}); write it like https://vault:8200",
+                    redact_address(&raw)
+                ),
             )
         })?;
         if addr.scheme() != "http" && addr.scheme() != "https" {
             return Err(Error::config(
                 addr_setting,
-                format!("`{raw}` must start with http:// or https://"),
+                format!(
+                    "`{}` must start with http:// or https://",
+                    redact_address(&raw)
+                ),
             ));
         }
+        // Redirects are never followed by reqwest: it would carry the token and
+        // a login body to whatever host the `Location` names. `Transport::send`
+        // follows one 307/308 itself, only back to the configured address.
         let mut http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(self.timeout)
             .connect_timeout(self.timeout)
             .user_agent(concat!("vault-config/", env!("CARGO_PKG_VERSION")));
@@ -165,14 +178,9 @@ impl TransportSettings {
         let http = http
             .build()
             .map_err(|e| Error::config("tls", format!("the HTTP client cannot be built: {e}")))?;
-        Ok(Transport::new(
-            http,
-            addr,
-            namespace,
-            self.timeout,
-            self.retry,
-            names,
-        ))
+        let mut transport = Transport::new(http, addr, namespace, self.timeout, self.retry, names);
+        transport.max_response_bytes = self.max_response_bytes;
+        Ok(transport)
     }
 }
 
@@ -193,16 +201,41 @@ pub(crate) enum Reply {
     NotFound,
 }
 
-/// One outcome of one attempt: done, or worth another try.
+/// One outcome of one attempt: done, worth another try, or redirected.
 enum Attempt {
     Done(Result<Reply>),
-    Retry(Error),
+    /// Failed in a way another try may fix; `sent` when the request may have
+    /// reached Vault (and so may have taken effect).
+    Retry {
+        error: Error,
+        sent: bool,
+    },
+    /// A 307/308 to the `Location` given.
+    Redirect(String),
 }
+
+/// Whether a request may be sent again once it may have reached Vault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Repeat {
+    /// Reads, renewals, revocations: repeating them changes nothing more.
+    Safe,
+    /// Logins, unwrapping, leased reads: a repeat mints another token or lease,
+    /// or fails because the first took effect. Retried only when the request
+    /// never left (connection refused).
+    Unsafe,
+}
+
+/// The largest answer read from Vault unless set (4 MiB): a KV secret of a few
+/// megabytes is already abnormal.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Sends requests to one Vault server.
 pub(crate) struct Transport {
     http: reqwest::Client,
     addr: Url,
+    /// The address as shown in messages: any `user:password@` redacted.
+    shown: String,
+    max_response_bytes: usize,
     headers: HeaderMap,
     namespace: Option<String>,
     timeout: Duration,
@@ -227,9 +260,12 @@ impl Transport {
             }
         }
         headers.insert("X-Vault-Request", HeaderValue::from_static("true"));
+        let shown = redact_userinfo(&addr);
         Transport {
             http,
             addr,
+            shown,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             headers,
             namespace,
             timeout,
@@ -243,30 +279,38 @@ impl Transport {
         }
     }
 
+    /// The address as messages show it (`user:password@` redacted).
     pub(crate) fn addr(&self) -> &str {
-        self.addr.as_str()
+        &self.shown
     }
 
-    /// The URL of `api_path` (below `/v1/`, may carry a `?query`).
-    fn url(&self, api_path: &str) -> Url {
-        let (path, query) = match api_path.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (api_path, None),
-        };
+    /// The URL of `api_path` (below `/v1/`): each `/`-separated segment is
+    /// percent-encoded, so a `?` or `#` in a secret's name stays in the path.
+    fn url(&self, api_path: &str, query: &[(&str, String)]) -> Url {
         let mut url = self.addr.clone();
         if let Ok(mut segments) = url.path_segments_mut() {
             segments
                 .pop_if_empty()
                 .push("v1")
-                .extend(path.split('/').filter(|s| !s.is_empty()));
+                .extend(api_path.split('/').filter(|s| !s.is_empty()));
         }
-        url.set_query(query);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
         url
     }
 
-    /// `GET /v1/<api_path>` with `token`, retried as the policy says.
-    pub(crate) async fn get(&self, api_path: &str, token: Option<&SecretString>) -> Result<Reply> {
-        self.send(Method::GET, api_path, None, token).await
+    /// `GET /v1/<api_path>?<query>` with `token`, retried as the policy and
+    /// `repeat` allow.
+    pub(crate) async fn get(
+        &self,
+        api_path: &str,
+        query: &[(&str, String)],
+        token: Option<&SecretString>,
+        repeat: Repeat,
+    ) -> Result<Reply> {
+        self.send(Method::GET, api_path, query, None, token, repeat)
+            .await
     }
 
     /// `POST /v1/<api_path>` with a JSON body.
@@ -275,18 +319,23 @@ impl Transport {
         api_path: &str,
         body: &Value,
         token: Option<&SecretString>,
+        repeat: Repeat,
     ) -> Result<Reply> {
-        self.send(Method::POST, api_path, Some(body), token).await
+        self.send(Method::POST, api_path, &[], Some(body), token, repeat)
+            .await
     }
 
     async fn send(
         &self,
         method: Method,
         api_path: &str,
+        query: &[(&str, String)],
         body: Option<&Value>,
         token: Option<&SecretString>,
+        repeat: Repeat,
     ) -> Result<Reply> {
-        let url = self.url(api_path);
+        let mut url = self.url(api_path, query);
+        let mut redirected = false;
         let mut headers = self.headers.clone();
         if let Some(token) = token {
             match HeaderValue::from_str(token.expose_secret()) {
@@ -313,29 +362,101 @@ impl Transport {
             }
             match self.attempt(request, api_path).await {
                 Attempt::Done(result) => return result,
-                Attempt::Retry(err) if attempt < self.retry.max_retries => {
+                Attempt::Redirect(location) => {
+                    url = self.follow(&url, &location, redirected, api_path)?;
+                    redirected = true;
+                }
+                Attempt::Retry { error, sent } if sent && repeat == Repeat::Unsafe => {
+                    return Err(not_repeated(error, &method, api_path));
+                }
+                Attempt::Retry { error, .. } if attempt < self.retry.max_retries => {
                     attempt += 1;
                     let wait = self.retry.backoff(attempt);
-                    tracing::debug!(path = api_path, attempt, ?wait, error = %err, "retrying Vault request");
+                    tracing::debug!(path = api_path, attempt, ?wait, error = %error, "retrying Vault request");
                     tokio::time::sleep(wait).await;
                 }
-                Attempt::Retry(err) => return Err(err),
+                Attempt::Retry { error, .. } => return Err(error),
             }
         }
     }
 
+    /// Where a 307/308 may go: once, and only to the configured address
+    /// (same scheme, host and port), so the token and a login body never
+    /// reach another host.
+    fn follow(&self, from: &Url, location: &str, redirected: bool, api_path: &str) -> Result<Url> {
+        let refuse = |why: String| Error::Vault {
+            status: 307,
+            path: api_path.to_owned(),
+            errors: vec![why],
+        };
+        if redirected {
+            return Err(refuse(
+                "Vault redirected twice; a redirect is followed once".to_owned(),
+            ));
+        }
+        let target = from
+            .join(location)
+            .map_err(|_| refuse("the redirect names no usable URL".to_owned()))?;
+        if target.origin() != self.addr.origin() {
+            let host = target.host_str().unwrap_or("?");
+            return Err(refuse(format!(
+                "Vault redirected to {}://{host}{}, which is not the configured address {}; the request was not sent there",
+                target.scheme(),
+                target.port().map(|p| format!(":{p}")).unwrap_or_default(),
+                self.shown
+            )));
+        }
+        Ok(target)
+    }
+
     async fn attempt(&self, request: reqwest::RequestBuilder, api_path: &str) -> Attempt {
-        let response = match request.send().await {
+        let mut response = match request.send().await {
             Ok(r) => r,
             Err(e) => return self.transport_error(&e, api_path),
         };
         let status = response.status();
-        let bytes = match response.bytes().await {
-            Ok(b) => b,
-            Err(e) => return self.transport_error(&e, api_path),
+        if status == StatusCode::TEMPORARY_REDIRECT || status == StatusCode::PERMANENT_REDIRECT {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            return Attempt::Redirect(location);
+        }
+        let limit = self.max_response_bytes;
+        let too_large = || {
+            Attempt::Done(Err(Error::Malformed {
+                path: api_path.to_owned(),
+                reason: format!(
+                    "the answer is larger than {limit} bytes, the client's limit (VaultClientBuilder::max_response_bytes); a secret this large is abnormal"
+                ),
+            }))
         };
+        if response.content_length().is_some_and(|n| n > limit as u64) {
+            return too_large();
+        }
+        let mut bytes = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if bytes.len() + chunk.len() > limit {
+                        bytes.zeroize();
+                        return too_large();
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    bytes.zeroize();
+                    return self.transport_error(&e, api_path);
+                }
+            }
+        }
         let body: Option<Value> = serde_json::from_slice(&bytes).ok();
-        Attempt::from(self.classify(status, body, bytes.is_empty(), api_path))
+        let empty = bytes.is_empty();
+        bytes.zeroize();
+        Attempt::from(self.classify(status, body, empty, api_path))
     }
 
     fn classify(
@@ -376,7 +497,7 @@ impl Transport {
             {
                 Err((
                     Error::Sealed {
-                        addr: self.addr.to_string(),
+                        addr: self.shown.clone(),
                     },
                     false,
                 ))
@@ -393,7 +514,7 @@ impl Transport {
     }
 
     fn transport_error(&self, e: &reqwest::Error, api_path: &str) -> Attempt {
-        let addr = self.addr.to_string();
+        let addr = self.shown.clone();
         if e.is_timeout() {
             return Attempt::Done(Err(Error::Timeout {
                 addr,
@@ -409,8 +530,18 @@ impl Transport {
                 settings: self.tls_settings.clone(),
             }));
         }
-        if e.is_connect() || e.is_request() || e.is_body() {
-            return Attempt::Retry(Error::Connect { addr, reason });
+        if e.is_connect() {
+            // Nothing reached Vault: always safe to try again.
+            return Attempt::Retry {
+                error: Error::Connect { addr, reason },
+                sent: false,
+            };
+        }
+        if e.is_request() || e.is_body() {
+            return Attempt::Retry {
+                error: Error::Connect { addr, reason },
+                sent: true,
+            };
         }
         Attempt::Done(Err(Error::Connect { addr, reason }))
     }
@@ -420,15 +551,62 @@ impl From<std::result::Result<Reply, (Error, bool)>> for Attempt {
     fn from(r: std::result::Result<Reply, (Error, bool)>) -> Self {
         match r {
             Ok(reply) => Attempt::Done(Ok(reply)),
-            Err((e, true)) => Attempt::Retry(e),
+            Err((error, true)) => Attempt::Retry { error, sent: true },
             Err((e, false)) => Attempt::Done(Err(e)),
         }
     }
 }
 
-/// The API path without its query string, for messages.
+/// The API path, for messages (kept apart from any query since paths are encoded).
 fn path_only(api_path: &str) -> String {
-    api_path.split('?').next().unwrap_or(api_path).to_owned()
+    api_path.to_owned()
+}
+
+/// `error`, saying that the request was not sent again and why.
+fn not_repeated(error: Error, method: &Method, api_path: &str) -> Error {
+    let note = format!(
+        "not retried: {method} {api_path} may have taken effect, and repeating it could mint another token or lease, or burn a single-use credential"
+    );
+    match error {
+        Error::Vault {
+            status,
+            path,
+            mut errors,
+        } => {
+            errors.push(note);
+            Error::Vault {
+                status,
+                path,
+                errors,
+            }
+        }
+        Error::Connect { addr, reason } => Error::Connect {
+            addr,
+            reason: format!("{reason}; {note}"),
+        },
+        other => other,
+    }
+}
+
+/// An address as written, with any `user:password@` replaced (as is, if it
+/// does not parse).
+pub(crate) fn redact_address(raw: &str) -> String {
+    match Url::parse(raw.trim()) {
+        Ok(url) => redact_userinfo(&url),
+        Err(_) if raw.contains('@') => "[unparsable address with credentials]".to_owned(),
+        Err(_) => raw.to_owned(),
+    }
+}
+
+/// `addr` with any `user:password@` replaced, for messages, `Debug` and health.
+fn redact_userinfo(addr: &Url) -> String {
+    if addr.username().is_empty() && addr.password().is_none() {
+        return addr.to_string();
+    }
+    let mut shown = addr.clone();
+    let _ = shown.set_username("REDACTED");
+    let _ = shown.set_password(None);
+    shown.to_string()
 }
 
 /// Vault's `{"errors": [...]}`.
@@ -495,13 +673,19 @@ mod tests {
     fn urls_keep_prefix_and_encode_segments() {
         let t = transport();
         assert_eq!(
-            t.url("secret/data/my app/db?version=3").as_str(),
+            t.url("secret/data/my app/db", &[("version", "3".into())])
+                .as_str(),
             "http://127.0.0.1:8200/v1/secret/data/my%20app/db?version=3"
+        );
+        assert_eq!(
+            t.url("secret/data/a?b#c", &[("version", "3".into())])
+                .as_str(),
+            "http://127.0.0.1:8200/v1/secret/data/a%3Fb%23c?version=3"
         );
         let mut behind_proxy = t;
         behind_proxy.addr = Url::parse("https://h/vault/").unwrap();
         assert_eq!(
-            behind_proxy.url("sys/health").as_str(),
+            behind_proxy.url("sys/health", &[]).as_str(),
             "https://h/vault/v1/sys/health"
         );
     }
@@ -520,7 +704,7 @@ mod tests {
             StatusCode::FORBIDDEN,
             Some(json!({"errors": ["permission denied"]})),
             false,
-            "secret/data/x?version=2",
+            "secret/data/x",
         );
         match denied {
             Err((Error::PermissionDenied { path, namespace }, false)) => {
