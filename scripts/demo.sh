@@ -11,6 +11,11 @@ example="${1:-demo}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bin="$(bash scripts/install-openbao.sh | tail -n 1)"
+# Compile first, with cargo's progress shown: a first run builds for a minute or two.
+target="$example"
+[ "$example" = dynamic ] && target=dynamic_db
+echo "demo: building examples/$target.rs (the first build takes a minute or two)"
+cargo build --example "$target"
 port="${DEMO_PORT:-18200}"
 busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 if busy "$port"; then
@@ -42,11 +47,6 @@ HOME="$home" "$bin" kv put -mount=agenticverz keycloak-admin \
   KEYCLOAK_ADMIN=admin KEYCLOAK_ADMIN_PASSWORD=demo-keycloak-password >/dev/null
 echo "demo: OpenBao dev server at $VAULT_ADDR with agenticverz/database, agenticverz/app-prod and agenticverz/keycloak-admin"
 export VAULT_KV_MOUNT=agenticverz
-# Compile first, with cargo's progress shown: a first run builds for a minute or two.
-target="$example"
-[ "$example" = dynamic ] && target=dynamic_db
-echo "demo: building examples/$target.rs (the first build takes a minute or two)"
-cargo build --example "$target"
 # Not in Vault: read from env as the fallback.
 export LOG_LEVEL=info
 if [ "$example" = dynamic ]; then

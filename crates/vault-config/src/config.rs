@@ -123,7 +123,9 @@ pub trait VaultConfig: Sized {
     /// struct names none, and each mount's KV version as the client knows it
     /// (declared with [`VaultClientBuilder::kv_version`](crate::VaultClientBuilder::kv_version)
     /// or already detected; KV v2 otherwise). Grant this policy to the
-    /// service's role.
+    /// service's role. For a KV v1 mount, declare its version on the builder
+    /// (or render the policy after a load has detected it): before either,
+    /// the mount is taken for KV v2.
     ///
     /// ```
     /// # use vault_config::{VaultClient, VaultConfig};

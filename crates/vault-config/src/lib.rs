@@ -117,7 +117,7 @@
 //! attribute (with a "did you mean"), a value of the wrong kind, the same
 //! `path#key` on two fields, `nested` with a path, `default` on an `Option`,
 //! enums, unions, tuple and generic structs.
-//! ## Modules
+//! # Modules
 //!
 //! The load pipeline runs one way: env / builder → [`VaultClient`] → plan (the
 //! distinct reads a description needs) → snapshot (what they returned, with
@@ -165,6 +165,9 @@ pub use config::VaultConfig;
 pub use env::EnvSource;
 pub use error::{Error, Result};
 pub use fallback::FallbackMode;
+/// The former name of [`FallbackMode`].
+#[deprecated(since = "0.1.0", note = "renamed FallbackMode")]
+pub type Mode = FallbackMode;
 pub use health::Health;
 pub use mapping::Mapping;
 pub use provider::{VaultProvider, VaultProviderBuilder};

@@ -104,6 +104,17 @@ fn explain(
         Kind::InvalidLength(len, expected) => format!("expected {expected}, found {len} items"),
         Kind::UnknownVariant(_, expected) => format!("expected one of {}", expected.join(", ")),
         Kind::Message(msg) => redact_message(msg, &err, provider),
+        // figment's own text for these quotes the value: say what was expected only.
+        Kind::ISizeOutOfRange(_) | Kind::USizeOutOfRange(_) => {
+            "a number out of range for the field's type".to_owned()
+        }
+        Kind::Unsupported(actual) => format!("{} is not supported here", kind_of(actual)),
+        Kind::UnsupportedKey(actual, expected) => {
+            format!(
+                "a map key of another kind ({}; expected {expected})",
+                kind_of(actual)
+            )
+        }
         other => other.to_string(),
     };
     let origin = err.metadata.as_ref().map(|m| m.name.to_string());

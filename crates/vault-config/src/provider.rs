@@ -218,6 +218,10 @@ impl VaultProvider {
     /// own metadata (its Vault `path#key` or env var), through figment's
     /// supported API: `Figment::new().merge(provider.figment())` names the
     /// source of a bad value in errors just as merging the provider does.
+    ///
+    /// Its values sit in figment's default profile, and a `Figment` merged into
+    /// another selects its own profile: after `merge(provider.figment())`,
+    /// call `select(...)` again if you use profiles, or merge the provider itself.
     pub fn figment(&self) -> Figment {
         self.figment.clone()
     }

@@ -54,7 +54,7 @@ use crate::transport::random_fraction;
 /// How a [`Watcher`] polls.
 ///
 /// ```
-/// use std::time::{Duration, Instant};
+/// use std::time::Duration;
 /// use vault_config::WatchOptions;
 /// let options = WatchOptions::default().interval(Duration::from_secs(5));
 /// assert_eq!(options.effective_max_backoff(), Duration::from_secs(50));
@@ -147,7 +147,8 @@ impl WatchOptions {
                 .min(self.effective_max_backoff())
         };
         let spread = (random_fraction() * 2.0 - 1.0) * self.jitter;
-        base.mul_f64(1.0 + spread)
+        // Saturating: a huge user interval must not panic the task.
+        Duration::try_from_secs_f64(base.as_secs_f64() * (1.0 + spread)).unwrap_or(base)
     }
 }
 
@@ -421,8 +422,12 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             }
         }
         let published = self.rebuild(tx);
-        if let Some(grace) = self.options.revoke_grace {
-            let at = Instant::now().checked_add(grace).unwrap_or_else(far_future);
+        // A grace too long for an `Instant` means never: the lease just expires.
+        if let Some(at) = self
+            .options
+            .revoke_grace
+            .and_then(|grace| Instant::now().checked_add(grace))
+        {
             self.revocations
                 .extend(replaced.into_iter().map(|id| (id, at)));
         }
@@ -539,7 +544,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             .iter()
             .map(|(&index, c)| {
                 let lease = LeaseHealth {
-                    expires_at: now + c.remaining().as_secs(),
+                    expires_at: now.saturating_add(c.remaining().as_secs()),
                     renewable: c.lease.renewable,
                     renewals: c.renewals,
                 };
@@ -584,9 +589,11 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         Ok(true)
     }
 
-    /// A poll went through: connected, no error.
+    /// A poll went through: connected, no error, the token as it is now.
     fn mark_connected(&self) {
+        let token = self.client.auth_status();
         self.update_health(|h| {
+            h.token = token;
             h.vault_connected = true;
             h.last_success = Some(unix_now());
             h.last_error = None;
@@ -606,14 +613,6 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
     fn update_health(&self, f: impl FnOnce(&mut Health)) {
         self.health.send_modify(f);
     }
-}
-
-/// An instant far enough away to mean "never" for a user-given duration that
-/// does not fit in an `Instant`.
-fn far_future() -> Instant {
-    let now = Instant::now();
-    now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600))
-        .unwrap_or(now)
 }
 
 /// The reads whose data must be read again: KV v2 paths whose current version
@@ -680,4 +679,22 @@ fn prints(provider: &VaultProvider) -> BTreeMap<String, u64> {
             Some((r.key.clone(), h.finish()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_user_durations_saturate_instead_of_panicking() {
+        let options = WatchOptions::default()
+            .interval(Duration::MAX)
+            .jitter(0.5)
+            .revoke_replaced_leases_after(Duration::MAX);
+        assert_eq!(options.effective_max_backoff(), Duration::MAX);
+        for failures in [0, 1, 40] {
+            assert!(options.delay(failures) >= Duration::from_secs(1));
+        }
+        assert!(Instant::now().checked_add(Duration::MAX).is_none());
+    }
 }
