@@ -61,6 +61,8 @@ async fn a_rotation_reaches_subscribers_within_an_interval() {
     let watcher = Service::watch(&client, fast()).await.unwrap();
     assert_eq!(watcher.current().database_url.expose_secret(), "url-1");
     let mut rx = watcher.subscribe();
+    let mut health_rx = watcher.subscribe_health();
+    health_rx.borrow_and_update();
 
     server
         .kv_put(
@@ -78,6 +80,9 @@ async fn a_rotation_reaches_subscribers_within_an_interval() {
     assert_eq!(health.last_changed, ["database_url"]);
     assert_eq!(health.versions.get("secret/database"), Some(&2));
     assert!(health.vault_connected);
+    // The health channel saw the reload too, complete, before the config woke us.
+    assert!(health_rx.has_changed().unwrap());
+    assert_eq!(health_rx.borrow_and_update().reloads, 1);
 }
 
 #[tokio::test]

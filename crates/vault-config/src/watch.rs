@@ -269,7 +269,10 @@ struct State<T> {
     snapshot: Snapshot,
     /// A hash of each key's value in the published config.
     prints: BTreeMap<String, u64>,
+    /// Where health is published, and the next state of it: changes gather in
+    /// `draft` and go out together in [`flush_health`](Self::flush_health).
     health: watch::Sender<Health>,
+    draft: Health,
     /// The leases of leased reads, by the read's index in the plan.
     leases: HashMap<usize, LeaseClock>,
     /// Replaced leases to revoke, and when.
@@ -293,6 +296,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             snapshot,
             provider,
         } = loaded;
+        let draft = health.borrow().clone();
         let mut state = State {
             client,
             described,
@@ -300,6 +304,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             snapshot,
             prints: prints(&provider),
             health,
+            draft,
             leases: HashMap::new(),
             revocations: Vec::new(),
             options,
@@ -315,6 +320,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 h.last_success = Some(unix_now());
             }
         });
+        state.flush_health();
         (state, config)
     }
 
@@ -387,6 +393,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 });
             }
         }
+        self.flush_health();
         result
     }
 
@@ -537,7 +544,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         }
     }
 
-    fn record_leases(&self) {
+    fn record_leases(&mut self) {
         let now = unix_now();
         let leases = self
             .leases
@@ -585,12 +592,13 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             h.reloads += 1;
             h.last_changed = fields;
         });
+        self.flush_health();
         tx.send_replace(Arc::new(config));
         Ok(true)
     }
 
     /// A poll went through: connected, no error, the token as it is now.
-    fn mark_connected(&self) {
+    fn mark_connected(&mut self) {
         let token = self.client.auth_status();
         self.update_health(|h| {
             h.token = token;
@@ -610,8 +618,21 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         self.update_health(|h| h.versions = versions);
     }
 
-    fn update_health(&self, f: impl FnOnce(&mut Health)) {
-        self.health.send_modify(f);
+    fn update_health(&mut self, f: impl FnOnce(&mut Health)) {
+        f(&mut self.draft);
+    }
+
+    /// Publishes the health gathered since the last flush, if it changed: one
+    /// wake-up per poll for `subscribe_health`, never a half-updated state.
+    fn flush_health(&self) {
+        let draft = &self.draft;
+        self.health.send_if_modified(|h| {
+            if h == draft {
+                return false;
+            }
+            h.clone_from(draft);
+            true
+        });
     }
 }
 
