@@ -9,7 +9,6 @@
 //!     cargo run --example demo
 //! ```
 
-use figment::Figment;
 use serde::Deserialize;
 use vault_config::{Mapping, SecretString, VaultClient, VaultProvider};
 
@@ -61,7 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  {:<20} {}", resolved.key, resolved.origin);
     }
 
-    let config: AppConfig = Figment::new().merge(provider).extract_lossy()?;
+    let config: AppConfig = provider.extract()?;
     println!("\nconfig (secrets redacted):\n{config:#?}");
     Ok(())
 }

@@ -9,5 +9,6 @@ mod errors;
 mod kv;
 mod pass;
 mod provider;
+mod reliability;
 mod transport;
 mod watch;

@@ -229,8 +229,17 @@ async fn an_unwrap_that_may_have_happened_is_not_repeated() {
     assert!(text.contains("not retried"), "{text}");
     assert!(!text.contains(&wrapping), "{text}");
     assert_eq!(flaky.faults(), 1, "one attempt, no retry");
-    // The proxy ate that request, so the wrapping token is still good: the
-    // next read unwraps it, logs in and reads.
+    // The proxy ate that request, so the wrapping token is still good: once
+    // the login backoff (1 s after a first failure) has passed, the next read
+    // unwraps it, logs in and reads.
+    let early = client.read("secret", "database").await.unwrap_err();
+    assert_eq!(
+        early.to_string(),
+        text,
+        "inside the backoff: the same error, nothing sent"
+    );
+    assert_eq!(flaky.faults(), 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let secret = client.read("secret", "database").await.unwrap();
     assert_eq!(secret.get("K"), Some(&json!("v")));
 }

@@ -5,4 +5,5 @@
 
 #[no_implicit_prelude]
 mod no_implicit_prelude;
+mod renamed_crate;
 mod shadowed_names;

@@ -17,6 +17,8 @@ pub struct Input<'a> {
     pub mount: Option<LitStr>,
     pub prefix: Option<LitStr>,
     pub env_prefix: Option<LitStr>,
+    /// `crate = "..."`: the path of the runtime crate, when renamed.
+    pub krate: Option<syn::Path>,
     pub fields: Vec<Field<'a>>,
 }
 
@@ -119,6 +121,7 @@ impl<'a> Input<'a> {
             mount: None,
             prefix: None,
             env_prefix: None,
+            krate: None,
             fields: Vec::new(),
         };
         out.struct_args(attr::vault_args(&input.attrs, cx), cx);
@@ -144,6 +147,21 @@ impl<'a> Input<'a> {
                     attr::FIELD_KEYS,
                     "struct",
                 )),
+                Arg::NameValue(name, value) if name == attr::CRATE => {
+                    match attr::lit_str(&name, &value) {
+                        Ok(lit) if self.krate.is_some() => {
+                            cx.syn_error(attr::duplicate(&name, lit.span()));
+                        }
+                        Ok(lit) => match lit.parse::<syn::Path>() {
+                            Ok(path) => self.krate = Some(path),
+                            Err(_) => cx.error_spanned_by(
+                                &lit,
+                                "`crate` takes the path of the vault-config crate, e.g. crate = \"::vault_config\" or the name a renamed dependency has",
+                            ),
+                        },
+                        Err(e) => cx.syn_error(e),
+                    }
+                }
                 Arg::NameValue(name, value) => {
                     let slot = match name.to_string().as_str() {
                         attr::MOUNT => &mut self.mount,

@@ -22,11 +22,12 @@ pub const DYNAMIC: &str = "dynamic";
 pub const MOUNT: &str = "mount";
 pub const PREFIX: &str = "prefix";
 pub const ENV_PREFIX: &str = "env_prefix";
+pub const CRATE: &str = "crate";
 
 /// What a field may say.
 pub const FIELD_KEYS: &[&str] = &[PATH, KEY, ENV, DEFAULT, VERSION, NESTED, DYNAMIC];
 /// What a struct may say.
-pub const STRUCT_KEYS: &[&str] = &[MOUNT, PREFIX, ENV_PREFIX];
+pub const STRUCT_KEYS: &[&str] = &[MOUNT, PREFIX, ENV_PREFIX, CRATE];
 
 /// One item inside `#[vault(...)]`.
 pub enum Arg {

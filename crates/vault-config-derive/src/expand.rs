@@ -1,4 +1,5 @@
-//! Code generation, through fully-qualified paths of `::vault_config::__private`.
+//! Code generation, through fully-qualified paths of `::vault_config::__private`
+//! (or the path `crate = "..."` names).
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned, ToTokens};
@@ -18,12 +19,20 @@ pub fn derive(input: &DeriveInput) -> TokenStream {
     }
     match (cx.check(), parsed) {
         (Ok(()), Some(parsed)) => expand(&parsed),
-        (Err(e), _) => {
+        (Err(e), parsed) => {
             let mut out = e.to_compile_error();
-            out.extend(fallback(input));
+            out.extend(fallback(input, runtime(parsed.as_ref())));
             out
         }
-        (Ok(()), None) => fallback(input),
+        (Ok(()), None) => fallback(input, runtime(None)),
+    }
+}
+
+/// The runtime crate's path: `crate = "..."`, else `::vault_config`.
+fn runtime(input: Option<&Input>) -> TokenStream {
+    match input.and_then(|i| i.krate.as_ref()) {
+        Some(path) => quote!(#path),
+        None => quote!(::vault_config),
     }
 }
 
@@ -36,6 +45,7 @@ fn opt_str(lit: Option<&LitStr>) -> TokenStream {
 
 fn expand(input: &Input) -> TokenStream {
     let ident = input.ident;
+    let krate = runtime(Some(input));
     let mount = opt_str(input.mount.as_ref());
     let prefix = opt_str(input.prefix.as_ref());
     let env_prefix = opt_str(input.env_prefix.as_ref());
@@ -48,7 +58,7 @@ fn expand(input: &Input) -> TokenStream {
             Kind::Plain => {}
             Kind::Nested => {
                 body.extend(quote_spanned! {ty.span()=>
-                    <#ty as ::vault_config::__private::VaultConfig>::__describe(
+                    <#ty as #krate::__private::VaultConfig>::__describe(
                         &__scope.nested(#field_name, #key),
                         __out,
                     );
@@ -67,7 +77,7 @@ fn expand(input: &Input) -> TokenStream {
                 let dynamic = src.dynamic;
                 let type_name = ty.to_token_stream().to_string().replace(' ', "");
                 body.extend(quote! {
-                    __out.field(&__scope, ::vault_config::__private::FieldDecl {
+                    __out.field(&__scope, #krate::__private::FieldDecl {
                         field: #field_name,
                         key: #key,
                         path: #path,
@@ -90,10 +100,10 @@ fn expand(input: &Input) -> TokenStream {
     }
     quote! {
         #[automatically_derived]
-        impl ::vault_config::__private::VaultConfig for #ident {
+        impl #krate::__private::VaultConfig for #ident {
             fn __describe(
-                __scope: &::vault_config::__private::Scope,
-                __out: &mut ::vault_config::__private::Description,
+                __scope: &#krate::__private::Scope,
+                __out: &mut #krate::__private::Description,
             ) {
                 let __scope = __scope.with_attrs(#mount, #prefix, #env_prefix);
                 #body
@@ -108,15 +118,15 @@ fn expand(input: &Input) -> TokenStream {
 
 /// After an error: an impl that keeps the rest of the user's code free of
 /// follow-on "VaultConfig is not implemented" errors.
-fn fallback(input: &DeriveInput) -> TokenStream {
+fn fallback(input: &DeriveInput, krate: TokenStream) -> TokenStream {
     let ident = &input.ident;
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     quote! {
         #[automatically_derived]
-        impl #impl_generics ::vault_config::__private::VaultConfig for #ident #ty_generics #where_clause {
+        impl #impl_generics #krate::__private::VaultConfig for #ident #ty_generics #where_clause {
             fn __describe(
-                _: &::vault_config::__private::Scope,
-                _: &mut ::vault_config::__private::Description,
+                _: &#krate::__private::Scope,
+                _: &mut #krate::__private::Description,
             ) {
             }
 

@@ -207,10 +207,17 @@ fn split_shorthand(lit: &LitStr) -> syn::Result<(String, String)> {
 
 /// Rules across fields: no two fields of one struct may map the same `path#key`.
 pub fn across_fields(input: &Input, cx: &Ctxt) {
-    let mut seen: HashMap<(String, String), &syn::Ident> = HashMap::new();
+    // The same key of the same secret: a pinned version or a leased path is
+    // another read, not a duplicate.
+    let mut seen: HashMap<(String, String, Option<u64>, bool), &syn::Ident> = HashMap::new();
     for field in &input.fields {
         if let Kind::Vault(src) = &field.kind {
-            let id = (src.path.trim_matches('/').to_owned(), src.key.clone());
+            let id = (
+                src.path.trim_matches('/').to_owned(),
+                src.key.clone(),
+                src.version,
+                src.dynamic,
+            );
             if let Some(first) = seen.get(&id) {
                 cx.error_at(
                     src.span,
@@ -441,6 +448,48 @@ mod tests {
                 }
             }),
             ["`db#url` is already mapped to field `a`; each Vault key fills one field"]
+        );
+    }
+
+    #[test]
+    fn a_pinned_version_or_a_leased_path_is_another_read() {
+        assert!(errors(parse_quote! {
+            struct S {
+                #[vault("db#url")]
+                now: String,
+                #[vault("db#url", version = 3)]
+                pinned: String,
+                #[vault(dynamic = "db", key = "url")]
+                leased: String,
+            }
+        })
+        .is_empty());
+        assert_eq!(
+            errors(parse_quote! {
+                struct S {
+                    #[vault("db#url", version = 3)]
+                    a: String,
+                    #[vault(path = "db", key = "url", version = 3)]
+                    b: String,
+                }
+            }),
+            ["`db#url` is already mapped to field `a`; each Vault key fills one field"]
+        );
+    }
+
+    #[test]
+    fn the_runtime_crate_can_be_renamed() {
+        assert!(errors(parse_quote! {
+            #[vault(crate = "::my_vault")]
+            struct S {}
+        })
+        .is_empty());
+        assert_eq!(
+            errors(parse_quote! {
+                #[vault(crate = "not a path")]
+                struct S {}
+            }),
+            ["`crate` takes the path of the vault-config crate, e.g. crate = \"::vault_config\" or the name a renamed dependency has"]
         );
     }
 }

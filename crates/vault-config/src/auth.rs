@@ -36,6 +36,7 @@ use serde_json::json;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::kv::zeroize_value;
 use crate::transport::{Repeat, Reply, Transport};
 
 /// Where a Kubernetes pod's service-account token is mounted.
@@ -194,21 +195,56 @@ impl fmt::Debug for AuthMethod {
     }
 }
 
+/// Where authentication stands, as [`AuthStatus::state`] shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum AuthState {
+    /// No token yet: nothing was sent so far.
+    #[default]
+    Pending,
+    /// The client holds a token that worked.
+    Ok,
+    /// The last login failed (Vault unreachable, or an error); the client
+    /// tries again after a backoff.
+    Failing,
+    /// Vault refused these credentials. They are not sent again (each failed
+    /// login counts toward Vault's lockout of the role) until they change: a
+    /// new secret ID or JWT in its file, or a restart with new ones.
+    Rejected,
+}
+
 /// What the client knows about its token, for health checks. Holds no token.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct AuthStatus {
     /// The auth method's name.
     pub method: &'static str,
+    /// Where the credentials come from (`token from VAULT_TOKEN`, `approle
+    /// (secret ID from file /run/secrets/secret-id)`): never the credentials.
+    pub credentials: String,
+    /// Whether the client is authenticated, failing to log in, or refused.
+    pub state: AuthState,
     /// Logins so far.
     pub logins: u64,
     /// Renewals so far.
     pub renewals: u64,
+    /// Failed logins in a row.
+    pub login_failures: u32,
+    /// Why the last login failed, until one succeeds.
+    pub last_error: Option<String>,
     /// Seconds until the token expires, when it expires.
     pub expires_in_secs: Option<u64>,
     /// Whether the token can be renewed.
     pub renewable: bool,
 }
+
+/// After logging in again because of a 403, not again for this long: when a
+/// token may not even look itself up (a policy without `default`), a valid
+/// token cannot be told from a revoked one, and this bounds the logins.
+const RELOGIN_SPACING: Duration = Duration::from_secs(10);
+/// The longest wait between failed logins.
+const MAX_LOGIN_BACKOFF: Duration = Duration::from_secs(300);
 
 struct TokenState {
     token: SecretString,
@@ -228,15 +264,21 @@ impl TokenState {
             .map(|ttl| ttl.saturating_sub(self.obtained.elapsed()))
     }
 
+    /// How long until two thirds of its TTL have passed (`None`: never due).
+    fn due_in(&self) -> Option<Duration> {
+        if self.settled {
+            return None;
+        }
+        let ttl = self.ttl?;
+        Some(
+            ttl.mul_f64(2.0 / 3.0)
+                .saturating_sub(self.obtained.elapsed()),
+        )
+    }
+
     /// Past two thirds of its TTL.
     fn due(&self) -> bool {
-        if self.settled {
-            return false;
-        }
-        match self.ttl {
-            Some(ttl) => self.obtained.elapsed() >= ttl.mul_f64(2.0 / 3.0),
-            None => false,
-        }
+        self.due_in().is_some_and(|d| d.is_zero())
     }
 }
 
@@ -245,9 +287,17 @@ struct State {
     token: Option<TokenState>,
     /// An unwrapped AppRole secret ID.
     secret_id: Option<SecretString>,
-    /// A static token was looked up (its TTL learned) once.
+    /// A static token was looked up (its TTL learned), or cannot be.
     looked_up: bool,
     warned_expiry: bool,
+    /// Failed logins in a row, and no new attempt before `retry_at`.
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_error: Option<Error>,
+    /// A fingerprint of credentials Vault refused: not sent again.
+    rejected: Option<u64>,
+    /// When the client last logged in again after a 403, successfully.
+    relogged_at: Option<Instant>,
 }
 
 /// Holds the token; logs in, renews and re-logs in as needed. The state lock is
@@ -259,9 +309,12 @@ pub(crate) struct Auth {
 }
 
 impl Auth {
-    pub(crate) fn new(method: AuthMethod) -> Self {
+    /// `credentials` says where they come from, for logs and health.
+    pub(crate) fn new(method: AuthMethod, credentials: String) -> Self {
+        tracing::info!(method = method.name(), credentials = %credentials, "vault-config: authenticating to Vault");
         let status = AuthStatus {
             method: method.name(),
+            credentials,
             ..AuthStatus::default()
         };
         Auth {
@@ -286,23 +339,39 @@ impl Auth {
             .clone()
     }
 
+    /// How long until the token needs renewing or replacing (or a failed
+    /// login may be tried again); `None` when nothing is scheduled.
+    pub(crate) async fn due_in(&self) -> Option<Duration> {
+        let state = self.state.lock().await;
+        if let Some(at) = state.retry_at {
+            return Some(at.saturating_duration_since(Instant::now()));
+        }
+        state.token.as_ref().and_then(TokenState::due_in)
+    }
+
     /// A token good for the next request: logs in, or renews, when due.
     pub(crate) async fn token(&self, t: &Transport) -> Result<SecretString> {
         let mut state = self.state.lock().await;
         if let AuthMethod::Token(token) = &self.method {
             if !state.looked_up {
-                state.looked_up = true;
-                state.token = Some(self.lookup_static(t, token).await);
+                let (looked, settled) = self.lookup_static(t, token).await;
+                // Only an answer settles it: while Vault is unreachable the
+                // TTL is learned at the next request.
+                state.looked_up = settled;
+                state.token = Some(looked);
             }
         }
         let (due, expired) = match &state.token {
             None => (true, true),
             Some(ts) => (ts.due(), ts.remaining().is_some_and(|r| r.is_zero())),
         };
-        if due {
-            self.refresh(t, &mut state, expired).await?;
-        }
+        let refreshed = if due {
+            self.refresh(t, &mut state, expired).await
+        } else {
+            Ok(())
+        };
         self.publish_status(&state);
+        refreshed?;
         state
             .token
             .as_ref()
@@ -313,8 +382,10 @@ impl Auth {
             })
     }
 
-    /// After a 403 with `used`: log in again (once), unless another request did
-    /// already. `None` when the method cannot log in.
+    /// After a 403 with `used`: if that token is no longer valid (its own
+    /// `lookup-self` is refused), log in again, once per token, and return the
+    /// new one. `None` when the denial is the policy's (the token is valid, or
+    /// the client re-logged in moments ago) or the method cannot log in.
     pub(crate) async fn relogin(
         &self,
         t: &Transport,
@@ -324,24 +395,52 @@ impl Auth {
             return Ok(None);
         }
         let mut state = self.state.lock().await;
-        let current = state
-            .token
-            .as_ref()
-            .map(|ts| ts.token.expose_secret() == used.expose_secret());
-        if current != Some(false) {
-            tracing::info!(
-                method = self.method.name(),
-                "vault-config: a request was denied; logging in again"
-            );
-            let fresh = self.login(t, &mut state).await?;
-            state.token = Some(fresh);
+        match &state.token {
+            // Another request already replaced it.
+            Some(ts) if ts.token.expose_secret() != used.expose_secret() => {
+                return Ok(Some(ts.token.clone()));
+            }
+            _ => {}
+        }
+        if state
+            .relogged_at
+            .is_some_and(|at| at.elapsed() < RELOGIN_SPACING)
+        {
+            return Ok(None);
+        }
+        match t
+            .get("auth/token/lookup-self", &[], Some(used), Repeat::Safe)
+            .await
+        {
+            // The token is fine: the path is not in its policy.
+            Ok(Reply::Ok(_)) => return Ok(None),
+            Err(Error::PermissionDenied { .. }) | Ok(Reply::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+        tracing::info!(
+            method = self.method.name(),
+            "vault-config: the token is no longer valid (expired or revoked); logging in again"
+        );
+        match self.login(t, &mut state).await {
+            Ok(fresh) => {
+                state.relogged_at = Some(Instant::now());
+                state.token = Some(fresh);
+            }
+            Err(e) => {
+                // The token is dead: drop it, so that requests wait for the
+                // login backoff without sending anything.
+                state.token = None;
+                self.publish_status(&state);
+                return Err(e);
+            }
         }
         self.publish_status(&state);
         Ok(state.token.as_ref().map(|ts| ts.token.clone()))
     }
 
-    /// Renews when renewable and not capped; else logs in again; a static
-    /// token that cannot be renewed is kept, with a warning.
+    /// Renews when renewable and not capped; else logs in again (revoking the
+    /// token it replaces); a static token that cannot be renewed is kept, with
+    /// a warning.
     async fn refresh(&self, t: &Transport, state: &mut State, expired: bool) -> Result<()> {
         if let Some(ts) = &state.token {
             let capped =
@@ -365,7 +464,11 @@ impl Auth {
         }
         if self.can_login() {
             let fresh = self.login(t, state).await?;
-            state.token = Some(fresh);
+            if let Some(old) = state.token.replace(fresh) {
+                if !expired {
+                    self.revoke(t, &old.token).await;
+                }
+            }
         } else if let Some(ts) = &mut state.token {
             if !state.warned_expiry {
                 state.warned_expiry = true;
@@ -381,7 +484,24 @@ impl Auth {
         Ok(())
     }
 
-    async fn lookup_static(&self, t: &Transport, token: &SecretString) -> TokenState {
+    /// Revokes a token the client replaced, so tokens do not pile up in Vault.
+    async fn revoke(&self, t: &Transport, token: &SecretString) {
+        if let Err(e) = t
+            .post(
+                "auth/token/revoke-self",
+                &json!({}),
+                Some(token),
+                Repeat::Safe,
+            )
+            .await
+        {
+            tracing::debug!(error = %e, "vault-config: revoking the replaced token failed; it will expire");
+        }
+    }
+
+    /// The token's TTL as `lookup-self` tells it; and whether that answer
+    /// settles it (false only while Vault cannot be reached).
+    async fn lookup_static(&self, t: &Transport, token: &SecretString) -> (TokenState, bool) {
         let mut ts = TokenState {
             token: token.clone(),
             obtained: Instant::now(),
@@ -390,7 +510,7 @@ impl Auth {
             renewable: false,
             settled: false,
         };
-        match t
+        let settled = match t
             .get("auth/token/lookup-self", &[], Some(token), Repeat::Safe)
             .await
         {
@@ -403,11 +523,14 @@ impl Auth {
                 ts.ttl = ttl;
                 ts.first_ttl = ttl;
                 ts.renewable = data["renewable"].as_bool().unwrap_or(false);
+                self.bump(|s| s.state = AuthState::Ok);
+                true
             }
+            Err(e) if e.is_unavailable() => false,
             // A policy without `default` may not look itself up: the TTL stays unknown.
-            Ok(Reply::NotFound) | Err(_) => {}
-        }
-        ts
+            Ok(Reply::NotFound) | Err(_) => true,
+        };
+        (ts, settled)
     }
 
     async fn renew(
@@ -436,54 +559,146 @@ impl Auth {
         }
     }
 
+    /// Logs in, unless a failed login's backoff is running or Vault already
+    /// refused these very credentials; records the outcome in the status.
     async fn login(&self, t: &Transport, state: &mut State) -> Result<TokenState> {
-        let (mount, body) = match &self.method {
-            AuthMethod::Token(token) => return Ok(self.lookup_static(t, token).await),
+        if let Some(at) = state.retry_at {
+            if Instant::now() < at {
+                if let Some(e) = &state.last_error {
+                    return Err(e.clone());
+                }
+            }
+        }
+        let outcome = self.try_login(t, state).await;
+        match &outcome {
+            Ok(_) => {
+                state.failures = 0;
+                state.retry_at = None;
+                state.last_error = None;
+                state.rejected = None;
+                self.bump(|s| {
+                    s.logins += 1;
+                    s.state = AuthState::Ok;
+                    s.login_failures = 0;
+                    s.last_error = None;
+                });
+            }
+            Err((e, rejected)) => {
+                state.failures = state.failures.saturating_add(1);
+                let wait = Duration::from_secs(1)
+                    .saturating_mul(1 << (state.failures - 1).min(9))
+                    .min(MAX_LOGIN_BACKOFF);
+                state.retry_at = Instant::now().checked_add(wait);
+                state.last_error = Some(e.clone());
+                if let Some(fp) = rejected {
+                    state.rejected = Some(*fp);
+                }
+                let failures = state.failures;
+                let text = e.to_string();
+                let refused = rejected.is_some();
+                tracing::warn!(
+                    method = self.method.name(),
+                    failures,
+                    retry_in_secs = wait.as_secs(),
+                    refused,
+                    error = %text,
+                    "vault-config: login failed"
+                );
+                self.bump(|s| {
+                    s.state = if refused {
+                        AuthState::Rejected
+                    } else {
+                        AuthState::Failing
+                    };
+                    s.login_failures = failures;
+                    s.last_error = Some(text);
+                });
+            }
+        }
+        outcome.map_err(|(e, _)| e)
+    }
+
+    /// One login. On failure: the error, and the fingerprint of the
+    /// credentials when Vault refused them.
+    async fn try_login(
+        &self,
+        t: &Transport,
+        state: &mut State,
+    ) -> std::result::Result<TokenState, (Error, Option<u64>)> {
+        let plain = |e| (e, None);
+        let (mount, mut body, fp) = match &self.method {
+            AuthMethod::Token(token) => return Ok(self.lookup_static(t, token).await.0),
             AuthMethod::AppRole {
                 mount,
                 role_id,
                 secret_id,
             } => {
                 let secret = self.secret_id(t, secret_id, state).await?;
+                let fp = fingerprint(&[role_id, secret.expose_secret()]);
                 (
                     mount,
                     json!({"role_id": role_id, "secret_id": secret.expose_secret()}),
+                    fp,
                 )
             }
             AuthMethod::Jwt {
                 mount,
                 role,
                 jwt_file,
-            } => (
-                mount,
-                json!({"role": role, "jwt": read_credential(jwt_file, "JWT").await?}),
-            ),
+            } => {
+                let jwt = read_credential(jwt_file, "JWT").await.map_err(plain)?;
+                let fp = fingerprint(&[role, &jwt]);
+                (mount, json!({"role": role, "jwt": jwt}), fp)
+            }
             AuthMethod::Kubernetes {
                 mount,
                 role,
                 token_file,
-            } => (
-                mount,
-                json!({"role": role, "jwt": read_credential(token_file, "service-account token").await?}),
-            ),
+            } => {
+                let jwt = read_credential(token_file, "service-account token")
+                    .await
+                    .map_err(plain)?;
+                let fp = fingerprint(&[role, &jwt]);
+                (mount, json!({"role": role, "jwt": jwt}), fp)
+            }
         };
+        if state.rejected == Some(fp) {
+            zeroize_value(&mut body);
+            return Err((
+                self.auth_error(format!(
+                    "Vault refused these credentials before, so they are not sent again (each failed login counts toward Vault's lockout of the role); {}",
+                    self.renew_hint()
+                )),
+                Some(fp),
+            ));
+        }
         let path = format!("auth/{mount}/login");
-        let reply = t
-            .post(&path, &body, None, Repeat::Unsafe)
-            .await
-            .map_err(|e| self.login_error(e))?;
+        let reply = t.post(&path, &body, None, Repeat::Unsafe).await;
+        zeroize_value(&mut body);
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(e) => {
+                let refused = matches!(
+                    &e,
+                    Error::PermissionDenied { .. } | Error::Vault { status: 400, .. }
+                );
+                let e = self.login_error(e);
+                return Err((e, refused.then_some(fp)));
+            }
+        };
         let Reply::Ok(body) = reply else {
-            return Err(self.auth_error(format!("no auth method is mounted at `auth/{mount}`")));
+            return Err(plain(self.auth_error(format!(
+                "no auth method is mounted at `auth/{mount}`"
+            ))));
         };
         let auth = &body["auth"];
-        let token = auth["client_token"]
-            .as_str()
-            .ok_or_else(|| self.auth_error("the login answer holds no client_token".to_owned()))?;
+        let token = auth["client_token"].as_str().ok_or_else(|| {
+            plain(self.auth_error("the login answer holds no client_token".to_owned()))
+        })?;
         let ttl = auth["lease_duration"]
             .as_u64()
             .filter(|s| *s > 0)
             .map(Duration::from_secs);
-        self.bump(|s| s.logins += 1);
         tracing::debug!(method = self.method.name(), mount = %mount, ttl_secs = ttl.map(|d| d.as_secs()), "vault-config: logged in");
         Ok(TokenState {
             token: SecretString::from(token.to_owned()),
@@ -495,38 +710,83 @@ impl Auth {
         })
     }
 
+    /// What to do once Vault refused the method's credentials.
+    fn renew_hint(&self) -> &'static str {
+        match &self.method {
+            AuthMethod::AppRole {
+                secret_id: SecretId::File(_),
+                ..
+            } => "write a new secret ID to its file",
+            AuthMethod::AppRole { .. } => {
+                "give the service a new secret ID and restart it (check that the role ID is right)"
+            }
+            AuthMethod::Jwt { .. } | AuthMethod::Kubernetes { .. } => {
+                "a new JWT in its file is tried (check the role's bound claims)"
+            }
+            AuthMethod::Token(_) => "give the service a new token",
+        }
+    }
+
     async fn secret_id(
         &self,
         t: &Transport,
         source: &SecretId,
         state: &mut State,
-    ) -> Result<SecretString> {
+    ) -> std::result::Result<SecretString, (Error, Option<u64>)> {
         match source {
             SecretId::Plain(s) => Ok(s.clone()),
             SecretId::File(path) => read_credential(path, "AppRole secret ID")
                 .await
-                .map(SecretString::from),
+                .map(SecretString::from)
+                .map_err(|e| (e, None)),
             SecretId::Wrapped(wrapping) => {
                 if let Some(s) = &state.secret_id {
                     return Ok(s.clone());
                 }
-                let reply = t.post("sys/wrapping/unwrap", &json!({}), Some(wrapping), Repeat::Unsafe).await.map_err(|e| match e {
-                    Error::Vault { errors, .. } => self.auth_error(format!(
-                        "the wrapped secret ID cannot be unwrapped ({}): a wrapping token works once; issue a new one",
-                        errors.join("; ").trim()
-                    )),
-                    Error::PermissionDenied { .. } => self.auth_error(
-                        "the wrapped secret ID cannot be unwrapped: the wrapping token is expired, already used or not a wrapping token; issue a new one".to_owned(),
-                    ),
-                    other => other,
-                })?;
-                let Reply::Ok(body) = reply else {
-                    return Err(self.auth_error("the unwrap answer is empty".to_owned()));
+                let fp = fingerprint(&[wrapping.expose_secret()]);
+                if state.rejected == Some(fp) {
+                    return Err((
+                        self.auth_error(
+                            "the wrapped secret ID was refused before and a wrapping token works once; issue a new one".to_owned(),
+                        ),
+                        Some(fp),
+                    ));
+                }
+                let reply = t
+                    .post(
+                        "sys/wrapping/unwrap",
+                        &json!({}),
+                        Some(wrapping),
+                        Repeat::Unsafe,
+                    )
+                    .await
+                    .map_err(|e| match e {
+                        // Vault refused the wrapping token itself (a 5xx or a
+                        // lost answer is not a refusal: it is not marked).
+                        Error::Vault { status: 400, errors, .. } => (self.auth_error(format!(
+                            "the wrapped secret ID cannot be unwrapped ({}): a wrapping token works once; issue a new one",
+                            errors.join("; ").trim()
+                        )), Some(fp)),
+                        Error::PermissionDenied { .. } => (self.auth_error(
+                            "the wrapped secret ID cannot be unwrapped: the wrapping token is expired, already used or not a wrapping token; issue a new one".to_owned(),
+                        ), Some(fp)),
+                        other => (other, None),
+                    })?;
+                let Reply::Ok(mut body) = reply else {
+                    return Err((
+                        self.auth_error("the unwrap answer is empty".to_owned()),
+                        None,
+                    ));
                 };
-                let secret = body["data"]["secret_id"].as_str().ok_or_else(|| {
-                    self.auth_error("the wrapped response holds no secret_id".to_owned())
+                let secret = body["data"]["secret_id"].as_str().map(str::to_owned);
+                zeroize_value(&mut body);
+                let secret = secret.ok_or_else(|| {
+                    (
+                        self.auth_error("the wrapped response holds no secret_id".to_owned()),
+                        None,
+                    )
                 })?;
-                let secret = SecretString::from(secret.to_owned());
+                let secret = SecretString::from(secret);
                 state.secret_id = Some(secret.clone());
                 Ok(secret)
             }
@@ -568,6 +828,15 @@ impl Auth {
             s.renewable = renewable;
         });
     }
+}
+
+/// A fingerprint of credentials, to recognise ones Vault refused without
+/// keeping them: a hash, in memory only.
+fn fingerprint(parts: &[&str]) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    parts.hash(&mut h);
+    h.finish()
 }
 
 /// Reads a credential file (trimmed), without blocking the runtime.

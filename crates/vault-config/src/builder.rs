@@ -40,6 +40,8 @@ pub struct VaultClientBuilder {
     pub(crate) env: EnvSource,
     pub(crate) token: Option<SecretString>,
     pub(crate) token_setting: Option<String>,
+    /// Where the credentials come from, for logs and health (never them).
+    pub(crate) credentials: Option<String>,
     pub(crate) auth: Option<AuthMethod>,
     pub(crate) namespace: Option<String>,
     pub(crate) kv_mount: String,
@@ -57,6 +59,7 @@ impl Default for VaultClientBuilder {
             env: EnvSource::process(),
             token: None,
             token_setting: None,
+            credentials: None,
             auth: None,
             namespace: None,
             kv_mount: DEFAULT_KV_MOUNT.to_owned(),
@@ -102,6 +105,7 @@ impl VaultClientBuilder {
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(SecretString::from(token.into()));
         self.token_setting = Some("token".to_owned());
+        self.credentials = Some("token set in code".to_owned());
         self.auth = None;
         self
     }
@@ -117,6 +121,7 @@ impl VaultClientBuilder {
     /// # Ok::<(), vault_config::Error>(())
     /// ```
     pub fn auth(mut self, method: AuthMethod) -> Self {
+        self.credentials = Some(format!("{} login set in code", method.name()));
         self.auth = Some(method);
         self
     }
@@ -240,10 +245,15 @@ impl VaultClientBuilder {
                     ))
                 }
             };
-            (Some(transport), Some(Auth::new(method)))
+            let credentials = self
+                .credentials
+                .clone()
+                .unwrap_or_else(|| format!("{} login", method.name()));
+            (Some(transport), Some(Auth::new(method, credentials)))
         } else {
             (None, None)
         };
+        let declared_kv_versions = self.kv_versions.keys().cloned().collect();
         let kv_versions = self
             .kv_versions
             .into_iter()
@@ -264,6 +274,7 @@ impl VaultClientBuilder {
                 fallback_mode: self.fallback_mode,
                 cache: Cache::new(self.cache_ttl),
                 kv_versions: Mutex::new(kv_versions),
+                declared_kv_versions,
                 env: self.env,
                 names: self.names,
             }),

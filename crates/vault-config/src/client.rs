@@ -5,7 +5,7 @@
 //! (or the env contract, [`env`](mod@crate::env)); the KV calls are in
 //! [`kv`](crate::kv), the lease calls in [`lease`](crate::lease).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -56,6 +56,8 @@ pub(crate) struct Inner {
     pub(crate) cache: Cache,
     /// Each mount's KV version: declared on the builder, or detected once.
     pub(crate) kv_versions: Mutex<HashMap<String, Arc<OnceCell<KvVersion>>>>,
+    /// The mounts whose version the builder declared: never detected anew.
+    pub(crate) declared_kv_versions: HashSet<String>,
     pub(crate) env: EnvSource,
     pub(crate) names: ContractNames,
 }
@@ -206,11 +208,27 @@ impl VaultClient {
             Err(Error::PermissionDenied { .. }) if auth.can_login() => {
                 match auth.relogin(transport, &token).await? {
                     Some(fresh) => send(fresh).await,
-                    None => send(token).await,
+                    // The token is valid: the denial is the policy's.
+                    None => Err(denied_again(api_path, &self.inner.namespace)),
                 }
             }
             other => other,
         }
+    }
+
+    /// What the client knows about when its token needs renewing or
+    /// replacing (or a failed login may be retried).
+    pub(crate) async fn token_due_in(&self) -> Option<Duration> {
+        self.inner.auth.as_ref()?.due_in().await
+    }
+
+    /// Renews or replaces the token now if it is due (a watcher calls this on
+    /// the token's own schedule, whatever its poll interval).
+    pub(crate) async fn refresh_token(&self) -> Result<()> {
+        if let (Some(transport), Some(auth)) = (&self.inner.transport, &self.inner.auth) {
+            auth.token(transport).await?;
+        }
+        Ok(())
     }
 
     /// The error for a request that cannot be sent because Vault is turned off.
@@ -229,6 +247,14 @@ impl VaultClient {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         table.get(mount).and_then(|cell| cell.get().copied())
+    }
+}
+
+/// A 403 whose token is valid: the path is not in the token's policy.
+fn denied_again(api_path: &str, namespace: &Option<String>) -> Error {
+    Error::PermissionDenied {
+        path: api_path.to_owned(),
+        namespace: namespace.clone(),
     }
 }
 

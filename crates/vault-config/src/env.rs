@@ -189,7 +189,30 @@ impl VaultClientBuilder {
                 }
             }
         }
-        b.auth = auth_from_env(&names, &env, b.token.is_some())?;
+        // Only a token variable competes with a login set up in env: a
+        // `~/.vault-token` left by `vault login` never overrides AppRole.
+        let token_var = b.token_setting.clone().filter(|s| s.ends_with("TOKEN"));
+        match auth_from_env(&names, &env, token_var.is_some())? {
+            Some((method, credentials)) => {
+                b.auth = Some(method);
+                b.credentials = Some(credentials);
+            }
+            None => {
+                b.credentials = b.token_setting.as_ref().map(|s| {
+                    let mut text = format!("token from {s}");
+                    let role = names
+                        .read(&env, "ROLE_ID")
+                        .or_else(|| names.read(&env, "APPROLE_ROLE_ID"));
+                    if let (Some(_), Some((role_var, _))) = (&token_var, role) {
+                        text.push_str(&format!(
+                            " ({role_var} is set too: {}=approle logs in with AppRole)",
+                            names.vault("AUTH_METHOD")
+                        ));
+                    }
+                    text
+                });
+            }
+        }
         if let Some((_, v)) = read("NAMESPACE") {
             b.namespace = Some(v);
         }
@@ -229,12 +252,13 @@ impl VaultClientBuilder {
 }
 
 /// The auth method the env contract chooses: `VAULT_AUTH_METHOD`, else AppRole
-/// when a role ID is set, else the token (`None`).
+/// when a role ID is set and no token variable is, else the token (`None`);
+/// with where its credentials come from.
 fn auth_from_env(
     names: &ContractNames,
     env: &EnvSource,
     have_token: bool,
-) -> Result<Option<AuthMethod>> {
+) -> Result<Option<(AuthMethod, String)>> {
     // The unprefixed and `APPROLE_`-style names (`VAULT_ROLE_ID`, `AION_VAULT_APPROLE_ROLE_ID`).
     let read = |suffixes: &[&str]| suffixes.iter().find_map(|s| names.read(env, s));
     let method_var = names.read(env, "AUTH_METHOD");
@@ -254,6 +278,7 @@ fn auth_from_env(
             )
         })
     };
+    let source: String;
     let chosen = match method.as_str() {
         "token" => return Ok(None),
         "approle" => {
@@ -266,13 +291,16 @@ fn auth_from_env(
                     ),
                 )
             })?;
-            let secret_id = if let Some((_, v)) =
+            let secret_id = if let Some((var, v)) =
                 read(&["APPROLE_WRAPPED_SECRET_ID", "WRAPPED_SECRET_ID"])
             {
+                source = format!("approle (wrapped secret ID from {var})");
                 SecretId::Wrapped(SecretString::from(v))
-            } else if let Some((_, v)) = read(&["APPROLE_SECRET_ID_FILE", "SECRET_ID_FILE"]) {
+            } else if let Some((var, v)) = read(&["APPROLE_SECRET_ID_FILE", "SECRET_ID_FILE"]) {
+                source = format!("approle (secret ID from the file {v}, named by {var})");
                 SecretId::File(PathBuf::from(v))
-            } else if let Some((_, v)) = read(&["APPROLE_SECRET_ID", "SECRET_ID"]) {
+            } else if let Some((var, v)) = read(&["APPROLE_SECRET_ID", "SECRET_ID"]) {
+                source = format!("approle (secret ID from {var})");
                 SecretId::Plain(SecretString::from(v))
             } else {
                 return Err(Error::config(
@@ -293,12 +321,14 @@ fn auth_from_env(
                     "JWT login needs the file holding the JWT: set it",
                 )
             })?;
+            source = format!("jwt (the JWT file {file})");
             AuthMethod::jwt(role()?, file)
         }
         "kubernetes" | "k8s" => {
             let file = names
                 .read(env, "KUBERNETES_TOKEN_FILE")
                 .map_or_else(|| KUBERNETES_TOKEN_FILE.to_owned(), |(_, f)| f);
+            source = format!("kubernetes (the service-account token file {file})");
             AuthMethod::Kubernetes {
                 mount: "kubernetes".to_owned(),
                 role: role()?,
@@ -312,10 +342,11 @@ fn auth_from_env(
             ))
         }
     };
-    Ok(Some(match mount {
+    let chosen = match mount {
         Some(m) => chosen.at_mount(m),
         None => chosen,
-    }))
+    };
+    Ok(Some((chosen, source)))
 }
 
 #[cfg(test)]

@@ -166,12 +166,21 @@ pub enum Error {
 
 impl Error {
     /// True when Vault could not be reached or cannot serve secrets right now
-    /// (connection refused, timeout, sealed): the cases in which a client in
+    /// (connection refused, timeout, sealed, a 502/503/504 from a proxy in
+    /// front of it, or 429 too many requests): the cases in which a client in
     /// [`FallbackMode::Fallback`](crate::FallbackMode::Fallback) reads the environment instead.
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            Error::Connect { .. } | Error::Timeout { .. } | Error::Sealed { .. }
+            Error::Connect { .. }
+                | Error::Timeout { .. }
+                | Error::Sealed { .. }
+                // A proxy or load balancer in front of Vault (bad gateway,
+                // unavailable, gateway timeout), or Vault's rate limit.
+                | Error::Vault {
+                    status: 429 | 502 | 503 | 504,
+                    ..
+                }
         )
     }
 

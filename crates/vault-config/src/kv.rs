@@ -112,7 +112,8 @@ impl fmt::Debug for SecretMap {
     }
 }
 
-fn zeroize_value(v: &mut Value) {
+/// Zeroes every string inside `v` (secrets held in JSON).
+pub(crate) fn zeroize_value(v: &mut Value) {
     match v {
         Value::String(s) => s.zeroize(),
         Value::Array(items) => items.iter_mut().for_each(zeroize_value),
@@ -267,6 +268,10 @@ pub struct KvMetadata {
     /// When the current version was written (RFC 3339, as Vault sent it): with
     /// the version number, it tells a rebuilt Vault's version 1 from the old one.
     pub current_created_time: Option<String>,
+    /// The current version was deleted (`kv delete`, or its
+    /// `delete_version_after` passed) or destroyed (`kv destroy`): a read
+    /// finds no secret until `kv undelete`, a rollback or a new write.
+    pub current_deleted: bool,
 }
 
 impl KvMetadata {
@@ -279,15 +284,27 @@ impl KvMetadata {
             .get("current_version")
             .and_then(Value::as_u64)
             .ok_or_else(|| malformed(api_path, "no numeric `data.current_version`"))?;
-        let current_created_time = data
+        let current = data
             .get("versions")
-            .and_then(|v| v.get(current_version.to_string()))
+            .and_then(|v| v.get(current_version.to_string()));
+        let current_created_time = current
             .and_then(|v| v.get("created_time"))
             .and_then(Value::as_str)
             .map(str::to_owned);
+        let destroyed = current
+            .and_then(|v| v.get("destroyed"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        // A deletion time in the future is a scheduled one (`delete_version_after`).
+        let deleted = current
+            .and_then(|v| v.get("deletion_time"))
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .is_some_and(|t| unix_seconds(t).is_none_or(|at| at <= now_unix()));
         Ok(KvMetadata {
             current_version,
             current_created_time,
+            current_deleted: destroyed || deleted,
             oldest_version: data
                 .get("oldest_version")
                 .and_then(Value::as_u64)
@@ -315,7 +332,20 @@ impl VaultClient {
         let version = cell
             .get_or_try_init(|| async {
                 let api_path = format!("sys/internal/ui/mounts/{mount}");
-                match self.get(&api_path).await? {
+                let reply = self.get(&api_path).await.map_err(|e| match e {
+                    // Vault's preflight check: the token may do nothing under the
+                    // mount, or there is no such mount.
+                    Error::PermissionDenied { path, namespace } => Error::Vault {
+                        status: 403,
+                        path,
+                        errors: vec![format!(
+                            "cannot tell the KV version of mount `{mount}`{}: either no mount `{mount}` exists, or the token's policies grant nothing under `{mount}/`; grant read on the secrets' paths (a struct's `vault_policy_for(&client)` lists them), or declare the version with VaultClientBuilder::kv_version",
+                            namespace.map(|n| format!(" in namespace `{n}`")).unwrap_or_default()
+                        )],
+                    },
+                    other => other,
+                })?;
+                match reply {
                     Reply::Ok(body) => KvVersion::from_mount_info(&api_path, &body),
                     Reply::NotFound => Err(Error::NotFound {
                         mount: mount.to_owned(),
@@ -327,6 +357,18 @@ impl VaultClient {
             })
             .await?;
         Ok(*version)
+    }
+
+    /// Forgets a detected (not declared) KV version of `mount`.
+    fn forget_kv_version(&self, mount: &str) {
+        if self.inner.declared_kv_versions.contains(mount) {
+            return;
+        }
+        self.inner
+            .kv_versions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(mount);
     }
 
     /// Reads the current version of the secret at `path` on `mount`.
@@ -394,7 +436,18 @@ impl VaultClient {
             .into_iter()
             .collect();
         let started = Instant::now();
-        let reply = self.get_query(&api_path, &query).await?;
+        let reply = self.get_query(&api_path, &query).await.inspect_err(|e| {
+            // The mount moved or changed engine: detect its version anew next time.
+            if matches!(
+                e,
+                Error::Vault {
+                    status: 400 | 404,
+                    ..
+                }
+            ) {
+                self.forget_kv_version(mount);
+            }
+        })?;
         tracing::debug!(
             mount,
             path,
@@ -451,6 +504,47 @@ impl VaultClient {
             namespace: self.inner.namespace.clone(),
         }
     }
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 time as Vault writes it
+/// (`2026-11-23T08:32:47.844112077Z`, or with a `+hh:mm` offset).
+fn unix_seconds(text: &str) -> Option<i64> {
+    let num = |s: &str| s.parse::<i64>().ok();
+    let (date, time) = text.split_once('T')?;
+    let mut d = date.splitn(3, '-');
+    let (y, m, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
+    let (clock, offset) = match time.find(['Z', 'z', '+', '-']) {
+        Some(i) => time.split_at(i),
+        None => (time, ""),
+    };
+    let mut c = clock.splitn(3, ':');
+    let (h, min) = (num(c.next()?)?, num(c.next()?)?);
+    let sec = num(c.next()?.split('.').next()?)?;
+    let offset_secs = match offset.as_bytes().first() {
+        Some(b'+') | Some(b'-') => {
+            let (oh, om) = offset[1..].split_once(':')?;
+            let secs = num(oh)? * 3600 + num(om)? * 60;
+            if offset.starts_with('-') {
+                -secs
+            } else {
+                secs
+            }
+        }
+        _ => 0,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + min * 60 + sec - offset_secs)
+}
+
+fn now_unix() -> i64 {
+    i64::try_from(crate::health::unix_now()).unwrap_or(i64::MAX)
 }
 
 /// A path Vault would read as another one is refused before any request: an
@@ -557,6 +651,33 @@ mod tests {
         let m = KvMetadata::from_body("secret/metadata/x", &body).unwrap();
         assert_eq!(m.current_version, 4);
         assert!(KvMetadata::from_body("p", &json!({"data": {}})).is_err());
+    }
+
+    #[test]
+    fn rfc3339_times_and_deleted_versions() {
+        assert_eq!(unix_seconds("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            unix_seconds("2026-11-23T08:32:47.844112077Z"),
+            Some(1_795_422_767)
+        );
+        assert_eq!(
+            unix_seconds("2026-11-23T09:32:47+01:00"),
+            Some(1_795_422_767)
+        );
+        assert_eq!(unix_seconds("yesterday"), None);
+        let meta = |deletion: &str, destroyed: bool| {
+            KvMetadata::from_body(
+                "p",
+                &json!({"data": {"current_version": 2, "versions": {
+                    "2": {"created_time": "2026-01-01T00:00:00Z", "deletion_time": deletion, "destroyed": destroyed}}}}),
+            )
+            .unwrap()
+            .current_deleted
+        };
+        assert!(!meta("", false));
+        assert!(meta("2020-01-01T00:00:00Z", false), "deleted");
+        assert!(!meta("2999-01-01T00:00:00Z", false), "scheduled, not yet");
+        assert!(meta("", true), "destroyed");
     }
 
     #[test]

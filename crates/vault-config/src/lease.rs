@@ -103,6 +103,37 @@ impl VaultClient {
     }
 }
 
+impl VaultClient {
+    /// Revokes `ids` (leases nothing will use: a load that failed after
+    /// reading them), best effort and bounded in time; failures are logged
+    /// and the leases expire on their own.
+    pub(crate) async fn revoke_unused(&self, ids: Vec<String>) {
+        if ids.is_empty() {
+            return;
+        }
+        let revokes = ids.iter().map(|id| self.revoke_lease(id));
+        match tokio::time::timeout(
+            REVOKE_UNUSED_WITHIN,
+            futures_util::future::join_all(revokes),
+        )
+        .await
+        {
+            Ok(results) => {
+                for e in results.into_iter().filter_map(Result::err) {
+                    tracing::warn!(error = %e, "vault-config: revoking unused credentials failed; they will expire");
+                }
+            }
+            Err(_) => tracing::warn!(
+                leases = ids.len(),
+                "vault-config: revoking unused credentials took too long; they will expire"
+            ),
+        }
+    }
+}
+
+/// How long a failed load spends revoking the leases it read.
+const REVOKE_UNUSED_WITHIN: Duration = Duration::from_secs(10);
+
 /// A lease and when it was granted or last renewed.
 pub(crate) struct LeaseClock {
     pub(crate) lease: Lease,

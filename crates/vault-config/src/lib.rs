@@ -12,7 +12,6 @@
 //!   token or a secret value.
 //!
 //! ```no_run
-//! use figment::Figment;
 //! use vault_config::{SecretString, VaultClient, VaultProvider};
 //!
 //! #[derive(Debug, serde::Deserialize)]
@@ -29,7 +28,7 @@
 //!     .map("port", "database#port")                  // same path: still one read
 //!     .fetch(&client)
 //!     .await?;
-//! let config: Config = Figment::new().merge(vault).extract_lossy()?;
+//! let config: Config = vault.extract()?; // errors never quote a value
 //! println!("{config:?}"); // database_url: SecretBox<str>([REDACTED])
 //! # Ok(()) }
 //! ```
@@ -95,6 +94,7 @@
 //! | `mount = "agenticverz"` | the KV mount of every field (default: the client's mount, `VAULT_KV_MOUNT`, else `secret`) |
 //! | `prefix = "aionos"` | prepended to every path: `db-main` reads `aionos/db-main` |
 //! | `env_prefix = "APP_"` | prepended to every default env fallback name: `APP_DATABASE_URL` |
+//! | `crate = "vc"` | the path of this crate when the dependency is renamed (`vc = { package = "vault-config" }`) or re-exported |
 //!
 //! A `nested` struct inherits what it does not set itself.
 //!
@@ -115,7 +115,7 @@
 //! `#[serde(rename = "...")]` on a field is followed. Mistakes are compile
 //! errors pointing at the attribute: a malformed `path#key`, an unknown
 //! attribute (with a "did you mean"), a value of the wrong kind, the same
-//! `path#key` on two fields, `nested` with a path, `default` on an `Option`,
+//! `path#key` (and version) on two fields, `nested` with a path, `default` on an `Option`,
 //! enums, unions, tuple and generic structs.
 //! # Modules
 //!

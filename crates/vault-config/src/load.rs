@@ -25,6 +25,7 @@ pub(crate) struct Loaded<T> {
 }
 
 /// Plans what `d` describes, takes the snapshot and extracts a `T` from it.
+/// When that fails after credentials were leased, they are revoked.
 pub(crate) async fn load<T: DeserializeOwned>(
     d: &Description,
     client: &VaultClient,
@@ -33,13 +34,20 @@ pub(crate) async fn load<T: DeserializeOwned>(
     let plan = Plan::from_description(d, client)?;
     let snapshot = Snapshot::take(client, &plan, freshness).await?;
     let provider = snapshot.resolve(&plan, client.env());
-    let config = extract(d, client, &provider)?;
-    Ok(Loaded {
-        config,
-        plan,
-        snapshot,
-        provider,
-    })
+    let error = match extract(d, client, &provider) {
+        Ok(config) => {
+            return Ok(Loaded {
+                config,
+                plan,
+                snapshot,
+                provider,
+            })
+        }
+        Err(e) => e,
+    };
+    // Nothing will use the credentials this load leased.
+    client.revoke_unused(snapshot.leases()).await;
+    Err(error)
 }
 
 /// Defaults, then the provider; extraction errors rewritten without values.
@@ -56,15 +64,15 @@ pub(crate) fn extract<T: DeserializeOwned>(
         .merge(provider.figment());
     figment
         .extract_lossy()
-        .map_err(|e| explain(e, d, client, provider))
+        .map_err(|e| explain(e, Some((d, client)), provider))
 }
 
-/// Turns a figment error into one that names the field and its sources, and
-/// never carries the offending value (figment's own text quotes it).
-fn explain(
+/// Turns a figment error into one that names the field (with a derive's
+/// description, else the configuration key) and its sources, and never
+/// carries the offending value (figment's own text quotes it).
+pub(crate) fn explain(
     err: figment::Error,
-    d: &Description,
-    client: &VaultClient,
+    described: Option<(&Description, &VaultClient)>,
     provider: &VaultProvider,
 ) -> Error {
     let mut path = err.path.clone();
@@ -72,17 +80,17 @@ fn explain(
         path.push(name.to_string());
     }
     let key = path.join(".");
-    let spec = d.spec_for_key(&key);
-    let field = d.field_of(&key);
+    let spec = described.and_then(|(d, client)| Some((d.spec_for_key(&key)?, client)));
+    let field = described.map_or_else(|| key.clone(), |(d, _)| d.field_of(&key));
     if let Kind::MissingField(_) = &err.kind {
         let resolved = provider.resolved().iter().find(|r| r.key == key);
         return match (spec, resolved.map(|r| &r.origin)) {
-            (Some(_), Some(Origin::Missing { vault, env_var })) => Error::Missing {
+            (_, Some(Origin::Missing { vault, env_var })) => Error::Missing {
                 field,
                 vault: vault.clone(),
                 env_var: Some(env_var.clone()),
             },
-            (Some(s), _) => Error::Missing {
+            (Some((s, client)), _) => Error::Missing {
                 field,
                 vault: client.is_enabled().then(|| s.location(client.kv_mount())),
                 env_var: Some(s.env_var.clone()),

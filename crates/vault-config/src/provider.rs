@@ -5,6 +5,7 @@ use std::fmt;
 
 use figment::value::{Dict, Map, Tag, Value};
 use figment::{Figment, Metadata, Profile, Provider};
+use serde::de::DeserializeOwned;
 
 use crate::client::VaultClient;
 use crate::error::{Error, Result};
@@ -224,6 +225,50 @@ impl VaultProvider {
     /// call `select(...)` again if you use profiles, or merge the provider itself.
     pub fn figment(&self) -> Figment {
         self.figment.clone()
+    }
+
+    /// Extracts a `T` from this provider alone, lossily (Vault's CLI writes
+    /// every value as a string: `"5432"` fills a `u16`). Errors name the
+    /// key and where its value came from, never the value:
+    ///
+    /// ```no_run
+    /// # async fn demo(client: vault_config::VaultClient) -> Result<(), vault_config::Error> {
+    /// #[derive(serde::Deserialize)]
+    /// struct Db { url: vault_config::SecretString, port: u16 }
+    /// let db: Db = vault_config::VaultProvider::builder()
+    ///     .map("url", "database#DATABASE_URL")
+    ///     .map("port", "database#port")
+    ///     .fetch(&client)
+    ///     .await?
+    ///     .extract()?; // "invalid `port`: expected u16, found a string (from vault secret/data/database#port)"
+    /// # let _ = db; Ok(()) }
+    /// ```
+    pub fn extract<T: DeserializeOwned>(&self) -> Result<T> {
+        Figment::new()
+            .merge(self.figment())
+            .extract_lossy()
+            .map_err(|e| self.explain(e))
+    }
+
+    /// Rewrites an error of a figment this provider was merged into (with
+    /// other layers, say) into an [`Error`] that names the key and its
+    /// source but never quotes the value, as figment's own text does
+    /// (`invalid type: found string "hunter2", expected u16`):
+    ///
+    /// ```no_run
+    /// # fn demo(vault: vault_config::VaultProvider) -> Result<(), vault_config::Error> {
+    /// use figment::{Figment, providers::{Format, Toml}};
+    /// #[derive(serde::Deserialize)]
+    /// struct Config { port: u16 }
+    /// let config: Config = Figment::new()
+    ///     .merge(Toml::file("app.toml"))
+    ///     .merge(&vault)
+    ///     .extract_lossy()
+    ///     .map_err(|e| vault.explain(e))?;
+    /// # let _ = config; Ok(()) }
+    /// ```
+    pub fn explain(&self, err: figment::Error) -> Error {
+        crate::load::explain(err, None, self)
     }
 
     /// Builds the provider from each mapping's resolution and value (none when missing).

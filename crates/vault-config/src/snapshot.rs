@@ -14,7 +14,7 @@ use futures_util::future::join_all;
 
 use crate::client::VaultClient;
 use crate::env::EnvSource;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fallback::FallbackMode;
 use crate::kv::{KvSecret, KvVersion};
 use crate::plan::{Plan, Read};
@@ -119,21 +119,34 @@ impl Snapshot {
             }
         });
         let mut found = Vec::with_capacity(plan.reads().len());
-        let mut first_error = None;
+        let mut first_error: Option<Error> = None;
         for result in join_all(reads).await {
             match result {
                 Ok(f) => found.push(f),
-                // An outage outranks other errors: it decides fallback.
-                Err(e) if e.is_unavailable() => return Err(e),
                 Err(e) => {
-                    first_error.get_or_insert(e);
+                    // An outage outranks other errors: it decides fallback.
+                    if first_error
+                        .as_ref()
+                        .is_none_or(|f| !f.is_unavailable() && e.is_unavailable())
+                    {
+                        first_error = Some(e);
+                    }
                 }
             }
         }
         match first_error {
-            Some(e) => Err(e),
+            Some(e) => {
+                // Credentials leased for a load that fails are never used.
+                client.revoke_unused(leases_of(&found)).await;
+                Err(e)
+            }
             None => Ok(found),
         }
+    }
+
+    /// The lease IDs it holds.
+    pub(crate) fn leases(&self) -> Vec<String> {
+        self.found.as_deref().map(leases_of).unwrap_or_default()
     }
 
     /// False when the values come from env only.
@@ -228,6 +241,13 @@ impl Snapshot {
         }
         VaultProvider::from_values(values)
     }
+}
+
+fn leases_of(found: &[Found]) -> Vec<String> {
+    found
+        .iter()
+        .filter_map(|f| Some(f.secret.as_deref()?.lease()?.id.clone()))
+        .collect()
 }
 
 /// Reads one secret past the cache (refreshing it): a new lease for leased credentials.

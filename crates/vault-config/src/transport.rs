@@ -209,6 +209,8 @@ enum Attempt {
     Retry {
         error: Error,
         sent: bool,
+        /// What a `Retry-After` asked for.
+        after: Option<Duration>,
     },
     /// A 307/308 to the `Location` given.
     Redirect(String),
@@ -366,12 +368,16 @@ impl Transport {
                     url = self.follow(&url, &location, redirected, api_path)?;
                     redirected = true;
                 }
-                Attempt::Retry { error, sent } if sent && repeat == Repeat::Unsafe => {
+                Attempt::Retry { error, sent, .. } if sent && repeat == Repeat::Unsafe => {
                     return Err(not_repeated(error, &method, api_path));
                 }
-                Attempt::Retry { error, .. } if attempt < self.retry.max_retries => {
+                Attempt::Retry { error, after, .. } if attempt < self.retry.max_retries => {
                     attempt += 1;
-                    let wait = self.retry.backoff(attempt);
+                    // Vault's (or a proxy's) Retry-After, bounded by the request timeout.
+                    let wait = self
+                        .retry
+                        .backoff(attempt)
+                        .max(after.unwrap_or_default().min(self.timeout));
                     tracing::debug!(path = api_path, attempt, ?wait, error = %error, "retrying Vault request");
                     tokio::time::sleep(wait).await;
                 }
@@ -415,6 +421,12 @@ impl Transport {
             Err(e) => return self.transport_error(&e, api_path),
         };
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         if status == StatusCode::TEMPORARY_REDIRECT || status == StatusCode::PERMANENT_REDIRECT {
             let location = response
                 .headers()
@@ -456,7 +468,14 @@ impl Transport {
         let body: Option<Value> = serde_json::from_slice(&bytes).ok();
         let empty = bytes.is_empty();
         bytes.zeroize();
-        Attempt::from(self.classify(status, body, empty, api_path))
+        match Attempt::from(self.classify(status, body, empty, api_path)) {
+            Attempt::Retry { error, sent, .. } => Attempt::Retry {
+                error,
+                sent,
+                after: retry_after,
+            },
+            other => other,
+        }
     }
 
     fn classify(
@@ -482,7 +501,21 @@ impl Transport {
         }
         let path = path_only(api_path);
         match status {
-            StatusCode::NOT_FOUND => Ok(Reply::NotFound),
+            // Nothing at the path answers 404 with no error; an unknown mount
+            // ("no handler for route") or namespace ("namespace not found")
+            // answers 404 with one, and is an error, not an absent secret.
+            StatusCode::NOT_FOUND if errors().is_empty() => Ok(Reply::NotFound),
+            StatusCode::NOT_FOUND => Err((
+                Error::Vault {
+                    status: 404,
+                    path,
+                    errors: errors()
+                        .into_iter()
+                        .chain([not_found_hint(&errors(), self.namespace.as_deref())])
+                        .collect(),
+                },
+                false,
+            )),
             StatusCode::FORBIDDEN => Err((
                 Error::PermissionDenied {
                     path,
@@ -535,12 +568,14 @@ impl Transport {
             return Attempt::Retry {
                 error: Error::Connect { addr, reason },
                 sent: false,
+                after: None,
             };
         }
         if e.is_request() || e.is_body() {
             return Attempt::Retry {
                 error: Error::Connect { addr, reason },
                 sent: true,
+                after: None,
             };
         }
         Attempt::Done(Err(Error::Connect { addr, reason }))
@@ -551,7 +586,11 @@ impl From<std::result::Result<Reply, (Error, bool)>> for Attempt {
     fn from(r: std::result::Result<Reply, (Error, bool)>) -> Self {
         match r {
             Ok(reply) => Attempt::Done(Ok(reply)),
-            Err((error, true)) => Attempt::Retry { error, sent: true },
+            Err((error, true)) => Attempt::Retry {
+                error,
+                sent: true,
+                after: None,
+            },
             Err((e, false)) => Attempt::Done(Err(e)),
         }
     }
@@ -560,6 +599,23 @@ impl From<std::result::Result<Reply, (Error, bool)>> for Attempt {
 /// The API path, for messages (kept apart from any query since paths are encoded).
 fn path_only(api_path: &str) -> String {
     api_path.to_owned()
+}
+
+/// What to check after a 404 that names an error.
+fn not_found_hint(errors: &[String], namespace: Option<&str>) -> String {
+    let text = errors.join(" ").to_ascii_lowercase();
+    if text.contains("namespace") {
+        match namespace {
+            Some(ns) => {
+                format!("check the namespace `{ns}` (VAULT_NAMESPACE): Vault does not know it")
+            }
+            None => "check the namespace (VAULT_NAMESPACE)".to_owned(),
+        }
+    } else if text.contains("no handler") || text.contains("route") {
+        "no secrets engine is mounted there: check the mount (VAULT_KV_MOUNT or the struct's `mount`) and the namespace".to_owned()
+    } else {
+        "Vault found nothing to answer this request".to_owned()
+    }
 }
 
 /// `error`, saying that the request was not sent again and why.
@@ -717,6 +773,37 @@ mod tests {
             t.classify(StatusCode::NOT_FOUND, None, true, "p"),
             Ok(Reply::NotFound)
         ));
+        assert!(matches!(
+            t.classify(
+                StatusCode::NOT_FOUND,
+                Some(json!({"errors": []})),
+                false,
+                "p"
+            ),
+            Ok(Reply::NotFound)
+        ));
+        let unknown_ns = t.classify(
+            StatusCode::NOT_FOUND,
+            Some(json!({"errors": ["namespace not found"]})),
+            false,
+            "secret/data/x",
+        );
+        match unknown_ns {
+            Err((
+                Error::Vault {
+                    status: 404,
+                    errors,
+                    ..
+                },
+                false,
+            )) => {
+                assert!(
+                    errors.iter().any(|e| e.contains("namespace `team`")),
+                    "{errors:?}"
+                );
+            }
+            other => panic!("expected an error, got {:?}", other.map(|_| ())),
+        }
         assert!(matches!(
             t.classify(StatusCode::BAD_GATEWAY, None, true, "p"),
             Err((Error::Vault { status: 502, .. }, true))

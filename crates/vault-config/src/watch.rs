@@ -38,6 +38,7 @@ use futures_util::future::join_all;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use zeroize::Zeroize;
 
 use crate::client::VaultClient;
 use crate::error::{Error, Result};
@@ -266,6 +267,8 @@ struct State<T> {
     client: VaultClient,
     described: Description,
     plan: Plan,
+    /// What the config in force was made from. A poll builds a candidate from
+    /// it; the candidate replaces it only once it made a valid config.
     snapshot: Snapshot,
     /// A hash of each key's value in the published config.
     prints: BTreeMap<String, u64>,
@@ -273,12 +276,49 @@ struct State<T> {
     /// `draft` and go out together in [`flush_health`](Self::flush_health).
     health: watch::Sender<Health>,
     draft: Health,
-    /// The leases of leased reads, by the read's index in the plan.
+    /// Why the newest values were not published, until a config is.
+    held_back: Option<String>,
+    /// The leases of the published config's leased reads, by read index.
     leases: HashMap<usize, LeaseClock>,
     /// Replaced leases to revoke, and when.
     revocations: Vec<(String, Instant)>,
+    /// Backoffs: polls, token renewal, lease work.
+    polls: Backoff,
+    token: Backoff,
+    lease_work: Backoff,
     options: WatchOptions,
     _config: std::marker::PhantomData<fn() -> T>,
+}
+
+/// Failures in a row of one kind of work, and when it may run again.
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+    not_before: Option<Instant>,
+}
+
+impl Backoff {
+    fn ok(&mut self) {
+        self.failures = 0;
+        self.not_before = None;
+    }
+
+    fn fail(&mut self, options: &WatchOptions) {
+        self.failures = self.failures.saturating_add(1);
+        self.not_before = Instant::now().checked_add(options.delay(self.failures));
+    }
+
+    /// When work due at `due` may run.
+    fn ready_at(&self, due: Instant) -> Instant {
+        self.not_before.map_or(due, |nb| nb.max(due))
+    }
+}
+
+/// What woke the task.
+enum Wake {
+    Poll(Option<oneshot::Sender<Result<bool>>>),
+    Chores,
+    Stop,
 }
 
 impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
@@ -305,8 +345,12 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             prints: prints(&provider),
             health,
             draft,
+            held_back: None,
             leases: HashMap::new(),
             revocations: Vec::new(),
+            polls: Backoff::default(),
+            token: Backoff::default(),
+            lease_work: Backoff::default(),
             options,
             _config: std::marker::PhantomData,
         };
@@ -340,29 +384,47 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             }
             return;
         }
-        let mut failures = 0u32;
+        let mut next_poll = after(self.options.delay(0));
         loop {
-            let wait = self.options.delay(failures).min(self.next_lease_work());
-            let reply = tokio::select! {
-                () = tokio::time::sleep(wait) => None,
+            // The earliest of: the next poll, the token's renewal, lease work;
+            // each pushed back by its own failures.
+            let now = Instant::now();
+            let mut wake_at = next_poll;
+            if let Some(due) = self.client.token_due_in().await {
+                wake_at = wake_at.min(self.token.ready_at(after(due)));
+            }
+            if let Some(due) = self.lease_due_at(now) {
+                wake_at = wake_at.min(self.lease_work.ready_at(due));
+            }
+            let wake_at = wake_at.max(now + Duration::from_millis(10));
+            let wake = tokio::select! {
+                () = tokio::time::sleep_until(wake_at.into()) => {
+                    if Instant::now() >= next_poll { Wake::Poll(None) } else { Wake::Chores }
+                }
                 command = inbox.recv() => match command {
-                    Some(Command::Refresh(reply)) => Some(reply),
+                    Some(Command::Refresh(reply)) => Wake::Poll(Some(reply)),
                     Some(Command::Shutdown(reply)) => {
                         self.release(self.options.revoke_on_shutdown).await;
                         let _ = reply.send(());
                         return;
                     }
-                    None => return,
+                    None => Wake::Stop,
                 },
             };
-            let outcome = self.poll(&tx).await;
-            match &outcome {
-                Ok(_) => failures = 0,
-                Err(e) if e.is_unavailable() => failures = failures.saturating_add(1),
-                Err(_) => failures = 0,
-            }
-            if let Some(reply) = reply {
-                let _ = reply.send(outcome);
+            match wake {
+                Wake::Stop => return,
+                Wake::Poll(reply) => {
+                    let outcome = self.poll(&tx).await;
+                    match &outcome {
+                        Ok(_) => self.polls.ok(),
+                        Err(_) => self.polls.fail(&self.options),
+                    }
+                    next_poll = after(self.options.delay(self.polls.failures));
+                    if let Some(reply) = reply {
+                        let _ = reply.send(outcome);
+                    }
+                }
+                Wake::Chores => self.chores(&tx).await,
             }
             if tx.is_closed() && inbox.is_closed() {
                 return;
@@ -370,81 +432,173 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         }
     }
 
-    /// One check: returns whether a new config was published.
-    async fn poll(&mut self, tx: &watch::Sender<Arc<T>>) -> Result<bool> {
-        let result = self.poll_inner(tx).await;
+    /// Between polls: renew the token and the leases when they are due,
+    /// whatever the poll interval.
+    async fn chores(&mut self, tx: &watch::Sender<Arc<T>>) {
+        let now = Instant::now();
+        let token_due = self
+            .client
+            .token_due_in()
+            .await
+            .is_some_and(|d| d.is_zero());
+        if token_due && self.token.ready_at(now) <= now {
+            match self.client.refresh_token().await {
+                Ok(()) => self.token.ok(),
+                Err(e) => {
+                    self.token.fail(&self.options);
+                    self.record_failure(&e);
+                }
+            }
+        }
+        if self
+            .lease_due_at(now)
+            .is_some_and(|due| self.lease_work.ready_at(due) <= now)
+        {
+            if let Err(e) = self.work(tx, false).await {
+                self.record_failure(&e);
+            }
+        }
         let token = self.client.auth_status();
         self.update_health(|h| h.token = token);
+        self.flush_health();
+    }
+
+    /// One check: returns whether a new config was published.
+    async fn poll(&mut self, tx: &watch::Sender<Arc<T>>) -> Result<bool> {
+        let result = self.work(tx, true).await;
         match &result {
             Ok(_) => self.mark_connected(),
             Err(e) => {
                 tracing::warn!(error = %e, "vault-config watcher: keeping the last good configuration");
-                let unavailable = e.is_unavailable();
-                let text = e.to_string();
-                self.update_health(|h| {
-                    if unavailable {
-                        h.vault_connected = false;
-                        h.consecutive_failures = h.consecutive_failures.saturating_add(1);
-                    } else {
-                        h.vault_connected = true;
-                    }
-                    h.last_error = Some(text);
-                    h.last_error_at = Some(unix_now());
-                });
+                self.record_failure(e);
             }
         }
+        let token = self.client.auth_status();
+        self.update_health(|h| h.token = token);
         self.flush_health();
         result
     }
 
-    async fn poll_inner(&mut self, tx: &watch::Sender<Arc<T>>) -> Result<bool> {
+    /// A failed poll or chore in `health()`: an outage or a failed login is
+    /// not connected; either way the error shows until a poll goes through.
+    fn record_failure(&mut self, e: &Error) {
+        let disconnected = e.is_unavailable() || matches!(e, Error::Auth { .. });
+        let text = e.to_string();
+        self.update_health(|h| {
+            h.vault_connected = !disconnected;
+            h.consecutive_failures = h.consecutive_failures.saturating_add(1);
+            h.last_error = Some(text);
+            h.last_error_at = Some(unix_now());
+        });
+    }
+
+    /// The work of a poll (`kv`: also check the KV paths) or of a lease chore:
+    /// each part runs whatever the others do, and the first error is returned
+    /// once all ran.
+    async fn work(&mut self, tx: &watch::Sender<Arc<T>>, kv: bool) -> Result<bool> {
         if !self.snapshot.is_from_vault() {
             // The config came from env (Vault was unavailable at start): read it all.
-            self.snapshot =
+            let candidate =
                 Snapshot::read_vault(&self.client, &self.plan, Freshness::Fresh).await?;
-            return self.rebuild(tx);
+            return self.adopt(candidate, Vec::new(), tx).await;
         }
-        let mut changed = changed_reads(&self.client, &self.plan, &self.snapshot).await?;
-        changed.extend(self.renew_leases().await?);
+        let mut first_error = None;
+        let keep = |e: Error, first: &mut Option<Error>| {
+            // An outage outranks other errors.
+            if first
+                .as_ref()
+                .is_none_or(|f: &Error| !f.is_unavailable() && e.is_unavailable())
+            {
+                *first = Some(e);
+            }
+        };
+        let mut changed = Vec::new();
+        if kv {
+            let (kv_changed, kv_error) =
+                changed_reads(&self.client, &self.plan, &self.snapshot).await;
+            changed.extend(kv_changed);
+            if let Some(e) = kv_error {
+                keep(e, &mut first_error);
+            }
+        }
+        let (rereads, lease_error) = self.renew_leases().await;
+        changed.extend(rereads);
+        match lease_error {
+            Some(e) => {
+                self.lease_work.fail(&self.options);
+                keep(e, &mut first_error);
+            }
+            None => self.lease_work.ok(),
+        }
         self.revoke_due().await;
+        let mut published = false;
         if changed.is_empty() {
             // Renewals moved lease expiries.
             self.record_leases();
-            return Ok(false);
-        }
-        let client = &self.client;
-        let reads = changed
-            .iter()
-            .map(|&i| read_one(client, &self.plan.reads()[i]));
-        let results = join_all(reads).await;
-        let mut fresh = Vec::with_capacity(changed.len());
-        for (index, result) in changed.into_iter().zip(results) {
-            fresh.push((index, result?));
-        }
-        let mut replaced = Vec::new();
-        for (index, found) in fresh {
-            let old = self.snapshot.replace(index, found);
-            if let Some(lease) = old.as_ref().and_then(|f| f.secret.as_deref()?.lease()) {
-                replaced.push(lease.id.clone());
+        } else {
+            let client = &self.client;
+            let reads = changed
+                .iter()
+                .map(|&i| read_one(client, &self.plan.reads()[i]));
+            let results = join_all(reads).await;
+            let mut candidate = self.snapshot.clone();
+            let mut fresh_leases = Vec::new();
+            for (index, result) in changed.into_iter().zip(results) {
+                match result {
+                    Ok(found) => {
+                        if let Some(lease) = found.secret.as_deref().and_then(KvSecret::lease) {
+                            fresh_leases.push(lease.id.clone());
+                        }
+                        candidate.replace(index, found);
+                    }
+                    Err(e) => keep(e, &mut first_error),
+                }
+            }
+            match self.adopt(candidate, fresh_leases, tx).await {
+                Ok(p) => published = p,
+                Err(e) => keep(e, &mut first_error),
             }
         }
-        let published = self.rebuild(tx);
-        // A grace too long for an `Instant` means never: the lease just expires.
-        if let Some(at) = self
-            .options
-            .revoke_grace
-            .and_then(|grace| Instant::now().checked_add(grace))
-        {
-            self.revocations
-                .extend(replaced.into_iter().map(|id| (id, at)));
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(published),
         }
-        published
+    }
+
+    /// Makes a config from `candidate` and publishes it if any value changed.
+    /// A candidate that does not make a valid config is held back: the
+    /// published snapshot stays, and the leases only the candidate held
+    /// (`fresh_leases`) are revoked at once, since nothing uses them.
+    async fn adopt(
+        &mut self,
+        candidate: Snapshot,
+        fresh_leases: Vec<String>,
+        tx: &watch::Sender<Arc<T>>,
+    ) -> Result<bool> {
+        match self.rebuild(candidate, tx) {
+            Ok(published) => {
+                self.held_back = None;
+                Ok(published)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "vault-config watcher: the new values do not make a valid configuration; not published");
+                self.held_back = Some(e.to_string());
+                for id in fresh_leases {
+                    if let Err(e) = self.client.revoke_lease(&id).await {
+                        tracing::warn!(error = %e, "vault-config watcher: revoking credentials of a held-back rotation failed; they will expire");
+                    }
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Renews the leases that are two thirds through; returns the leased reads
-    /// whose lease cannot be extended and must be read anew before it expires.
-    async fn renew_leases(&mut self) -> Result<Vec<usize>> {
+    /// whose lease cannot be extended and must be read anew before it
+    /// expires, and the first error that is not the lease's own.
+    async fn renew_leases(&mut self) -> (Vec<usize>, Option<Error>) {
         let mut reread = Vec::new();
+        let mut error = None;
         for (&index, clock) in &mut self.leases {
             if !clock.due_in().is_zero() {
                 continue;
@@ -466,14 +620,17 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                         "vault-config watcher: lease renewed"
                     );
                 }
-                Err(e) if e.is_unavailable() => return Err(e),
+                // Vault cannot be reached or refused us: try again after a backoff.
+                Err(e) if e.is_unavailable() || matches!(e, Error::Auth { .. }) => {
+                    error.get_or_insert(e);
+                }
                 Err(e) => {
                     tracing::warn!(path, error = %e, "vault-config watcher: lease renewal failed; reading new credentials");
                     reread.push(index);
                 }
             }
         }
-        Ok(reread)
+        (reread, error)
     }
 
     /// Revokes replaced leases whose grace period is over.
@@ -508,23 +665,17 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         self.leases.clear();
     }
 
-    /// How long until a lease needs renewing or a revocation is due.
-    fn next_lease_work(&self) -> Duration {
-        let now = Instant::now();
+    /// When a lease needs renewing or a revocation is due, if ever.
+    fn lease_due_at(&self, now: Instant) -> Option<Instant> {
         self.leases
             .values()
-            .map(LeaseClock::due_in)
-            .chain(
-                self.revocations
-                    .iter()
-                    .map(|(_, at)| at.saturating_duration_since(now)),
-            )
+            .map(|c| after_from(now, c.due_in()))
+            .chain(self.revocations.iter().map(|(_, at)| *at))
             .min()
-            .unwrap_or(Duration::MAX)
-            .max(Duration::from_millis(10))
     }
 
-    /// Starts a clock for each leased read whose lease is new.
+    /// Keeps a clock for each lease of the published snapshot: new leases
+    /// start one, replaced ones drop theirs.
     fn track_leases(&mut self) {
         for index in 0..self.plan.reads().len() {
             let lease = self
@@ -532,13 +683,18 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 .found(index)
                 .and_then(|f| f.secret.as_deref())
                 .and_then(KvSecret::lease);
-            if let Some(lease) = lease {
-                let fresh = self
-                    .leases
-                    .get(&index)
-                    .is_none_or(|c| c.lease.id != lease.id);
-                if fresh {
-                    self.leases.insert(index, LeaseClock::new(lease));
+            match lease {
+                Some(lease) => {
+                    let fresh = self
+                        .leases
+                        .get(&index)
+                        .is_none_or(|c| c.lease.id != lease.id);
+                    if fresh {
+                        self.leases.insert(index, LeaseClock::new(lease));
+                    }
+                }
+                None => {
+                    self.leases.remove(&index);
                 }
             }
         }
@@ -561,14 +717,25 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         self.update_health(|h| h.leases = leases);
     }
 
-    /// Extracts a config from the snapshot and publishes it if any value
-    /// changed, health first (so a woken subscriber sees it connected).
-    fn rebuild(&mut self, tx: &watch::Sender<Arc<T>>) -> Result<bool> {
-        let provider = self.snapshot.resolve(&self.plan, self.client.env());
+    /// Extracts a config from `candidate`; on success it becomes the
+    /// published snapshot (its replaced leases scheduled for revocation), and
+    /// the config is published if any value changed, health first (so a
+    /// woken subscriber sees it).
+    fn rebuild(&mut self, candidate: Snapshot, tx: &watch::Sender<Arc<T>>) -> Result<bool> {
+        let provider = candidate.resolve(&self.plan, self.client.env());
+        let config = extract::<T>(&self.described, &self.client, &provider)?;
+        let replaced = self.replaced_leases(&candidate);
+        self.snapshot = candidate;
         self.bookkeep();
-        let config = extract::<T>(&self.described, &self.client, &provider).inspect_err(|e| {
-            tracing::warn!(error = %e, "vault-config watcher: a rotation does not make a valid configuration; not published");
-        })?;
+        // A grace too long for an `Instant` means never: the lease just expires.
+        if let Some(at) = self
+            .options
+            .revoke_grace
+            .and_then(|grace| Instant::now().checked_add(grace))
+        {
+            self.revocations
+                .extend(replaced.into_iter().map(|id| (id, at)));
+        }
         let new_prints = prints(&provider);
         let changed: Vec<String> = new_prints
             .iter()
@@ -587,6 +754,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         let fields: Vec<String> = changed.iter().map(|k| self.described.field_of(k)).collect();
         tracing::info!(changed = %fields.join(", "), "vault-config watcher: configuration reloaded");
         self.prints = new_prints;
+        self.held_back = None;
         self.mark_connected();
         self.update_health(|h| {
             h.reloads += 1;
@@ -597,20 +765,41 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         Ok(true)
     }
 
-    /// A poll went through: connected, no error, the token as it is now.
+    /// The leases of the published snapshot that `candidate` no longer holds.
+    fn replaced_leases(&self, candidate: &Snapshot) -> Vec<String> {
+        let lease_at = |s: &Snapshot, i: usize| {
+            s.found(i)
+                .and_then(|f| f.secret.as_deref())
+                .and_then(KvSecret::lease)
+                .map(|l| l.id.clone())
+        };
+        (0..self.plan.reads().len())
+            .filter_map(|i| {
+                let old = lease_at(&self.snapshot, i)?;
+                (lease_at(candidate, i).as_ref() != Some(&old)).then_some(old)
+            })
+            .collect()
+    }
+
+    /// A poll went through: connected, the token as it is now, and no error
+    /// but a held-back rotation's, which stays until a config is published.
     fn mark_connected(&mut self) {
         let token = self.client.auth_status();
+        let held_back = self.held_back.clone();
         self.update_health(|h| {
             h.token = token;
             h.vault_connected = true;
             h.last_success = Some(unix_now());
-            h.last_error = None;
             h.consecutive_failures = 0;
+            if h.last_error.is_some() && held_back.is_some() {
+                h.last_error_at = Some(unix_now());
+            }
+            h.last_error = held_back;
         });
     }
 
     /// Brings lease clocks and the versions and leases in `health()` up to the
-    /// snapshot now held.
+    /// snapshot now published.
     fn bookkeep(&mut self) {
         self.track_leases();
         self.record_leases();
@@ -636,16 +825,29 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
     }
 }
 
-/// The reads whose data must be read again: KV v2 paths whose current version
-/// (number and creation time) differs from the one held, in either direction (a
-/// rebuilt Vault starts over at 1, and its version 1 is not the old one),
-/// and every KV v1 path (no metadata to ask). Pinned versions never change;
-/// leases are the renewal's business.
+/// `now + d`, or far in the future when that does not fit.
+fn after(d: Duration) -> Instant {
+    after_from(Instant::now(), d)
+}
+
+fn after_from(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(86_400 * 365)))
+        .unwrap_or(now)
+}
+
+/// The reads whose data must be read again, and the first error met: KV v2
+/// paths whose current version differs from the one published (number and
+/// creation time, in either direction: a rebuilt Vault starts over at 1, and
+/// its version 1 is not the old one; a deleted or destroyed current version
+/// counts as no secret, as a fresh read finds it), and every KV v1 path (no
+/// metadata to ask). Pinned versions never change; leases are the renewal's
+/// business. One path's error does not stop the others' checks.
 async fn changed_reads(
     client: &VaultClient,
     plan: &Plan,
     snapshot: &Snapshot,
-) -> Result<Vec<usize>> {
+) -> (Vec<usize>, Option<Error>) {
     let checks =
         plan.reads()
             .iter()
@@ -666,6 +868,7 @@ async fn changed_reads(
                     Some(KvVersion::V1) | None => Ok(Some(index)),
                     Some(KvVersion::V2) => {
                         let current = match client.read_metadata(mount, path).await {
+                            Ok(meta) if meta.current_deleted => None,
                             Ok(meta) => Some((meta.current_version, meta.current_created_time)),
                             Err(Error::NotFound { .. }) => None,
                             Err(e) => return Err(e),
@@ -678,15 +881,26 @@ async fn changed_reads(
                 }
             });
     let mut changed = Vec::new();
+    let mut error: Option<Error> = None;
     for result in join_all(checks).await {
-        if let Some(index) = result? {
-            changed.push(index);
+        match result {
+            Ok(Some(index)) => changed.push(index),
+            Ok(None) => {}
+            Err(e) => {
+                if error
+                    .as_ref()
+                    .is_none_or(|f| !f.is_unavailable() && e.is_unavailable())
+                {
+                    error = Some(e);
+                }
+            }
         }
     }
-    Ok(changed)
+    (changed, error)
 }
 
-/// A hash of each mapped key's value, to tell which changed without keeping copies.
+/// A hash of each mapped key's value, to tell which changed without keeping
+/// copies (the JSON text hashed is zeroed afterwards).
 fn prints(provider: &VaultProvider) -> BTreeMap<String, u64> {
     let figment = provider.figment();
     provider
@@ -694,9 +908,10 @@ fn prints(provider: &VaultProvider) -> BTreeMap<String, u64> {
         .iter()
         .filter_map(|r| {
             let value = figment.find_value(&r.key).ok()?;
-            let text = serde_json::to_string(&value).ok()?;
+            let mut text = serde_json::to_string(&value).ok()?;
             let mut h = DefaultHasher::new();
             text.hash(&mut h);
+            text.zeroize();
             Some((r.key.clone(), h.finish()))
         })
         .collect()
