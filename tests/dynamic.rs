@@ -227,3 +227,201 @@ async fn a_replaced_lease_is_revoked_after_the_grace_period() {
     assert_eq!(select_one(&new, pg.port()).await.unwrap(), 1);
     watcher.shutdown().await;
 }
+
+/// Leased credentials next to a KV key that may be missing.
+#[derive(Debug, Deserialize, VaultConfig)]
+#[allow(dead_code)]
+struct DbWithKey {
+    #[vault(dynamic = "database/creds/app", key = "username")]
+    username: String,
+    #[vault(dynamic = "database/creds/app", key = "password")]
+    password: SecretString,
+    #[vault(path = "backend/database", key = "port")]
+    port: u16,
+}
+
+#[tokio::test]
+async fn a_failed_load_revokes_the_credentials_it_leased() {
+    let (server, pg) = setup("1h", "24h").await;
+    // `backend/database` has no `port`: every load fails after the lease was read.
+    let client = server.client_builder(&[]).build().unwrap();
+    for _ in 0..3 {
+        let err = DbWithKey::load(&client).await.unwrap_err();
+        assert!(
+            matches!(&err, vault_config::Error::Missing { field, .. } if field == "port"),
+            "{err:?}"
+        );
+    }
+    assert_eq!(
+        pg.vault_roles().await.unwrap(),
+        Vec::<String>::new(),
+        "no database role left behind"
+    );
+    // A watcher that cannot start leaves none either.
+    assert!(DbWithKey::watch(&client, WatchOptions::default())
+        .await
+        .is_err());
+    assert!(pg.vault_roles().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_sealed_vault_with_a_lease_due_is_polled_with_backoff() {
+    let (server, _pg) = setup("3s", "1m").await;
+    let proxy = vault_test_support::CountingProxy::start(server.addr())
+        .await
+        .unwrap();
+    let client = server
+        .client_builder(&[])
+        .address(proxy.addr())
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let watcher = Db::watch(
+        &client,
+        WatchOptions::default()
+            .interval(Duration::from_secs(1))
+            .jitter(0.0),
+    )
+    .await
+    .unwrap();
+    server.cli(&["operator", "seal"]).await.unwrap();
+    proxy.reset();
+    // Six seconds sealed, the lease due after two: polls and renewals back off.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let requests = proxy.requests().len();
+    assert!(
+        requests <= 20,
+        "{requests} requests in 6 s while sealed: {:?}",
+        proxy.requests()
+    );
+    let health = watcher.health();
+    assert!(!health.vault_connected, "{health:?}");
+    assert!(health.consecutive_failures >= 2, "{health:?}");
+}
+
+#[tokio::test]
+async fn leases_are_renewed_while_a_metadata_read_is_denied() {
+    let (server, pg) = setup("3s", "1m").await;
+    // A hand-written policy: the data, but not the metadata, of backend/database.
+    let policy = r#"
+path "secret/data/backend/database" { capabilities = ["read"] }
+path "database/creds/app" { capabilities = ["read"] }
+path "sys/leases/renew/database/creds/app/*" { capabilities = ["update"] }
+"#;
+    let token = server
+        .token_with_policy("no-metadata", policy)
+        .await
+        .unwrap();
+    let client = server
+        .client_builder(&[])
+        .token(token)
+        .kv_version("secret", KvVersion::V2)
+        .build()
+        .unwrap();
+    let watcher = Db::watch(
+        &client,
+        WatchOptions::default()
+            .interval(Duration::from_millis(200))
+            .jitter(0.0),
+    )
+    .await
+    .unwrap();
+    let first = watcher.current();
+    eventually(Duration::from_secs(15), || {
+        watcher
+            .health()
+            .leases
+            .get("database/creds/app")
+            .is_some_and(|l| l.renewals >= 2)
+    })
+    .await;
+    let health = watcher.health();
+    assert!(
+        health
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("secret/metadata/backend/database")),
+        "{health:?}"
+    );
+    assert_eq!(watcher.current().username, first.username);
+    assert_eq!(select_one(&first, pg.port()).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn new_credentials_go_out_while_a_bad_rotation_is_held_back() {
+    let (server, pg) = setup("3s", "3s").await;
+    server
+        .kv_put(
+            "secret",
+            "backend/database",
+            json!({"host": "127.0.0.1", "port": "5432"}),
+        )
+        .await
+        .unwrap();
+    #[derive(Debug, Deserialize, VaultConfig)]
+    struct Strict {
+        #[vault(dynamic = "database/creds/app", key = "username")]
+        username: String,
+        #[vault(dynamic = "database/creds/app", key = "password")]
+        password: SecretString,
+        #[vault(path = "backend/database", key = "host")]
+        host: String,
+        #[vault(path = "backend/database", key = "port")]
+        port: u16,
+    }
+    let client = server.client_builder(&[]).build().unwrap();
+    let watcher = Strict::watch(
+        &client,
+        WatchOptions::default()
+            .interval(Duration::from_millis(200))
+            .jitter(0.0)
+            .revoke_replaced_leases_after(Duration::from_millis(100)),
+    )
+    .await
+    .unwrap();
+    let old = watcher.current();
+    let mut rx = watcher.subscribe();
+    // A bad rotation of the KV secret, held back at every poll from now on.
+    server
+        .kv_put(
+            "secret",
+            "backend/database",
+            json!({"host": "127.0.0.1", "port": "bad"}),
+        )
+        .await
+        .unwrap();
+    // The lease still reaches its max TTL: new credentials are published
+    // with the KV values in force, and the error stays in health.
+    timeout(Duration::from_secs(10), rx.changed())
+        .await
+        .expect("no new credentials in time")
+        .unwrap();
+    let new = rx.borrow_and_update().clone();
+    assert_ne!(new.username, old.username);
+    assert_eq!(new.port, 5432, "the held-back value is not in it");
+    let db = Db {
+        username: new.username.clone(),
+        password: SecretString::from(new.password.expose_secret().to_owned()),
+        host: new.host.clone(),
+    };
+    assert_eq!(select_one(&db, pg.port()).await.unwrap(), 1);
+    let health = watcher.health();
+    assert!(
+        health
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("port")),
+        "{health:?}"
+    );
+    // The replaced credentials go after the grace period; the new ones stay.
+    let mut roles = Vec::new();
+    for _ in 0..50 {
+        roles = pg.vault_roles().await.unwrap();
+        if !roles.contains(&old.username) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(roles.contains(&new.username), "{roles:?}");
+    assert!(!roles.contains(&old.username), "{roles:?}");
+}

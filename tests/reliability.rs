@@ -382,3 +382,60 @@ async fn provider_errors_never_quote_the_value() {
     assert!(!text.contains("hunter2"), "{text}");
     assert!(text.contains("secret/data/database#port"), "{text}");
 }
+
+#[tokio::test]
+async fn a_periodic_token_is_renewed_on_time_after_starting_in_an_outage() {
+    let server = DevServer::start().await;
+    server
+        .kv_put(
+            "secret",
+            "database",
+            json!({"DATABASE_URL": "postgres://v1"}),
+        )
+        .await
+        .unwrap();
+    server.write_policy("reader", READER).await.unwrap();
+    let created = server
+        .api(
+            "POST",
+            "auth/token/create",
+            None,
+            Some(json!({"period": "3s", "policies": ["reader", "default"]})),
+        )
+        .await
+        .unwrap();
+    let token = created["auth"]["client_token"].as_str().unwrap().to_owned();
+    // The first two requests (the token's lookup, the read) meet a 502.
+    let flaky = FaultyProxy::start(server.addr(), 2, 502).await.unwrap();
+    let client = server
+        .client_builder(&[("DATABASE_URL", "from-env")])
+        .address(flaky.addr())
+        .token(token)
+        .kv_version("secret", KvVersion::V2)
+        .max_retries(0)
+        .fallback_mode(FallbackMode::Fallback)
+        .build()
+        .unwrap();
+    let cfg = Cfg::load(&client).await.unwrap();
+    assert_eq!(cfg.url.expose_secret(), "from-env", "started in the outage");
+    assert_eq!(flaky.faults(), 2);
+
+    // Polling hourly, the watcher still renews the 3 s token on its schedule.
+    let watcher = Cfg::watch(
+        &client,
+        WatchOptions::default().interval(Duration::from_secs(3600)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(watcher.current().url.expose_secret(), "postgres://v1");
+    eventually(Duration::from_secs(12), || {
+        client.auth_status().is_some_and(|s| s.renewals >= 2)
+    })
+    .await;
+    let status = client.auth_status().unwrap();
+    assert!(
+        status.renewable && status.expires_in_secs.is_some(),
+        "{status:?}"
+    );
+    assert!(watcher.refresh().await.is_ok(), "the token is still alive");
+}

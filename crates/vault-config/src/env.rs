@@ -529,4 +529,39 @@ mod contract_tests {
             .to_string()
             .contains("VAULT_CACHE_TTL"));
     }
+
+    #[test]
+    fn a_token_file_never_overrides_an_approle_set_in_env() {
+        let home =
+            std::env::temp_dir().join(format!("vault-config-approle-{}", std::process::id()));
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(home.join(".vault-token"), "s.developer-token\n").unwrap();
+        let c = build(&[
+            ("VAULT_ADDR", "http://v:1"),
+            ("HOME", home.to_str().unwrap()),
+            ("VAULT_ROLE_ID", "role"),
+            ("VAULT_SECRET_ID", "s3cret-id"),
+        ])
+        .unwrap();
+        let status = c.auth_status().unwrap();
+        assert_eq!(status.method, "approle");
+        assert!(status.credentials.contains("VAULT_SECRET_ID"), "{status:?}");
+        assert!(!format!("{status:?}{c:?}").contains("s3cret-id"));
+
+        // A token variable is explicit: it wins, and the status says how to choose AppRole.
+        let c = build(&[
+            ("VAULT_ADDR", "http://v:1"),
+            ("VAULT_TOKEN", "t"),
+            ("VAULT_ROLE_ID", "role"),
+            ("VAULT_SECRET_ID", "s3cret-id"),
+        ])
+        .unwrap();
+        let status = c.auth_status().unwrap();
+        assert_eq!(status.method, "token");
+        assert!(
+            status.credentials.contains("VAULT_AUTH_METHOD=approle"),
+            "{status:?}"
+        );
+        std::fs::remove_dir_all(&home).unwrap();
+    }
 }

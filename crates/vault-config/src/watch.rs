@@ -500,7 +500,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             // The config came from env (Vault was unavailable at start): read it all.
             let candidate =
                 Snapshot::read_vault(&self.client, &self.plan, Freshness::Fresh).await?;
-            return self.adopt(candidate, Vec::new(), tx).await;
+            return self.adopt(candidate, Vec::new(), None, tx).await;
         }
         let mut first_error = None;
         let keep = |e: Error, first: &mut Option<Error>| {
@@ -521,6 +521,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 keep(e, &mut first_error);
             }
         }
+        let kv_count = changed.len();
         let (rereads, lease_error) = self.renew_leases().await;
         changed.extend(rereads);
         match lease_error {
@@ -541,21 +542,47 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 .iter()
                 .map(|&i| read_one(client, &self.plan.reads()[i]));
             let results = join_all(reads).await;
+            // Everything that changed, and apart from it the new credentials
+            // alone: a bad KV rotation must not keep leases from being
+            // replaced before they expire.
             let mut candidate = self.snapshot.clone();
+            let mut leased_only = self.snapshot.clone();
             let mut fresh_leases = Vec::new();
-            for (index, result) in changed.into_iter().zip(results) {
+            for (position, (index, result)) in changed.into_iter().zip(results).enumerate() {
                 match result {
                     Ok(found) => {
                         if let Some(lease) = found.secret.as_deref().and_then(KvSecret::lease) {
                             fresh_leases.push(lease.id.clone());
+                        }
+                        if position >= kv_count {
+                            leased_only.replace(index, found.clone());
                         }
                         candidate.replace(index, found);
                     }
                     Err(e) => keep(e, &mut first_error),
                 }
             }
-            match self.adopt(candidate, fresh_leases, tx).await {
+            let retry_leased = kv_count > 0 && !fresh_leases.is_empty();
+            let keep_leases = if retry_leased {
+                Vec::new()
+            } else {
+                fresh_leases.clone()
+            };
+            // A chore did not look at KV: a rotation held back stays held back.
+            let still_held = if kv { None } else { self.held_back.clone() };
+            match self.adopt(candidate, keep_leases, still_held, tx).await {
                 Ok(p) => published = p,
+                Err(e) if retry_leased => {
+                    let held_back = e.to_string();
+                    keep(e, &mut first_error);
+                    match self
+                        .adopt(leased_only, fresh_leases, Some(held_back), tx)
+                        .await
+                    {
+                        Ok(p) => published = p,
+                        Err(e) => keep(e, &mut first_error),
+                    }
+                }
                 Err(e) => keep(e, &mut first_error),
             }
         }
@@ -565,22 +592,23 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         }
     }
 
-    /// Makes a config from `candidate` and publishes it if any value changed.
-    /// A candidate that does not make a valid config is held back: the
-    /// published snapshot stays, and the leases only the candidate held
-    /// (`fresh_leases`) are revoked at once, since nothing uses them.
+    /// Makes a config from `candidate` and publishes it if any value changed,
+    /// with `held_back` (a rotation left out of it) in health. A candidate
+    /// that does not make a valid config is held back: the published snapshot
+    /// stays, and `fresh_leases` (the candidate's own) are revoked at once,
+    /// since nothing uses them.
     async fn adopt(
         &mut self,
         candidate: Snapshot,
         fresh_leases: Vec<String>,
+        held_back: Option<String>,
         tx: &watch::Sender<Arc<T>>,
     ) -> Result<bool> {
+        let before = std::mem::replace(&mut self.held_back, held_back);
         match self.rebuild(candidate, tx) {
-            Ok(published) => {
-                self.held_back = None;
-                Ok(published)
-            }
+            Ok(published) => Ok(published),
             Err(e) => {
+                drop(before);
                 tracing::warn!(error = %e, "vault-config watcher: the new values do not make a valid configuration; not published");
                 self.held_back = Some(e.to_string());
                 for id in fresh_leases {
@@ -754,7 +782,6 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         let fields: Vec<String> = changed.iter().map(|k| self.described.field_of(k)).collect();
         tracing::info!(changed = %fields.join(", "), "vault-config watcher: configuration reloaded");
         self.prints = new_prints;
-        self.held_back = None;
         self.mark_connected();
         self.update_health(|h| {
             h.reloads += 1;
