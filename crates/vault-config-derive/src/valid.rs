@@ -10,7 +10,8 @@ use syn::{Ident, LitStr};
 use crate::ast::{FieldArgs, Input, Kind, Source};
 use crate::ctxt::Ctxt;
 
-/// The struct's own attributes: a `mount` must name something.
+/// The struct's own attributes: a `mount` must name something; neither it
+/// nor a `prefix` may hold a segment a URL would drop or resolve.
 pub fn struct_args(input: &Input, cx: &Ctxt) {
     if let Some(m) = &input.mount {
         if m.value().trim_matches('/').is_empty() {
@@ -18,8 +19,31 @@ pub fn struct_args(input: &Input, cx: &Ctxt) {
                 m,
                 "the mount is empty; name a KV mount, e.g. mount = \"secret\"",
             );
+        } else if let Some(msg) = bad_segment("mount", &m.value()) {
+            cx.error_spanned_by(m, msg);
         }
     }
+    if let Some(p) = &input.prefix {
+        if !p.value().trim_matches('/').is_empty() {
+            if let Some(msg) = bad_segment("prefix", &p.value()) {
+                cx.error_spanned_by(p, msg);
+            }
+        }
+    }
+}
+
+/// Why `value` cannot be a Vault path: an empty, `.` or `..` segment
+/// (`a//b`, `team/../admin`), which a URL would drop or resolve into another path.
+fn bad_segment(what: &str, value: &str) -> Option<String> {
+    let trimmed = value.trim_matches('/');
+    trimmed
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+        .then(|| {
+            format!(
+                "the Vault {what} `{value}` has an empty, `.` or `..` segment, which would read another path; write the plain path"
+            )
+        })
 }
 
 /// What a field is, once its attributes agree; `None` after reporting why not.
@@ -90,6 +114,10 @@ fn dynamic(dynamic: &LitStr, args: FieldArgs, optional: bool, cx: &Ctxt) -> Opti
     };
     if dynamic.value().trim_matches('/').is_empty() {
         cx.error_spanned_by(dynamic, "the dynamic path is empty");
+        return None;
+    }
+    if let Some(msg) = bad_segment("path", &dynamic.value()) {
+        cx.error_spanned_by(dynamic, msg);
         return None;
     }
     if let (Some((name, _)), true) = (&args.default, optional) {
@@ -172,6 +200,10 @@ fn vault(args: FieldArgs, any: Span, optional: bool, cx: &Ctxt) -> Option<Kind> 
             return None;
         }
     };
+    if let Some(msg) = bad_segment("path", &path) {
+        cx.error_at(span, msg);
+        return None;
+    }
     if let (Some((name, _)), true) = (&args.default, optional) {
         cx.error_spanned_by(
             name,
@@ -490,6 +522,28 @@ mod tests {
                 struct S {}
             }),
             ["`crate` takes the path of the vault-config crate, e.g. crate = \"::vault_config\" or the name a renamed dependency has"]
+        );
+    }
+
+    #[test]
+    fn paths_that_would_read_another_path() {
+        let errs = errors(parse_quote! {
+            #[vault(prefix = "team//x")]
+            struct S {
+                #[vault("team/../admin#k")]
+                a: String,
+                #[vault(path = "./db", key = "k")]
+                b: String,
+                #[vault(dynamic = "database/../creds", key = "k")]
+                c: String,
+                #[vault("/db/#fine")]
+                d: String,
+            }
+        });
+        assert_eq!(errs.len(), 4, "{errs:?}");
+        assert!(
+            errs.iter().all(|e| e.contains("`.` or `..` segment")),
+            "{errs:?}"
         );
     }
 }

@@ -115,7 +115,7 @@
 //! `#[serde(rename = "...")]` on a field is followed. Mistakes are compile
 //! errors pointing at the attribute: a malformed `path#key`, an unknown
 //! attribute (with a "did you mean"), a value of the wrong kind, the same
-//! `path#key` (and version) on two fields, `nested` with a path, `default` on an `Option`,
+//! `path#key` (and version) on two fields, a path with an empty, `.` or `..` segment, `nested` with a path, `default` on an `Option`,
 //! enums, unions, tuple and generic structs.
 //! # Modules
 //!
