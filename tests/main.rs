@@ -7,6 +7,7 @@ mod derive;
 mod dynamic;
 mod errors;
 mod kv;
+mod layouts;
 mod pass;
 mod provider;
 mod reliability;

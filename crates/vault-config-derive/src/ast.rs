@@ -195,8 +195,9 @@ impl<'a> Field<'a> {
         let ident = field.ident.as_ref()?;
         let key = attr::serde_key(field, ident, cx);
         let optional = is_option(&field.ty);
+        let map = is_map(&field.ty);
         let args = FieldArgs::collect(attr::vault_args(&field.attrs, cx), cx);
-        let kind = valid::field_kind(args, optional, cx)?;
+        let kind = valid::field_kind(args, optional, map, cx)?;
         Some(Field {
             ident,
             ty: &field.ty,
@@ -290,6 +291,28 @@ fn set<T>(slot: &mut Option<T>, value: T, name: &Ident) -> Option<syn::Error> {
     }
     *slot = Some(value);
     None
+}
+
+/// A `HashMap`, `BTreeMap` or `IndexMap` with two type arguments, or an
+/// `Option` of one: a field that can hold a whole secret (`key = "*"`).
+fn is_map(ty: &Type) -> bool {
+    let Type::Path(p) = ty else { return false };
+    let Some(seg) = p.path.segments.last() else {
+        return false;
+    };
+    let syn::PathArguments::AngleBracketed(a) = &seg.arguments else {
+        return false;
+    };
+    if seg.ident == "Option" && a.args.len() == 1 {
+        return match a.args.first() {
+            Some(syn::GenericArgument::Type(inner)) => is_map(inner),
+            _ => false,
+        };
+    }
+    ["HashMap", "BTreeMap", "IndexMap"]
+        .iter()
+        .any(|m| seg.ident == m)
+        && a.args.len() >= 2
 }
 
 fn is_option(ty: &Type) -> bool {

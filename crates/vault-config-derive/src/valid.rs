@@ -47,7 +47,7 @@ fn bad_segment(what: &str, value: &str) -> Option<String> {
 }
 
 /// What a field is, once its attributes agree; `None` after reporting why not.
-pub fn field_kind(mut args: FieldArgs, optional: bool, cx: &Ctxt) -> Option<Kind> {
+pub fn field_kind(mut args: FieldArgs, optional: bool, map: bool, cx: &Ctxt) -> Option<Kind> {
     let Some(any) = args.any else {
         return (!args.failed).then_some(Kind::Plain);
     };
@@ -57,10 +57,37 @@ pub fn field_kind(mut args: FieldArgs, optional: bool, cx: &Ctxt) -> Option<Kind
     if let Some(flag) = args.nested.take() {
         return nested(&flag, &args, optional, cx);
     }
-    if let Some(path) = args.dynamic.take() {
-        return dynamic(&path, args, optional, cx);
+    let kind = match args.dynamic.take() {
+        Some(path) => dynamic(&path, args, optional, cx),
+        None => vault(args, any, optional, cx),
+    }?;
+    whole_secret(kind, map, cx)
+}
+
+/// `key = "*"` takes every key of the secret: only a map can hold it, and it
+/// has no env fallback.
+fn whole_secret(kind: Kind, map: bool, cx: &Ctxt) -> Option<Kind> {
+    let Kind::Vault(src) = &kind else {
+        return Some(kind);
+    };
+    if src.key != "*" {
+        return Some(kind);
     }
-    vault(args, any, optional, cx)
+    if !map {
+        cx.error_at(
+            src.span,
+            "`key = \"*\"` reads every key of the secret: the field must be a map, e.g. HashMap<String, SecretString> or BTreeMap<String, String>",
+        );
+        return None;
+    }
+    if let Some(env) = &src.env {
+        cx.error_spanned_by(
+            env,
+            "a whole secret (`key = \"*\"`) has no env fallback: drop `env`",
+        );
+        return None;
+    }
+    Some(kind)
 }
 
 /// `#[vault(nested)]`: nothing else, and not an Option.
@@ -545,5 +572,29 @@ mod tests {
             errs.iter().all(|e| e.contains("`.` or `..` segment")),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn a_whole_secret_needs_a_map() {
+        assert!(errors(parse_quote! {
+            struct S {
+                #[vault(path = "gateway/api-keys", key = "*")]
+                keys: std::collections::HashMap<String, String>,
+                #[vault("gateway/limits#*")]
+                limits: Option<BTreeMap<String, u32>>,
+            }
+        })
+        .is_empty());
+        let errs = errors(parse_quote! {
+            struct S {
+                #[vault(path = "gateway/api-keys", key = "*")]
+                keys: Vec<String>,
+                #[vault(path = "gateway/x", key = "*", env = "X")]
+                x: HashMap<String, String>,
+            }
+        });
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].contains("must be a map"), "{errs:?}");
+        assert!(errs[1].contains("no env fallback"), "{errs:?}");
     }
 }

@@ -104,6 +104,17 @@ impl SecretMap {
     }
 }
 
+/// Serializes as the map it holds: for code that turns a whole secret into a
+/// typed map. Only reachable through `ExposeSecret`.
+impl serde::Serialize for SecretMap {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
 impl fmt::Debug for SecretMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()

@@ -88,12 +88,12 @@ pub(crate) fn explain(
             (_, Some(Origin::Missing { vault, env_var })) => Error::Missing {
                 field,
                 vault: vault.clone(),
-                env_var: Some(env_var.clone()),
+                env_var: Some(env_var.clone()).filter(|v| !v.is_empty()),
             },
             (Some((s, client)), _) => Error::Missing {
                 field,
                 vault: client.is_enabled().then(|| s.location(client.kv_mount())),
-                env_var: Some(s.env_var.clone()),
+                env_var: Some(s.env_var.clone()).filter(|v| !v.is_empty()),
             },
             (None, _) => Error::Missing {
                 field,

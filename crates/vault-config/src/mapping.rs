@@ -99,7 +99,8 @@ impl Mapping {
         self
     }
 
-    /// Reads env var `name` (exactly, with no prefix) when Vault lacks the key.
+    /// Reads env var `name` (exactly, with no prefix) when Vault lacks the key
+    /// (never for a whole secret, `path#*`).
     pub fn env(mut self, name: impl Into<String>) -> Self {
         self.env = Some(name.into());
         self
@@ -137,10 +138,20 @@ impl Mapping {
     pub fn env_var(&self, prefix: Option<&str>) -> String {
         match &self.env {
             Some(name) => name.clone(),
+            None if self.is_whole_secret() => String::new(),
             None => default_env_var(prefix, &self.secret_key),
         }
     }
+
+    /// True when the mapping takes the whole secret (`path#*`): every key of
+    /// it, as a map. Such a mapping has no env fallback.
+    pub fn is_whole_secret(&self) -> bool {
+        self.secret_key == WHOLE_SECRET
+    }
 }
+
+/// The Vault key that stands for every key of a secret: `gateway/api-keys#*`.
+pub const WHOLE_SECRET: &str = "*";
 
 /// `prefix` + `secret_key` in upper case, every character that is not a letter
 /// or digit turned into `_`: the env var a key falls back to by default.

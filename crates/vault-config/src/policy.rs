@@ -99,6 +99,16 @@ pub fn render_env_example(
         } else {
             format!(" ({})", notes.join(", "))
         };
+        if s.env_var.is_empty() {
+            let _ = write!(
+                out,
+                "\n# {}: vault {}{} (a whole secret: no env fallback)\n",
+                s.field,
+                s.location(default_mount),
+                notes,
+            );
+            continue;
+        }
         let _ = write!(
             out,
             "\n# {}: vault {}{}\n{}=\n",

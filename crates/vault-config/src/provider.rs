@@ -62,6 +62,10 @@ impl fmt::Display for Origin {
             Origin::Missing {
                 vault: Some(v),
                 env_var,
+            } if env_var.is_empty() => write!(f, "missing (not at vault {v})"),
+            Origin::Missing {
+                vault: Some(v),
+                env_var,
             } => {
                 write!(f, "missing (not at vault {v}, env {env_var} unset)")
             }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use figment::value::Value;
 use futures_util::future::join_all;
+use secrecy::ExposeSecret;
 
 use crate::client::VaultClient;
 use crate::env::EnvSource;
@@ -198,12 +199,16 @@ impl Snapshot {
                     ),
                 };
                 vault_tried = Some(tried);
-                let hit = found
-                    .secret
-                    .as_ref()
-                    .and_then(|s| Some((s.get(m.secret_key())?, s.version())));
+                let hit = found.secret.as_ref().and_then(|s| {
+                    let value = if m.is_whole_secret() {
+                        Value::serialize(s.data().expose_secret()).ok()?
+                    } else {
+                        Value::serialize(s.get(m.secret_key())?).ok()?
+                    };
+                    Some((value, s.version()))
+                });
                 if let Some((json, version)) = hit {
-                    value = Value::serialize(json).ok().map(|v| {
+                    value = Some(json).map(|v| {
                         let origin = Origin::Vault {
                             namespace: self.namespace.clone(),
                             api_path,
@@ -215,7 +220,10 @@ impl Snapshot {
                 }
             }
             if value.is_none() {
-                if let Some(raw) = env.get(&env_var) {
+                if let Some(raw) = Some(&env_var)
+                    .filter(|v| !v.is_empty())
+                    .and_then(|v| env.get(v))
+                {
                     value = Some((
                         Value::from(raw),
                         Origin::Env {

@@ -5,7 +5,7 @@
 use figment::value::{Dict, Value};
 
 use crate::error::{Error, Result};
-use crate::mapping::{default_env_var, Mapping};
+use crate::mapping::{default_env_var, Mapping, WHOLE_SECRET};
 
 /// One field of a `VaultConfig` struct mapped to a Vault `path#key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +159,8 @@ impl Description {
         };
         let env_var = match d.env {
             Some(env) => env.to_owned(),
+            // A whole secret has no env fallback.
+            None if d.secret_key == WHOLE_SECRET => String::new(),
             None => default_env_var(scope.env_prefix.as_deref(), d.secret_key),
         };
         self.specs.push(FieldSpec {
