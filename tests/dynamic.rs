@@ -425,3 +425,40 @@ async fn new_credentials_go_out_while_a_bad_rotation_is_held_back() {
     assert!(roles.contains(&new.username), "{roles:?}");
     assert!(!roles.contains(&old.username), "{roles:?}");
 }
+
+#[tokio::test]
+async fn a_failing_credentials_read_backs_off() {
+    // Non-renewable in effect: the max TTL equals the TTL, so the lease is
+    // replaced at two thirds of it.
+    let (server, pg) = setup("3s", "3s").await;
+    let proxy = vault_test_support::CountingProxy::start(server.addr())
+        .await
+        .unwrap();
+    let client = server
+        .client_builder(&[])
+        .address(proxy.addr())
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let watcher = Db::watch(
+        &client,
+        WatchOptions::default().interval(Duration::from_secs(3600)),
+    )
+    .await
+    .unwrap();
+    // The database refuses new roles: every new lease fails with Vault's 500.
+    pg.psql("ALTER ROLE vaultadmin NOSUPERUSER NOCREATEROLE")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let reads = proxy.count("GET", "/v1/database/creds/app");
+    // One read at start; then tries at about 2 s (renewal capped), 3, 5: not
+    // one every 10 ms.
+    assert!(
+        (2..=8).contains(&reads),
+        "{reads} credential reads: {:?}",
+        proxy.requests()
+    );
+    let health = watcher.health();
+    assert!(health.last_error.is_some(), "{health:?}");
+}

@@ -131,6 +131,7 @@ impl AuthMethod {
     }
 
     /// The same method at auth mount `mount` (no effect on [`AuthMethod::Token`]).
+    /// A mount with an empty, `.` or `..` segment is refused when the client is built.
     pub fn at_mount(mut self, new_mount: impl Into<String>) -> Self {
         let new_mount = new_mount.into().trim_matches('/').to_owned();
         match &mut self {
@@ -306,6 +307,9 @@ pub(crate) struct Auth {
     method: AuthMethod,
     state: tokio::sync::Mutex<State>,
     status: Mutex<AuthStatus>,
+    /// When the token is next due (renewal, replacement, or a login retry),
+    /// readable without waiting for a login in flight.
+    schedule: Mutex<Option<Instant>>,
 }
 
 impl Auth {
@@ -321,6 +325,7 @@ impl Auth {
             method,
             state: tokio::sync::Mutex::new(State::default()),
             status: Mutex::new(status),
+            schedule: Mutex::new(None),
         }
     }
 
@@ -340,13 +345,26 @@ impl Auth {
     }
 
     /// How long until the token needs renewing or replacing (or a failed
-    /// login may be tried again); `None` when nothing is scheduled.
-    pub(crate) async fn due_in(&self) -> Option<Duration> {
-        let state = self.state.lock().await;
-        if let Some(at) = state.retry_at {
-            return Some(at.saturating_duration_since(Instant::now()));
-        }
-        state.token.as_ref().and_then(TokenState::due_in)
+    /// login may be tried again); `None` when nothing is scheduled. Never
+    /// waits for a login in flight.
+    pub(crate) fn due_in(&self) -> Option<Duration> {
+        let at = (*self.schedule.lock().unwrap_or_else(PoisonError::into_inner))?;
+        Some(at.saturating_duration_since(Instant::now()))
+    }
+
+    /// What [`due_in`](Self::due_in) reads: a login retry while there is no
+    /// token (or it is due), else the token's own renewal time.
+    fn reschedule(&self, state: &State) {
+        let now = Instant::now();
+        let token_due = state.token.as_ref().and_then(TokenState::due_in);
+        let at = match (
+            state.token.is_none() || token_due.is_some_and(|d| d.is_zero()),
+            state.retry_at,
+        ) {
+            (true, Some(retry)) => Some(retry),
+            _ => token_due.and_then(|d| now.checked_add(d)),
+        };
+        *self.schedule.lock().unwrap_or_else(PoisonError::into_inner) = at;
     }
 
     /// A token good for the next request: logs in, or renews, when due.
@@ -371,7 +389,18 @@ impl Auth {
             Ok(())
         };
         self.publish_status(&state);
-        refreshed?;
+        if let Err(e) = refreshed {
+            // A token that has not expired yet still serves while renewal or
+            // a new login is failing (and backing off).
+            let alive = state
+                .token
+                .as_ref()
+                .is_some_and(|ts| ts.remaining().is_none_or(|r| !r.is_zero()));
+            if !alive {
+                return Err(e);
+            }
+            tracing::debug!(error = %e, "vault-config: renewing the token failed; it still serves until it expires");
+        }
         state
             .token
             .as_ref()
@@ -424,7 +453,11 @@ impl Auth {
         match self.login(t, &mut state).await {
             Ok(fresh) => {
                 state.relogged_at = Some(Instant::now());
-                state.token = Some(fresh);
+                // It may still be valid (a policy that may not look itself
+                // up): revoke it rather than leave it to pile up.
+                if let Some(old) = state.token.replace(fresh) {
+                    self.revoke(t, &old.token).await;
+                }
             }
             Err(e) => {
                 // The token is dead: drop it, so that requests wait for the
@@ -453,7 +486,15 @@ impl Auth {
                             ts.ttl = ttl;
                             ts.renewable = renewable;
                         }
-                        self.bump(|s| s.renewals += 1);
+                        state.failures = 0;
+                        state.retry_at = None;
+                        state.last_error = None;
+                        self.bump(|s| {
+                            s.renewals += 1;
+                            s.state = AuthState::Ok;
+                            s.login_failures = 0;
+                            s.last_error = None;
+                        });
                         return Ok(());
                     }
                     Ok(None) => {}
@@ -527,8 +568,12 @@ impl Auth {
                 true
             }
             Err(e) if e.is_unavailable() => false,
-            // A policy without `default` may not look itself up: the TTL stays unknown.
-            Ok(Reply::NotFound) | Err(_) => true,
+            // A policy without `default` may not look itself up: the TTL stays
+            // unknown, and the token is taken as it is.
+            Ok(Reply::NotFound) | Err(_) => {
+                self.bump(|s| s.state = AuthState::Ok);
+                true
+            }
         };
         (ts, settled)
     }
@@ -819,6 +864,7 @@ impl Auth {
     }
 
     fn publish_status(&self, state: &State) {
+        self.reschedule(state);
         let (expires, renewable) = match &state.token {
             Some(ts) => (ts.remaining().map(|d| d.as_secs()), ts.renewable),
             None => (None, false),

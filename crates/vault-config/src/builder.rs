@@ -228,6 +228,19 @@ impl VaultClientBuilder {
                 ));
             }
         }
+        if let Some(
+            AuthMethod::AppRole { mount, .. }
+            | AuthMethod::Jwt { mount, .. }
+            | AuthMethod::Kubernetes { mount, .. },
+        ) = &self.auth
+        {
+            crate::kv::check_segments("auth mount", mount, &format!("auth/{mount}")).map_err(|_| {
+                Error::config(
+                    self.names.vault("AUTH_MOUNT"),
+                    format!("the auth mount `{mount}` is empty or has an empty, `.` or `..` segment; name the mount, e.g. `approle`"),
+                )
+            })?;
+        }
         let (transport, auth) = if self.enabled {
             let transport = self
                 .transport

@@ -218,8 +218,8 @@ impl VaultClient {
 
     /// What the client knows about when its token needs renewing or
     /// replacing (or a failed login may be retried).
-    pub(crate) async fn token_due_in(&self) -> Option<Duration> {
-        self.inner.auth.as_ref()?.due_in().await
+    pub(crate) fn token_due_in(&self) -> Option<Duration> {
+        self.inner.auth.as_ref()?.due_in()
     }
 
     /// Renews or replaces the token now if it is due (a watcher calls this on

@@ -524,6 +524,10 @@ fn unix_seconds(text: &str) -> Option<i64> {
     let (date, time) = text.split_once('T')?;
     let mut d = date.splitn(3, '-');
     let (y, m, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
+    // Bounds keep the arithmetic below from overflowing on any input.
+    if !(0..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
     let (clock, offset) = match time.find(['Z', 'z', '+', '-']) {
         Some(i) => time.split_at(i),
         None => (time, ""),
@@ -531,10 +535,17 @@ fn unix_seconds(text: &str) -> Option<i64> {
     let mut c = clock.splitn(3, ':');
     let (h, min) = (num(c.next()?)?, num(c.next()?)?);
     let sec = num(c.next()?.split('.').next()?)?;
+    if !(0..=23).contains(&h) || !(0..=59).contains(&min) || !(0..=60).contains(&sec) {
+        return None;
+    }
     let offset_secs = match offset.as_bytes().first() {
         Some(b'+') | Some(b'-') => {
             let (oh, om) = offset[1..].split_once(':')?;
-            let secs = num(oh)? * 3600 + num(om)? * 60;
+            let (oh, om) = (num(oh)?, num(om)?);
+            if !(0..=23).contains(&oh) || !(0..=59).contains(&om) {
+                return None;
+            }
+            let secs = oh * 3600 + om * 60;
             if offset.starts_with('-') {
                 -secs
             } else {
@@ -676,6 +687,8 @@ mod tests {
             Some(1_795_422_767)
         );
         assert_eq!(unix_seconds("yesterday"), None);
+        assert_eq!(unix_seconds("9223372036854775807-01-01T00:00:00Z"), None);
+        assert_eq!(unix_seconds("2026-11-23T99:00:00Z"), None);
         let meta = |deletion: &str, destroyed: bool| {
             KvMetadata::from_body(
                 "p",

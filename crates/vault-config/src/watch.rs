@@ -149,7 +149,26 @@ impl WatchOptions {
         };
         let spread = (random_fraction() * 2.0 - 1.0) * self.jitter;
         // Saturating: a huge user interval must not panic the task.
-        Duration::try_from_secs_f64(base.as_secs_f64() * (1.0 + spread)).unwrap_or(base)
+        let jittered =
+            Duration::try_from_secs_f64(base.as_secs_f64() * (1.0 + spread)).unwrap_or(base);
+        if failures == 0 {
+            jittered
+        } else {
+            // The cap is the longest wait, jitter included.
+            jittered.min(self.effective_max_backoff())
+        }
+    }
+
+    /// The wait before retrying a token or lease renewal after `failures`
+    /// failed tries: 1 s doubling, at most 30 s (and the backoff cap), so a
+    /// credential is renewed soon after Vault is back, whatever the interval.
+    fn renewal_delay(&self, failures: u32) -> Duration {
+        let spread = 1.0 + random_fraction() * self.jitter;
+        Duration::from_secs(1)
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+            .min(Duration::from_secs(30))
+            .min(self.effective_max_backoff())
+            .mul_f64(spread)
     }
 }
 
@@ -284,6 +303,8 @@ struct State<T> {
     revocations: Vec<(String, Instant)>,
     /// Backoffs: polls, token renewal, lease work.
     polls: Backoff,
+    /// The failure now in health came from a chore (a renewal between polls).
+    chore_failed: bool,
     token: Backoff,
     lease_work: Backoff,
     options: WatchOptions,
@@ -303,9 +324,16 @@ impl Backoff {
         self.not_before = None;
     }
 
+    /// A failed poll: waits as [`WatchOptions::delay`] says.
     fn fail(&mut self, options: &WatchOptions) {
         self.failures = self.failures.saturating_add(1);
         self.not_before = Instant::now().checked_add(options.delay(self.failures));
+    }
+
+    /// A failed renewal: waits as [`WatchOptions::renewal_delay`] says.
+    fn fail_renewal(&mut self, options: &WatchOptions) {
+        self.failures = self.failures.saturating_add(1);
+        self.not_before = Instant::now().checked_add(options.renewal_delay(self.failures));
     }
 
     /// When work due at `due` may run.
@@ -349,6 +377,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             leases: HashMap::new(),
             revocations: Vec::new(),
             polls: Backoff::default(),
+            chore_failed: false,
             token: Backoff::default(),
             lease_work: Backoff::default(),
             options,
@@ -390,7 +419,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             // each pushed back by its own failures.
             let now = Instant::now();
             let mut wake_at = next_poll;
-            if let Some(due) = self.client.token_due_in().await {
+            if let Some(due) = self.client.token_due_in() {
                 wake_at = wake_at.min(self.token.ready_at(after(due)));
             }
             if let Some(due) = self.lease_due_at(now) {
@@ -436,27 +465,37 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
     /// whatever the poll interval.
     async fn chores(&mut self, tx: &watch::Sender<Arc<T>>) {
         let now = Instant::now();
-        let token_due = self
-            .client
-            .token_due_in()
-            .await
-            .is_some_and(|d| d.is_zero());
+        let token_due = self.client.token_due_in().is_some_and(|d| d.is_zero());
+        let mut outcome = None;
         if token_due && self.token.ready_at(now) <= now {
-            match self.client.refresh_token().await {
+            let result = self.client.refresh_token().await;
+            match &result {
                 Ok(()) => self.token.ok(),
-                Err(e) => {
-                    self.token.fail(&self.options);
-                    self.record_failure(&e);
-                }
+                Err(_) => self.token.fail_renewal(&self.options),
             }
+            outcome = Some(result);
         }
         if self
             .lease_due_at(now)
             .is_some_and(|due| self.lease_work.ready_at(due) <= now)
         {
-            if let Err(e) = self.work(tx, false).await {
+            let result = self.work(tx, false).await.map(|_| ());
+            if outcome.as_ref().is_none_or(Result::is_ok) {
+                outcome = Some(result);
+            }
+        }
+        match outcome {
+            Some(Err(e)) => {
+                self.chore_failed = true;
                 self.record_failure(&e);
             }
+            // A chore that failed before went through: health recovers
+            // without waiting for the next poll.
+            Some(Ok(())) if self.chore_failed => {
+                self.chore_failed = false;
+                self.mark_connected();
+            }
+            _ => {}
         }
         let token = self.client.auth_status();
         self.update_health(|h| h.token = token);
@@ -500,7 +539,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             // The config came from env (Vault was unavailable at start): read it all.
             let candidate =
                 Snapshot::read_vault(&self.client, &self.plan, Freshness::Fresh).await?;
-            return self.adopt(candidate, Vec::new(), None, tx).await;
+            let leases = candidate.leases();
+            return self.adopt(candidate, leases, None, tx).await;
         }
         let mut first_error = None;
         let keep = |e: Error, first: &mut Option<Error>| {
@@ -523,13 +563,13 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         }
         let kv_count = changed.len();
         let (rereads, lease_error) = self.renew_leases().await;
+        let rereading = !rereads.is_empty();
         changed.extend(rereads);
-        match lease_error {
-            Some(e) => {
-                self.lease_work.fail(&self.options);
-                keep(e, &mut first_error);
-            }
-            None => self.lease_work.ok(),
+        // Whether a due lease was neither renewed nor replaced: lease work
+        // then backs off instead of running again at once.
+        let mut lease_failed = lease_error.is_some();
+        if let Some(e) = lease_error {
+            keep(e, &mut first_error);
         }
         self.revoke_due().await;
         let mut published = false;
@@ -559,7 +599,10 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                         }
                         candidate.replace(index, found);
                     }
-                    Err(e) => keep(e, &mut first_error),
+                    Err(e) => {
+                        lease_failed |= position >= kv_count;
+                        keep(e, &mut first_error);
+                    }
                 }
             }
             let retry_leased = kv_count > 0 && !fresh_leases.is_empty();
@@ -580,11 +623,22 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                         .await
                     {
                         Ok(p) => published = p,
-                        Err(e) => keep(e, &mut first_error),
+                        Err(e) => {
+                            lease_failed = true;
+                            keep(e, &mut first_error);
+                        }
                     }
                 }
-                Err(e) => keep(e, &mut first_error),
+                Err(e) => {
+                    lease_failed |= rereading;
+                    keep(e, &mut first_error);
+                }
             }
+        }
+        if lease_failed {
+            self.lease_work.fail_renewal(&self.options);
+        } else {
+            self.lease_work.ok();
         }
         match first_error {
             Some(e) => Err(e),
@@ -611,11 +665,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 drop(before);
                 tracing::warn!(error = %e, "vault-config watcher: the new values do not make a valid configuration; not published");
                 self.held_back = Some(e.to_string());
-                for id in fresh_leases {
-                    if let Err(e) = self.client.revoke_lease(&id).await {
-                        tracing::warn!(error = %e, "vault-config watcher: revoking credentials of a held-back rotation failed; they will expire");
-                    }
-                }
+                self.client.revoke_unused(fresh_leases).await;
                 Err(e)
             }
         }
@@ -667,11 +717,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         let (due, later): (Vec<_>, Vec<_>) =
             self.revocations.drain(..).partition(|(_, at)| *at <= now);
         self.revocations = later;
-        for (id, _) in due {
-            if let Err(e) = self.client.revoke_lease(&id).await {
-                tracing::warn!(error = %e, "vault-config watcher: revoking a replaced lease failed; it will expire");
-            }
-        }
+        let ids: Vec<String> = due.into_iter().map(|(id, _)| id).collect();
+        self.client.revoke_unused(ids).await;
     }
 
     /// On shutdown: revoke every lease held (when asked) and pending revocations.
@@ -685,11 +732,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             .map(|c| c.lease.id.clone())
             .chain(self.revocations.drain(..).map(|(id, _)| id))
             .collect();
-        for id in ids {
-            if let Err(e) = self.client.revoke_lease(&id).await {
-                tracing::warn!(error = %e, "vault-config watcher: revoking a lease at shutdown failed");
-            }
-        }
+        self.client.revoke_unused(ids).await;
         self.leases.clear();
     }
 
@@ -712,6 +755,10 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 .and_then(|f| f.secret.as_deref())
                 .and_then(KvSecret::lease);
             match lease {
+                // A lease of no duration does not expire: nothing to renew.
+                Some(lease) if lease.duration.is_zero() => {
+                    self.leases.remove(&index);
+                }
                 Some(lease) => {
                     let fresh = self
                         .leases

@@ -161,18 +161,50 @@ async fn pipe(
     let down = tokio::spawn(async move { tokio::io::copy(&mut sr, &mut cw).await });
     let mut buf = vec![0u8; 16 * 1024];
     let mut pending: Vec<u8> = Vec::new();
+    // Request heads are read line by line; a body (its content-length) is
+    // skipped, so that the next request line is found after it.
+    let mut in_head = false;
+    let mut length = 0usize;
+    let mut skip = 0usize;
     loop {
         let n = cr.read(&mut buf).await?;
         if n == 0 {
             break;
         }
         pending.extend_from_slice(&buf[..n]);
-        while let Some(pos) = pending.windows(2).position(|w| w == b"\r\n") {
+        loop {
+            if skip > 0 {
+                let k = skip.min(pending.len());
+                pending.drain(..k);
+                skip -= k;
+                if skip > 0 {
+                    break;
+                }
+            }
+            let Some(pos) = pending.windows(2).position(|w| w == b"\r\n") else {
+                break;
+            };
             let line: Vec<u8> = pending.drain(..pos + 2).collect();
             let line = String::from_utf8_lossy(&line[..pos]).into_owned();
+            if line.is_empty() {
+                if in_head {
+                    in_head = false;
+                    skip = std::mem::take(&mut length);
+                }
+                continue;
+            }
+            if in_head {
+                if let Some((name, value)) = line.split_once(':') {
+                    if name.trim().eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+                continue;
+            }
             let mut parts = line.split(' ');
             if let (Some(m), Some(p), Some(v)) = (parts.next(), parts.next(), parts.next()) {
                 if v.starts_with("HTTP/") && m.chars().all(|c| c.is_ascii_uppercase()) {
+                    in_head = true;
                     seen.lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .push(format!("{m} {p}"));
