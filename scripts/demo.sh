@@ -2,10 +2,11 @@
 # The main job, on a fresh machine: installs OpenBao if needed, starts a local
 # dev server, writes sample secrets shaped like agenticverz/database and
 # agenticverz/app-prod, and loads them through vault-config.
-# Usage: bash scripts/demo.sh [demo|derive|rotation|dynamic]
+# Usage: bash scripts/demo.sh [demo|derive|rotation|dynamic|aion]
 #   demo: the provider; derive: #[derive(VaultConfig)]; rotation: hot reload, with a
 #   secret rotated by `bao kv put` while the example runs.
 #   dynamic: PostgreSQL credentials leased from the database engine, swapped in a pool.
+#   aion: the AION-OS layout, with secret paths chosen by AION_*_SECRET_PATH at deploy time.
 set -euo pipefail
 example="${1:-demo}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,6 +15,7 @@ bin="$(bash scripts/install-openbao.sh | tail -n 1)"
 # Compile first, with cargo's progress shown: a first run builds for a minute or two.
 target="$example"
 [ "$example" = dynamic ] && target=dynamic_db
+[ "$example" = aion ] && target=aion_service
 echo "demo: building examples/$target.rs (the first build takes a minute or two)"
 cargo build --example "$target"
 port="${DEMO_PORT:-18200}"
@@ -45,11 +47,29 @@ HOME="$home" "$bin" kv put -mount=agenticverz app-prod \
   AOS_API_KEY=demo-aos-api-key MACHINE_SECRET_TOKEN=demo-machine-token >/dev/null
 HOME="$home" "$bin" kv put -mount=agenticverz keycloak-admin \
   KEYCLOAK_ADMIN=admin KEYCLOAK_ADMIN_PASSWORD=demo-keycloak-password >/dev/null
-echo "demo: OpenBao dev server at $VAULT_ADDR with agenticverz/database, agenticverz/app-prod and agenticverz/keycloak-admin"
+echo "demo: OpenBao dev server at $VAULT_ADDR"
 export VAULT_KV_MOUNT=agenticverz
 # Not in Vault: read from env as the fallback.
 export LOG_LEVEL=info
-if [ "$example" = dynamic ]; then
+if [ "$example" = aion ]; then
+  # The seed's contract: AION_VAULT_*, a kv mount, and paths chosen by env.
+  HOME="$home" "$bin" secrets enable -path=kv kv-v2 >/dev/null
+  for db in db-main db-replica; do
+    # JSON from stdin, so the port is the number 5432, as the seed stores it.
+    printf '{"username":"aionos","password":"demo-%s-password","host":"%s.internal","port":5432,"database":"aionos"}' "$db" "$db" |
+      HOME="$home" "$bin" kv put -mount=kv "aionos/$db" - >/dev/null
+  done
+  HOME="$home" "$bin" kv put -mount=kv aionos/minio endpoint=http://minio:9000 access_key=aion \
+    secret_key=demo-minio-secret >/dev/null
+  echo '{"public_keys": ["-----BEGIN PUBLIC KEY-----demo-----END PUBLIC KEY-----"]}' |
+    HOME="$home" "$bin" kv put -mount=kv aionos/jwt - >/dev/null
+  HOME="$home" "$bin" kv put -mount=kv aionos/gateway-api-keys console=demo-console-key \
+    billing=demo-billing-key >/dev/null
+  HOME="$home" "$bin" kv put -mount=kv aionos/admin-token token=demo-admin-token >/dev/null
+  echo "demo: the operator moves the database to the replica: AION_DB_SECRET_PATH=aionos/db-replica"
+  AION_VAULT_ADDR="$VAULT_ADDR" AION_VAULT_TOKEN="$VAULT_TOKEN" AION_VAULT_KV_MOUNT=kv \
+    AION_DB_SECRET_PATH=aionos/db-replica cargo run --quiet --example aion_service
+elif [ "$example" = dynamic ]; then
   # A throwaway PostgreSQL cluster on loopback, run as the postgres user when root.
   pgbin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
   if [ -z "$pgbin" ]; then

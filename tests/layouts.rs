@@ -147,3 +147,208 @@ async fn a_whole_secret_fills_a_map() {
     let specs = Catalogue::specs();
     assert_eq!(specs[0].secret_key, "*");
 }
+
+#[derive(Debug, Deserialize, VaultConfig)]
+#[vault(path = "aionos/db-main", path_env = "AION_DB_SECRET_PATH")]
+#[allow(dead_code)]
+struct Db {
+    #[vault(key = "username")]
+    username: String,
+    #[vault(key = "password")]
+    password: SecretString,
+    #[vault(key = "host")]
+    host: String,
+    #[vault(key = "port")]
+    port: u16,
+    #[vault(key = "database")]
+    database: String,
+}
+
+#[derive(Debug, Deserialize, VaultConfig)]
+struct Service {
+    #[vault(nested)]
+    db: Db,
+    #[vault(
+        path = "aionos/minio",
+        path_env = "AION_MINIO_SECRET_PATH",
+        key = "endpoint"
+    )]
+    minio: String,
+}
+
+async fn aion_server() -> DevServer {
+    let server = DevServer::start().await;
+    for (path, host) in [
+        ("aionos/db-main", "postgres"),
+        ("aionos/db-replica", "replica"),
+    ] {
+        server
+            .kv_put(
+                "secret",
+                path,
+                json!({"username": "aionos", "password": format!("pw-{host}"), "host": host,
+                       "port": 5432, "database": "aionos"}),
+            )
+            .await
+            .unwrap();
+    }
+    server
+        .kv_put(
+            "secret",
+            "aionos/minio",
+            json!({"endpoint": "http://minio:9000"}),
+        )
+        .await
+        .unwrap();
+    server
+        .kv_put(
+            "secret",
+            "aionos/s3",
+            json!({"endpoint": "https://s3.example"}),
+        )
+        .await
+        .unwrap();
+    server
+}
+
+#[tokio::test]
+async fn paths_chosen_at_deploy_time() {
+    let server = aion_server().await;
+    // Unset: the defaults.
+    let client = server.client_builder(&[]).build().unwrap();
+    let svc = Service::load(&client).await.unwrap();
+    assert_eq!((svc.db.host.as_str(), svc.db.port), ("postgres", 5432));
+    assert_eq!(svc.minio, "http://minio:9000");
+
+    // An operator moves the service to the replica and to S3 with env alone.
+    let moved = server
+        .client_builder(&[
+            ("AION_DB_SECRET_PATH", "aionos/db-replica"),
+            ("AION_MINIO_SECRET_PATH", "aionos/s3"),
+        ])
+        .build()
+        .unwrap();
+    let svc = Service::load(&moved).await.unwrap();
+    assert_eq!(svc.db.host, "replica");
+    assert_eq!(svc.db.password.expose_secret(), "pw-replica");
+    assert_eq!(svc.minio, "https://s3.example");
+
+    // Provenance and errors say which variable chose the path.
+    let provider = Service::provider(&moved).await.unwrap();
+    let origin = provider
+        .resolved()
+        .iter()
+        .find(|r| r.key == "db.host")
+        .unwrap()
+        .origin
+        .to_string();
+    assert_eq!(
+        origin,
+        "vault secret/data/aionos/db-replica#host (path from AION_DB_SECRET_PATH)"
+    );
+    let wrong = server
+        .client_builder(&[("AION_DB_SECRET_PATH", "aionos/db-gone")])
+        .build()
+        .unwrap();
+    let err = Service::load(&wrong).await.unwrap_err().to_string();
+    assert!(
+        err.contains("secret/aionos/db-gone#") && err.contains("(path from AION_DB_SECRET_PATH)"),
+        "{err}"
+    );
+
+    // specs, .env.example and the policies name the variables.
+    let specs = Service::specs();
+    assert_eq!(specs[0].path_env.as_deref(), Some("AION_DB_SECRET_PATH"));
+    assert_eq!(specs[5].path_env.as_deref(), Some("AION_MINIO_SECRET_PATH"));
+    let example = Service::env_example_for(&client);
+    assert!(
+        example.contains("# AION_DB_SECRET_PATH=aionos/db-main"),
+        "{example}"
+    );
+    let static_policy = Service::vault_policy();
+    assert!(
+        static_policy.contains("AION_DB_SECRET_PATH -> aionos/db-main"),
+        "{static_policy}"
+    );
+    let policy = Service::vault_policy_for(&moved);
+    assert!(
+        policy.contains("path \"secret/data/aionos/db-replica\""),
+        "{policy}"
+    );
+    assert!(
+        !policy.contains("path \"secret/data/aionos/db-main\""),
+        "{policy}"
+    );
+    // A token with exactly that policy loads the moved config.
+    let token = server.token_with_policy("svc", &policy).await.unwrap();
+    let limited = server
+        .client_builder(&[
+            ("AION_DB_SECRET_PATH", "aionos/db-replica"),
+            ("AION_MINIO_SECRET_PATH", "aionos/s3"),
+        ])
+        .token(token)
+        .kv_version("secret", vault_config::kv::KvVersion::V2)
+        .build()
+        .unwrap();
+    assert_eq!(Service::load(&limited).await.unwrap().db.host, "replica");
+}
+
+#[tokio::test]
+async fn mappings_built_at_run_time_are_watched_too() {
+    use vault_config::{Mapping, VaultProvider, WatchOptions};
+    let server = aion_server().await;
+    let client = server
+        .client_builder(&[("AION_DB_SECRET_PATH", "aionos/db-replica")])
+        .build()
+        .unwrap();
+    #[derive(Debug, Deserialize)]
+    struct Runtime {
+        db: RuntimeDb,
+        keys: HashMap<String, SecretString>,
+    }
+    #[derive(Debug, Deserialize)]
+    struct RuntimeDb {
+        host: String,
+        port: u16,
+    }
+    server
+        .kv_put("secret", "gateway/api-keys", json!({"client-a": "key-a"}))
+        .await
+        .unwrap();
+    let watcher = VaultProvider::builder()
+        .mapping(
+            Mapping::new("db.host", "aionos/db-main#host")
+                .unwrap()
+                .path_env("AION_DB_SECRET_PATH"),
+        )
+        .mapping(
+            Mapping::new("db.port", "aionos/db-main#port")
+                .unwrap()
+                .path_env("AION_DB_SECRET_PATH"),
+        )
+        .map("keys", "gateway/api-keys#*")
+        .watch::<Runtime>(
+            &client,
+            WatchOptions::default().interval(std::time::Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(watcher.current().db.host, "replica");
+    assert_eq!(watcher.current().db.port, 5432);
+    server
+        .kv_put(
+            "secret",
+            "aionos/db-replica",
+            json!({"host": "replica-2", "port": "6432"}),
+        )
+        .await
+        .unwrap();
+    assert!(watcher.refresh().await.unwrap());
+    assert_eq!(watcher.current().db.host, "replica-2");
+    let health = watcher.health();
+    assert_eq!(health.versions.get("secret/aionos/db-replica"), Some(&2));
+    let mut changed = health.last_changed.clone();
+    changed.sort();
+    assert_eq!(changed, ["db.host", "db.port"]);
+    assert_eq!(watcher.current().keys["client-a"].expose_secret(), "key-a");
+}

@@ -17,6 +17,10 @@ pub struct Input<'a> {
     pub mount: Option<LitStr>,
     pub prefix: Option<LitStr>,
     pub env_prefix: Option<LitStr>,
+    /// `path = "..."`: the path of fields that name only a `key`.
+    pub path: Option<LitStr>,
+    /// `path_env = "..."`: an env var that, when set, replaces `path`.
+    pub path_env: Option<LitStr>,
     /// `crate = "..."`: the path of the runtime crate, when renamed.
     pub krate: Option<syn::Path>,
     pub fields: Vec<Field<'a>>,
@@ -46,6 +50,8 @@ pub struct Source {
     /// Where `path#key` was written, for errors.
     pub span: Span,
     pub env: Option<LitStr>,
+    /// An env var that, when set at load time, replaces `path`.
+    pub path_env: Option<LitStr>,
     pub default: Option<Expr>,
     pub version: Option<u64>,
     /// `path` is a secrets engine path that leases credentials.
@@ -58,6 +64,7 @@ pub struct FieldArgs {
     pub shorthand: Option<LitStr>,
     pub path: Option<LitStr>,
     pub dynamic: Option<LitStr>,
+    pub path_env: Option<LitStr>,
     pub key: Option<LitStr>,
     pub env: Option<LitStr>,
     pub default: Option<(Ident, Expr)>,
@@ -121,13 +128,19 @@ impl<'a> Input<'a> {
             mount: None,
             prefix: None,
             env_prefix: None,
+            path: None,
+            path_env: None,
             krate: None,
             fields: Vec::new(),
         };
         out.struct_args(attr::vault_args(&input.attrs, cx), cx);
         valid::struct_args(&out, cx);
         for field in fields {
-            if let Some(f) = Field::from_syn(field, cx) {
+            let defaults = valid::Defaults {
+                path: out.path.as_ref(),
+                path_env: out.path_env.as_ref(),
+            };
+            if let Some(f) = Field::from_syn(field, &defaults, cx) {
                 out.fields.push(f);
             }
         }
@@ -139,7 +152,7 @@ impl<'a> Input<'a> {
             match arg {
                 Arg::Shorthand(lit) => cx.error_spanned_by(
                     lit,
-                    "a `path#key` belongs on a field; on the struct use mount, prefix or env_prefix",
+                    "a `path#key` belongs on a field; on the struct use path, path_env, mount, prefix or env_prefix",
                 ),
                 Arg::Flag(name) => cx.syn_error(attr::flag_or_unknown(
                     &name,
@@ -167,6 +180,8 @@ impl<'a> Input<'a> {
                         attr::MOUNT => &mut self.mount,
                         attr::PREFIX => &mut self.prefix,
                         attr::ENV_PREFIX => &mut self.env_prefix,
+                        attr::PATH => &mut self.path,
+                        attr::PATH_ENV => &mut self.path_env,
                         _ => {
                             cx.syn_error(attr::unknown(
                                 &name,
@@ -191,13 +206,13 @@ impl<'a> Input<'a> {
 }
 
 impl<'a> Field<'a> {
-    fn from_syn(field: &'a syn::Field, cx: &Ctxt) -> Option<Self> {
+    fn from_syn(field: &'a syn::Field, defaults: &valid::Defaults, cx: &Ctxt) -> Option<Self> {
         let ident = field.ident.as_ref()?;
         let key = attr::serde_key(field, ident, cx);
         let optional = is_option(&field.ty);
         let map = is_map(&field.ty);
         let args = FieldArgs::collect(attr::vault_args(&field.attrs, cx), cx);
-        let kind = valid::field_kind(args, optional, map, cx)?;
+        let kind = valid::field_kind(args, optional, map, defaults, cx)?;
         Some(Field {
             ident,
             ty: &field.ty,
@@ -255,6 +270,9 @@ impl FieldArgs {
                         }
                         attr::ENV => {
                             attr::lit_str(&name, &value).map(|l| set(&mut out.env, l, &name))
+                        }
+                        attr::PATH_ENV => {
+                            attr::lit_str(&name, &value).map(|l| set(&mut out.path_env, l, &name))
                         }
                         attr::VERSION => attr::lit_version(&name, &value)
                             .map(|(v, lit)| set(&mut out.version, (v, lit.span()), &name)),

@@ -23,11 +23,12 @@ pub const MOUNT: &str = "mount";
 pub const PREFIX: &str = "prefix";
 pub const ENV_PREFIX: &str = "env_prefix";
 pub const CRATE: &str = "crate";
+pub const PATH_ENV: &str = "path_env";
 
 /// What a field may say.
-pub const FIELD_KEYS: &[&str] = &[PATH, KEY, ENV, DEFAULT, VERSION, NESTED, DYNAMIC];
+pub const FIELD_KEYS: &[&str] = &[PATH, PATH_ENV, KEY, ENV, DEFAULT, VERSION, NESTED, DYNAMIC];
 /// What a struct may say.
-pub const STRUCT_KEYS: &[&str] = &[MOUNT, PREFIX, ENV_PREFIX, CRATE];
+pub const STRUCT_KEYS: &[&str] = &[MOUNT, PREFIX, ENV_PREFIX, PATH, PATH_ENV, CRATE];
 
 /// One item inside `#[vault(...)]`.
 pub enum Arg {

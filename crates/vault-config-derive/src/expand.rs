@@ -68,6 +68,7 @@ fn expand(input: &Input) -> TokenStream {
                 let path = &src.path;
                 let secret_key = &src.key;
                 let env = opt_str(src.env.as_ref());
+                let path_env = opt_str(src.path_env.as_ref());
                 let version = match src.version {
                     Some(v) => quote!(::core::option::Option::Some(#v)),
                     None => quote!(::core::option::Option::None),
@@ -83,6 +84,7 @@ fn expand(input: &Input) -> TokenStream {
                         path: #path,
                         secret_key: #secret_key,
                         env: #env,
+                        path_env: #path_env,
                         version: #version,
                         has_default: #has_default,
                         optional: #optional,

@@ -23,6 +23,24 @@ pub fn struct_args(input: &Input, cx: &Ctxt) {
             cx.error_spanned_by(m, msg);
         }
     }
+    if let Some(p) = &input.path {
+        if p.value().trim_matches('/').is_empty() {
+            cx.error_spanned_by(p, "the struct's path is empty");
+        } else if let Some(msg) = bad_segment("path", &p.value()) {
+            cx.error_spanned_by(p, msg);
+        } else if p.value().contains('#') {
+            cx.error_spanned_by(
+                p,
+                "the struct's path contains `#`: name the key on each field",
+            );
+        }
+    }
+    if let (Some(env), None) = (&input.path_env, &input.path) {
+        cx.error_spanned_by(
+            env,
+            "`path_env` moves the struct's `path` at load time: add path = \"...\", the default it replaces",
+        );
+    }
     if let Some(p) = &input.prefix {
         if !p.value().trim_matches('/').is_empty() {
             if let Some(msg) = bad_segment("prefix", &p.value()) {
@@ -46,8 +64,20 @@ fn bad_segment(what: &str, value: &str) -> Option<String> {
         })
 }
 
+/// What a struct gives the fields that name only a `key`.
+pub struct Defaults<'a> {
+    pub path: Option<&'a LitStr>,
+    pub path_env: Option<&'a LitStr>,
+}
+
 /// What a field is, once its attributes agree; `None` after reporting why not.
-pub fn field_kind(mut args: FieldArgs, optional: bool, map: bool, cx: &Ctxt) -> Option<Kind> {
+pub fn field_kind(
+    mut args: FieldArgs,
+    optional: bool,
+    map: bool,
+    defaults: &Defaults,
+    cx: &Ctxt,
+) -> Option<Kind> {
     let Some(any) = args.any else {
         return (!args.failed).then_some(Kind::Plain);
     };
@@ -59,7 +89,7 @@ pub fn field_kind(mut args: FieldArgs, optional: bool, map: bool, cx: &Ctxt) -> 
     }
     let kind = match args.dynamic.take() {
         Some(path) => dynamic(&path, args, optional, cx),
-        None => vault(args, any, optional, cx),
+        None => vault(args, any, optional, defaults, cx),
     }?;
     whole_secret(kind, map, cx)
 }
@@ -99,6 +129,7 @@ fn nested(nested: &Ident, args: &FieldArgs, optional: bool, cx: &Ctxt) -> Option
         args.dynamic.as_ref().map(Spanned::span),
         args.key.as_ref().map(Spanned::span),
         args.env.as_ref().map(Spanned::span),
+        args.path_env.as_ref().map(Spanned::span),
         args.default.as_ref().map(|(n, _)| n.span()),
         args.version.map(|(_, s)| s),
     ];
@@ -106,7 +137,7 @@ fn nested(nested: &Ident, args: &FieldArgs, optional: bool, cx: &Ctxt) -> Option
         ok = false;
         cx.error_at(
             span,
-            "`nested` cannot be combined with path, key, env, default or version: the nested struct maps its own fields",
+            "`nested` cannot be combined with path, path_env, key, env, default or version: the nested struct maps its own fields",
         );
     }
     if optional {
@@ -160,6 +191,7 @@ fn dynamic(dynamic: &LitStr, args: FieldArgs, optional: bool, cx: &Ctxt) -> Opti
             key: key.value(),
             span: dynamic.span(),
             env: args.env,
+            path_env: args.path_env,
             default: args.default.map(|(_, e)| e),
             version: None,
             dynamic: true,
@@ -167,8 +199,17 @@ fn dynamic(dynamic: &LitStr, args: FieldArgs, optional: bool, cx: &Ctxt) -> Opti
     })
 }
 
-/// A KV `path#key`: either the shorthand or both `path` and `key`, neither empty.
-fn vault(args: FieldArgs, any: Span, optional: bool, cx: &Ctxt) -> Option<Kind> {
+/// A KV `path#key`: the shorthand, both `path` and `key`, or a `key` under
+/// the struct's `path`; neither empty. `path_env` is the field's own, or the
+/// struct's for a field on the struct's path.
+fn vault(
+    args: FieldArgs,
+    any: Span,
+    optional: bool,
+    defaults: &Defaults,
+    cx: &Ctxt,
+) -> Option<Kind> {
+    let mut path_env = args.path_env.clone();
     let (path, key, span) = match (&args.shorthand, &args.path, &args.key) {
         (Some(short), None, None) => match split_shorthand(short) {
             Ok((p, k)) => (p, k, short.span()),
@@ -212,13 +253,25 @@ fn vault(args: FieldArgs, any: Span, optional: bool, cx: &Ctxt) -> Option<Kind> 
             );
             return None;
         }
-        (None, None, Some(key)) => {
-            cx.error_spanned_by(
-                key,
-                "missing `path`: where in Vault is this key? add path = \"...\"",
-            );
-            return None;
-        }
+        (None, None, Some(key)) => match defaults.path {
+            Some(path) => {
+                if key.value().is_empty() {
+                    cx.error_spanned_by(key, "the Vault key is empty");
+                    return None;
+                }
+                if path_env.is_none() {
+                    path_env = defaults.path_env.cloned();
+                }
+                (path.value(), key.value(), key.span())
+            }
+            None => {
+                cx.error_spanned_by(
+                    key,
+                    "missing `path`: where in Vault is this key? add path = \"...\" here, or #[vault(path = \"...\")] on the struct for every field that names only a key",
+                );
+                return None;
+            }
+        },
         (None, None, None) => {
             cx.error_at(
                 any,
@@ -243,6 +296,7 @@ fn vault(args: FieldArgs, any: Span, optional: bool, cx: &Ctxt) -> Option<Kind> 
         key,
         span,
         env: args.env,
+        path_env,
         default: args.default.map(|(_, e)| e),
         version: args.version.map(|(v, _)| v),
         dynamic: false,
@@ -379,8 +433,8 @@ mod tests {
                 }
             }),
             [
-                "`nested` cannot be combined with path, key, env, default or version: the nested struct maps its own fields",
-                "`nested` cannot be combined with path, key, env, default or version: the nested struct maps its own fields",
+                "`nested` cannot be combined with path, path_env, key, env, default or version: the nested struct maps its own fields",
+                "`nested` cannot be combined with path, path_env, key, env, default or version: the nested struct maps its own fields",
                 "a `nested` field cannot be an Option",
             ]
         );
@@ -443,7 +497,7 @@ mod tests {
             [
                 "write either \"path#key\" or path = ..., key = ..., not both",
                 "missing `key`: which key of the secret at this path? add key = \"...\"",
-                "missing `path`: where in Vault is this key? add path = \"...\"",
+                "missing `path`: where in Vault is this key? add path = \"...\" here, or #[vault(path = \"...\")] on the struct for every field that names only a key",
                 "this #[vault] names no Vault key: add path = \"...\", key = \"...\" (or \"path#key\"), dynamic = \"...\", key = \"...\", or mark the field `nested`",
                 "the Vault path is empty",
                 "the Vault key contains `#`; use the \"path#key\" shorthand or separate path and key",
@@ -596,5 +650,29 @@ mod tests {
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(errs[0].contains("must be a map"), "{errs:?}");
         assert!(errs[1].contains("no env fallback"), "{errs:?}");
+    }
+
+    #[test]
+    fn keys_under_the_struct_path_and_path_env() {
+        assert!(errors(parse_quote! {
+            #[vault(path = "aionos/db-main", path_env = "AION_DB_SECRET_PATH")]
+            struct Db {
+                #[vault(key = "username")]
+                username: String,
+                #[vault("other#x", path_env = "OTHER_PATH")]
+                other: String,
+            }
+        })
+        .is_empty());
+        assert_eq!(
+            errors(parse_quote! {
+                #[vault(path_env = "AION_DB_SECRET_PATH")]
+                struct Db {
+                    #[vault("db#x")]
+                    x: String,
+                }
+            }),
+            ["`path_env` moves the struct's `path` at load time: add path = \"...\", the default it replaces"]
+        );
     }
 }

@@ -138,15 +138,23 @@ pub trait VaultConfig: Sized {
     /// assert!(AppConfig::vault_policy_for(&client).contains(r#"path "kv/data/database""#));
     /// # Ok::<(), vault_config::Error>(())
     /// ```
+    ///
+    /// Paths a `path_env` variable moves are the ones it names in the
+    /// environment the client reads (their defaults when unset).
     fn vault_policy_for(client: &VaultClient) -> String {
-        Self::vault_policy_with(client.kv_mount(), &|mount| {
+        let specs: Vec<FieldSpec> = Self::specs()
+            .iter()
+            .map(|s| s.resolved(client.env()))
+            .collect();
+        render_policy(Self::__type_name(), &specs, client.kv_mount(), &|mount| {
             client.known_kv_version(mount).unwrap_or(KvVersion::V2)
         })
     }
 
     /// The policy for the default mount `secret` on KV v2, without a client.
     /// Prefer [`vault_policy_for`](Self::vault_policy_for): a client with
-    /// another mount (`VAULT_KV_MOUNT`) reads paths this policy does not grant.
+    /// another mount (`VAULT_KV_MOUNT`) reads paths this policy does not grant,
+    /// and a `path_env` variable may move a path (a comment names each).
     fn vault_policy() -> String {
         Self::vault_policy_with(DEFAULT_KV_MOUNT, &|_| KvVersion::V2)
     }

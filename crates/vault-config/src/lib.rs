@@ -92,6 +92,8 @@
 //! | attribute | meaning |
 //! |---|---|
 //! | `mount = "agenticverz"` | the KV mount of every field (default: the client's mount, `VAULT_KV_MOUNT`, else `secret`) |
+//! | `path = "aionos/db-main"` | the path of every field that names only a `key` (a struct = one secret) |
+//! | `path_env = "AION_DB_SECRET_PATH"` | an env var that, when set at load time, replaces `path` (the whole path inside the mount; no `prefix`) |
 //! | `prefix = "aionos"` | prepended to every path: `db-main` reads `aionos/db-main` |
 //! | `env_prefix = "APP_"` | prepended to every default env fallback name: `APP_DATABASE_URL` |
 //! | `crate = "vc"` | the path of this crate when the dependency is renamed (`vc = { package = "vault-config" }`) or re-exported |
@@ -104,6 +106,9 @@
 //! |---|---|
 //! | `path = "database", key = "DATABASE_URL"` | the Vault secret path and the key inside it |
 //! | `"database#DATABASE_URL"` | the same, as one string |
+//! | `key = "password"` alone | a key of the struct's `path` |
+//! | `key = "*"` | every key of the secret, into a `HashMap`/`BTreeMap` field (no env fallback) |
+//! | `path_env = "AION_MINIO_SECRET_PATH"` | an env var that, when set at load time, replaces this field's path |
 //! | `env = "DB_URL"` | the env fallback name, used exactly (default: the key in upper case, `-` and `.` as `_`, after `env_prefix`) |
 //! | `default = <expr>` | used when Vault and env both lack the key; any `Serialize` expression that deserializes into the field |
 //! | `version = 3` | pins that KV v2 version |

@@ -32,6 +32,17 @@ pub(crate) async fn load<T: DeserializeOwned>(
     freshness: Freshness,
 ) -> Result<Loaded<T>> {
     let plan = Plan::from_description(d, client)?;
+    load_plan(plan, Some(d), client, freshness).await
+}
+
+/// [`load`] for a plan made another way (a provider's mappings); `d`, when
+/// given, adds the fields' defaults and names.
+pub(crate) async fn load_plan<T: DeserializeOwned>(
+    plan: Plan,
+    d: Option<&Description>,
+    client: &VaultClient,
+    freshness: Freshness,
+) -> Result<Loaded<T>> {
     let snapshot = Snapshot::take(client, &plan, freshness).await?;
     let provider = snapshot.resolve(&plan, client.env());
     let error = match extract(d, client, &provider) {
@@ -52,19 +63,20 @@ pub(crate) async fn load<T: DeserializeOwned>(
 
 /// Defaults, then the provider; extraction errors rewritten without values.
 pub(crate) fn extract<T: DeserializeOwned>(
-    d: &Description,
+    d: Option<&Description>,
     client: &VaultClient,
     provider: &VaultProvider,
 ) -> Result<T> {
+    let defaults = d.map(Description::defaults_dict).unwrap_or_default();
     let figment = Figment::new()
         .merge(figment::providers::Serialized::from(
-            d.defaults_dict(),
+            defaults,
             Profile::Default,
         ))
         .merge(provider.figment());
     figment
         .extract_lossy()
-        .map_err(|e| explain(e, Some((d, client)), provider))
+        .map_err(|e| explain(e, d.map(|d| (d, client)), provider))
 }
 
 /// Turns a figment error into one that names the field (with a derive's
@@ -83,6 +95,21 @@ pub(crate) fn explain(
     let spec = described.and_then(|(d, client)| Some((d.spec_for_key(&key)?, client)));
     let field = described.map_or_else(|| key.clone(), |(d, _)| d.field_of(&key));
     if let Kind::MissingField(_) = &err.kind {
+        // A nested struct none of whose fields was found is missing as a
+        // whole: name its first missing field instead.
+        let nested = format!("{key}.");
+        let inner = provider
+            .resolved()
+            .iter()
+            .find(|r| r.key.starts_with(&nested) && matches!(r.origin, Origin::Missing { .. }));
+        let (key, field) = match inner {
+            Some(r) if spec.is_none() => (
+                r.key.clone(),
+                described.map_or_else(|| r.key.clone(), |(d, _)| d.field_of(&r.key)),
+            ),
+            _ => (key, field),
+        };
+        let spec = described.and_then(|(d, client)| Some((d.spec_for_key(&key)?, client)));
         let resolved = provider.resolved().iter().find(|r| r.key == key);
         return match (spec, resolved.map(|r| &r.origin)) {
             (_, Some(Origin::Missing { vault, env_var })) => Error::Missing {

@@ -24,6 +24,7 @@ pub struct Mapping {
     secret_key: String,
     version: Option<u64>,
     env: Option<String>,
+    path_env: Option<String>,
     dynamic: bool,
 }
 
@@ -65,6 +66,7 @@ impl Mapping {
             secret_key,
             version: None,
             env: None,
+            path_env: None,
             dynamic: false,
         })
     }
@@ -104,6 +106,45 @@ impl Mapping {
     pub fn env(mut self, name: impl Into<String>) -> Self {
         self.env = Some(name.into());
         self
+    }
+
+    /// Reads the secret's path from env var `name` when it is set at load
+    /// time (read through the client's [`EnvSource`](crate::EnvSource)), so an
+    /// operator can move the service to another secret without a rebuild:
+    /// `AION_DB_SECRET_PATH=aionos/db-replica`. The value is the whole path
+    /// inside the mount.
+    ///
+    /// ```
+    /// use vault_config::Mapping;
+    /// let m = Mapping::new("db.password", "aionos/db-main#password")?.path_env("AION_DB_SECRET_PATH");
+    /// assert_eq!(m.path_env_var(), Some("AION_DB_SECRET_PATH"));
+    /// # Ok::<(), vault_config::Error>(())
+    /// ```
+    pub fn path_env(mut self, name: impl Into<String>) -> Self {
+        self.path_env = Some(name.into()).filter(|n: &String| !n.is_empty());
+        self
+    }
+
+    /// The env var that may move the path, if any.
+    pub fn path_env_var(&self) -> Option<&str> {
+        self.path_env.as_deref()
+    }
+
+    /// This mapping with its path as `env` moves it: `Ok(None)` when it has no
+    /// `path_env` or the variable is unset; an error naming the variable when
+    /// its value is not a usable path.
+    pub(crate) fn moved_by(&self, env: &crate::env::EnvSource) -> Result<Option<(String, String)>> {
+        let Some(var) = &self.path_env else {
+            return Ok(None);
+        };
+        let Some(value) = env.get(var) else {
+            return Ok(None);
+        };
+        let path = normalize_path(value.trim()).map_err(|reason| Error::Mapping {
+            mapping: format!("{} <- ${var}", self.key),
+            reason: format!("{var} = `{value}` is not a usable Vault path: {reason}"),
+        })?;
+        Ok(Some((path, var.clone())))
     }
 
     /// The figment key it fills.

@@ -55,6 +55,8 @@ pub(crate) struct Plan {
     reads: Vec<Read>,
     /// For each mapping, the index of its read in `reads`.
     slots: Vec<usize>,
+    /// For each mapping, the env var that chose its path, when one did.
+    moved: Vec<Option<String>>,
 }
 
 impl Plan {
@@ -68,31 +70,35 @@ impl Plan {
         check_keys(&mappings)?;
         let mut reads = Vec::new();
         let mut index = HashMap::new();
-        let slots = mappings
-            .iter()
-            .map(|m| {
-                let read = if m.is_dynamic() {
-                    Read::Leased {
-                        path: m.path().to_owned(),
-                    }
-                } else {
-                    Read::Kv {
-                        mount: m.mount_override().unwrap_or(client.kv_mount()).to_owned(),
-                        path: m.path().to_owned(),
-                        version: m.pinned_version(),
-                    }
-                };
-                *index.entry(read.clone()).or_insert_with(|| {
-                    reads.push(read);
-                    reads.len() - 1
-                })
-            })
-            .collect();
+        let mut slots = Vec::with_capacity(mappings.len());
+        let mut moved = Vec::with_capacity(mappings.len());
+        for m in &mappings {
+            // A path env var set at load time replaces the declared path.
+            let (path, var) = match m.moved_by(client.env())? {
+                Some((path, var)) => (path, Some(var)),
+                None => (m.path().to_owned(), None),
+            };
+            let read = if m.is_dynamic() {
+                Read::Leased { path }
+            } else {
+                Read::Kv {
+                    mount: m.mount_override().unwrap_or(client.kv_mount()).to_owned(),
+                    path,
+                    version: m.pinned_version(),
+                }
+            };
+            slots.push(*index.entry(read.clone()).or_insert_with(|| {
+                reads.push(read);
+                reads.len() - 1
+            }));
+            moved.push(var);
+        }
         Ok(Plan {
             mappings,
             env_prefix,
             reads,
             slots,
+            moved,
         })
     }
 
@@ -114,9 +120,14 @@ impl Plan {
         &self.reads
     }
 
-    /// Each mapping with the index of the read that fills it.
-    pub(crate) fn bindings(&self) -> impl Iterator<Item = (&Mapping, usize)> {
-        self.mappings.iter().zip(self.slots.iter().copied())
+    /// Each mapping with the index of the read that fills it, and the env
+    /// var that chose that read's path, if one did.
+    pub(crate) fn bindings(&self) -> impl Iterator<Item = (&Mapping, usize, Option<&str>)> {
+        self.mappings
+            .iter()
+            .zip(self.slots.iter().copied())
+            .zip(self.moved.iter())
+            .map(|((m, slot), var)| (m, slot, var.as_deref()))
     }
 
     /// The env var mapping `m` falls back to.
@@ -189,7 +200,7 @@ mod tests {
         ];
         let plan = Plan::new(&client(), mappings, None).unwrap();
         assert_eq!(plan.reads().len(), 4, "{:?}", plan.reads());
-        let slots: Vec<usize> = plan.bindings().map(|(_, i)| i).collect();
+        let slots: Vec<usize> = plan.bindings().map(|(_, i, _)| i).collect();
         assert_eq!(slots, [0, 0, 1, 2, 3, 3]);
         assert_eq!(
             plan.reads()[0],
@@ -200,5 +211,33 @@ mod tests {
             }
         );
         assert_eq!(plan.reads()[3].to_string(), "database/creds/app");
+    }
+
+    #[test]
+    fn a_path_env_var_moves_the_read() {
+        let env = crate::env::EnvSource::from_fn(|n| match n {
+            "AION_DB_SECRET_PATH" => Some("/aionos/db-replica/".into()),
+            "BAD_PATH" => Some("team/../admin".into()),
+            _ => None,
+        });
+        let client = VaultClient::builder()
+            .enabled(false)
+            .env_source(env)
+            .build()
+            .unwrap();
+        let moved = Mapping::new("db.password", "aionos/db-main#password")
+            .unwrap()
+            .path_env("AION_DB_SECRET_PATH");
+        let unset = Mapping::new("minio", "aionos/minio#endpoint")
+            .unwrap()
+            .path_env("AION_MINIO_SECRET_PATH");
+        let plan = Plan::new(&client, vec![moved, unset], None).unwrap();
+        assert_eq!(plan.reads()[0].path(), "aionos/db-replica");
+        assert_eq!(plan.reads()[1].path(), "aionos/minio");
+        let vars: Vec<Option<&str>> = plan.bindings().map(|(_, _, v)| v).collect();
+        assert_eq!(vars, [Some("AION_DB_SECRET_PATH"), None]);
+        let bad = Mapping::new("x", "a#b").unwrap().path_env("BAD_PATH");
+        let e = Plan::new(&client, vec![bad], None).unwrap_err().to_string();
+        assert!(e.contains("BAD_PATH") && e.contains(".."), "{e}");
     }
 }

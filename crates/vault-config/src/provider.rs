@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::mapping::Mapping;
 use crate::plan::Plan;
 use crate::snapshot::{Freshness, Snapshot};
+use crate::watch::{WatchOptions, Watcher};
 
 /// Where one configuration key's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,8 @@ pub enum Origin {
         key: String,
         /// The KV v2 version read.
         version: Option<u64>,
+        /// The env var that chose the path, when one did (`path_env`).
+        path_env: Option<String>,
     },
     /// An environment variable.
     Env {
@@ -50,13 +53,18 @@ impl fmt::Display for Origin {
                 namespace,
                 api_path,
                 key,
+                path_env,
                 ..
             } => {
                 f.write_str("vault ")?;
                 if let Some(ns) = namespace {
                     write!(f, "{}/", ns.trim_matches('/'))?;
                 }
-                write!(f, "{api_path}#{key}")
+                write!(f, "{api_path}#{key}")?;
+                if let Some(var) = path_env {
+                    write!(f, " (path from {var})")?;
+                }
+                Ok(())
             }
             Origin::Env { var } => write!(f, "env var {var}"),
             Origin::Missing {
@@ -152,6 +160,35 @@ impl VaultProviderBuilder {
     /// (and refreshes the cache with what it read).
     pub async fn fetch_fresh(self, client: &VaultClient) -> Result<VaultProvider> {
         self.fetch_with(client, Freshness::Fresh).await
+    }
+
+    /// Loads a `T` from these mappings (as [`fetch`](Self::fetch) then
+    /// [`VaultProvider::extract`] do), then keeps it current the way
+    /// [`VaultConfig::watch`](crate::VaultConfig::watch) does: for services
+    /// that build their mappings at run time.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: vault_config::VaultClient) -> Result<(), vault_config::Error> {
+    /// use std::collections::HashMap;
+    /// use vault_config::{Mapping, VaultProvider, WatchOptions};
+    /// // Which secret holds the database is decided at deploy time.
+    /// let watcher = VaultProvider::builder()
+    ///     .mapping(Mapping::new("db.password", "aionos/db-main#password")?.path_env("AION_DB_SECRET_PATH"))
+    ///     .map("api_keys", "gateway/api-keys#*")
+    ///     .watch::<HashMap<String, serde_json::Value>>(&client, WatchOptions::default())
+    ///     .await?;
+    /// let health = watcher.health();
+    /// # let _ = health; Ok(()) }
+    /// ```
+    pub async fn watch<T>(self, client: &VaultClient, options: WatchOptions) -> Result<Watcher<T>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let plan = Plan::new(client, self.mappings, self.env_prefix)?;
+        Watcher::start_plan(client, plan, None, options).await
     }
 
     async fn fetch_with(self, client: &VaultClient, freshness: Freshness) -> Result<VaultProvider> {

@@ -182,7 +182,10 @@ impl Snapshot {
     /// from its env var read through `env`, with where it came from.
     pub(crate) fn resolve(&self, plan: &Plan, env: &EnvSource) -> VaultProvider {
         let mut values = Vec::with_capacity(plan.len());
-        for (m, index) in plan.bindings() {
+        for (m, index, moved_by) in plan.bindings() {
+            let moved = moved_by
+                .map(|v| format!(" (path from {v})"))
+                .unwrap_or_default();
             let env_var = plan.env_var(m);
             let read = &plan.reads()[index];
             let mut vault_tried = None;
@@ -191,11 +194,11 @@ impl Snapshot {
                 let (api_path, tried) = match (read, found.kv) {
                     (Read::Kv { mount, path, .. }, Some(kv)) => (
                         kv.data_path(mount, path),
-                        format!("{mount}/{path}#{}", m.secret_key()),
+                        format!("{mount}/{path}#{}{moved}", m.secret_key()),
                     ),
                     _ => (
                         read.path().to_owned(),
-                        format!("{}#{}", read.path(), m.secret_key()),
+                        format!("{}#{}{moved}", read.path(), m.secret_key()),
                     ),
                 };
                 vault_tried = Some(tried);
@@ -214,6 +217,7 @@ impl Snapshot {
                             api_path,
                             key: m.secret_key().to_owned(),
                             version,
+                            path_env: moved_by.map(str::to_owned),
                         };
                         (v, origin)
                     });

@@ -23,6 +23,9 @@ pub struct FieldSpec {
     pub secret_key: String,
     /// The env var read when Vault lacks the key.
     pub env_var: String,
+    /// An env var that, when set at load time, replaces `path` (the whole
+    /// path inside the mount, no prefix applied).
+    pub path_env: Option<String>,
     /// The pinned KV v2 version, if any.
     pub version: Option<u64>,
     /// Whether the field has a `default`.
@@ -42,6 +45,22 @@ impl FieldSpec {
         self.mount.as_deref().unwrap_or(default_mount)
     }
 
+    /// This spec with its path as `env` moves it: the value of its
+    /// `path_env` when that is set, else as declared.
+    pub(crate) fn resolved(&self, env: &crate::env::EnvSource) -> FieldSpec {
+        let mut spec = self.clone();
+        if let Some(path) = self
+            .path_env
+            .as_deref()
+            .and_then(|var| env.get(var))
+            .map(|p| p.trim().trim_matches('/').to_owned())
+            .filter(|p| !p.is_empty())
+        {
+            spec.path = path;
+        }
+        spec
+    }
+
     /// `mount/path#key` (`path#key` for a dynamic path), as errors and docs show it.
     pub fn location(&self, default_mount: &str) -> String {
         if self.dynamic {
@@ -57,13 +76,20 @@ impl FieldSpec {
 
     /// The provider mapping for this field.
     pub fn mapping(&self) -> Result<Mapping> {
-        if self.dynamic {
-            return Ok(
-                Mapping::dynamic(&self.key, &self.path, &self.secret_key)?.env(&self.env_var)
-            );
+        let mut m = if self.dynamic {
+            Mapping::dynamic(&self.key, &self.path, &self.secret_key)?
+        } else {
+            Mapping::from_parts(&self.key, &self.path, &self.secret_key)?
+        };
+        if !self.env_var.is_empty() {
+            m = m.env(&self.env_var);
         }
-        let mut m =
-            Mapping::from_parts(&self.key, &self.path, &self.secret_key)?.env(&self.env_var);
+        if let Some(var) = &self.path_env {
+            m = m.path_env(var);
+        }
+        if self.dynamic {
+            return Ok(m);
+        }
         if let Some(mount) = &self.mount {
             m = m.mount(mount);
         }
@@ -83,6 +109,7 @@ pub struct FieldDecl {
     pub path: &'static str,
     pub secret_key: &'static str,
     pub env: Option<&'static str>,
+    pub path_env: Option<&'static str>,
     pub version: Option<u64>,
     pub has_default: bool,
     pub optional: bool,
@@ -170,6 +197,7 @@ impl Description {
             path,
             secret_key: d.secret_key.to_owned(),
             env_var,
+            path_env: d.path_env.map(str::to_owned),
             version: d.version,
             has_default: d.has_default,
             optional: d.optional,
@@ -244,6 +272,7 @@ mod tests {
             path,
             secret_key: key,
             env: None,
+            path_env: None,
             version: None,
             has_default: false,
             optional: false,

@@ -45,7 +45,7 @@ use crate::error::{Error, Result};
 use crate::health::{unix_now, Health, LeaseHealth};
 use crate::kv::{KvSecret, KvVersion};
 use crate::lease::LeaseClock;
-use crate::load::{extract, load, Loaded};
+use crate::load::{extract, load_plan, Loaded};
 use crate::plan::{Plan, Read};
 use crate::provider::VaultProvider;
 use crate::snapshot::{read_one, Freshness, Snapshot};
@@ -203,7 +203,19 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Watcher<T> {
         described: Description,
         options: WatchOptions,
     ) -> Result<Self> {
-        let loaded = load::<T>(&described, client, Freshness::Fresh).await?;
+        let plan = Plan::from_description(&described, client)?;
+        Self::start_plan(client, plan, Some(described), options).await
+    }
+
+    /// Loads `plan` once (with `described`'s defaults and field names when
+    /// given), then starts polling.
+    pub(crate) async fn start_plan(
+        client: &VaultClient,
+        plan: Plan,
+        described: Option<Description>,
+        options: WatchOptions,
+    ) -> Result<Self> {
+        let loaded = load_plan::<T>(plan, described.as_ref(), client, Freshness::Fresh).await?;
         let (health_tx, health) = watch::channel(Health {
             vault_enabled: client.is_enabled(),
             ..Health::default()
@@ -284,7 +296,8 @@ impl<T> Drop for Watcher<T> {
 /// published config was made from, and the lease clocks.
 struct State<T> {
     client: VaultClient,
-    described: Description,
+    /// What a derive described (defaults, field names); `None` for mappings.
+    described: Option<Description>,
     plan: Plan,
     /// What the config in force was made from. A poll builds a candidate from
     /// it; the candidate replaces it only once it made a valid config.
@@ -353,7 +366,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
     /// The state after the first load, and the first config.
     fn new(
         client: VaultClient,
-        described: Description,
+        described: Option<Description>,
         loaded: Loaded<T>,
         options: WatchOptions,
         health: watch::Sender<Health>,
@@ -798,7 +811,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
     /// woken subscriber sees it).
     fn rebuild(&mut self, candidate: Snapshot, tx: &watch::Sender<Arc<T>>) -> Result<bool> {
         let provider = candidate.resolve(&self.plan, self.client.env());
-        let config = extract::<T>(&self.described, &self.client, &provider)?;
+        let config = extract::<T>(self.described.as_ref(), &self.client, &provider)?;
         let replaced = self.replaced_leases(&candidate);
         self.snapshot = candidate;
         self.bookkeep();
@@ -826,7 +839,13 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         if changed.is_empty() {
             return Ok(false);
         }
-        let fields: Vec<String> = changed.iter().map(|k| self.described.field_of(k)).collect();
+        let fields: Vec<String> = changed
+            .iter()
+            .map(|k| match &self.described {
+                Some(d) => d.field_of(k),
+                None => k.clone(),
+            })
+            .collect();
         tracing::info!(changed = %fields.join(", "), "vault-config watcher: configuration reloaded");
         self.prints = new_prints;
         self.mark_connected();
