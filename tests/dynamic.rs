@@ -462,3 +462,33 @@ async fn a_failing_credentials_read_backs_off() {
     let health = watcher.health();
     assert!(health.last_error.is_some(), "{health:?}");
 }
+
+#[tokio::test]
+async fn a_lease_gets_the_ttl_asked_for_within_the_role_max() {
+    #[derive(Debug, Deserialize, VaultConfig)]
+    #[allow(dead_code)]
+    struct LongLived {
+        #[vault(dynamic = "database/creds/app", key = "username", ttl = "2h")]
+        username: String,
+        #[vault(dynamic = "database/creds/app", key = "password")]
+        password: SecretString,
+    }
+    let (server, pg) = setup("1h", "90m").await;
+    let client = server.client_builder(&[]).build().unwrap();
+    let watcher = LongLived::watch(&client, WatchOptions::default())
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let lease = watcher.health().leases["database/creds/app"].clone();
+    let ttl = lease.expires_at.saturating_sub(now);
+    // Asked for 2 h: the role's max of 90 minutes bounds it (the default is 1 h).
+    assert!((5300..=5400).contains(&ttl), "lease of {ttl} s");
+    assert_eq!(
+        pg.vault_roles().await.unwrap().len(),
+        1,
+        "one read, one lease"
+    );
+}

@@ -352,3 +352,98 @@ async fn mappings_built_at_run_time_are_watched_too() {
     assert_eq!(changed, ["db.host", "db.port"]);
     assert_eq!(watcher.current().keys["client-a"].expose_secret(), "key-a");
 }
+
+#[derive(Debug, Deserialize, VaultConfig)]
+struct Lifecycle {
+    #[vault("app#URL", env = "APP_URL")]
+    url: String,
+    #[vault("app#MODE", default = "normal")]
+    mode: String,
+}
+
+#[tokio::test]
+async fn the_rest_of_the_kv_lifecycle() {
+    let server = DevServer::start().await;
+    server
+        .kv_put("secret", "app", json!({"URL": "u1", "MODE": "fast"}))
+        .await
+        .unwrap();
+    let client = server
+        .client_builder(&[("APP_URL", "from-env")])
+        .build()
+        .unwrap();
+    let watcher = Lifecycle::watch(
+        &client,
+        vault_config::WatchOptions::default().interval(std::time::Duration::from_secs(3600)),
+    )
+    .await
+    .unwrap();
+    let both = |w: &vault_config::Watcher<Lifecycle>| {
+        let c = w.current();
+        (c.url.clone(), c.mode.clone())
+    };
+    let check = |label: &'static str, published: bool, expected: (&'static str, &'static str)| {
+        let watcher = &watcher;
+        let client = &client;
+        async move {
+            assert_eq!(
+                watcher.refresh().await.unwrap(),
+                published,
+                "published after {label}"
+            );
+            let fresh = Lifecycle::load(client).await.unwrap();
+            assert_eq!(
+                (fresh.url.as_str(), fresh.mode.as_str()),
+                expected,
+                "a fresh load after {label}"
+            );
+            let current = both(watcher);
+            assert_eq!(
+                (current.0.as_str(), current.1.as_str()),
+                expected,
+                "the watcher after {label}"
+            );
+        }
+    };
+
+    server
+        .cli(&["kv", "patch", "secret/app", "MODE=slow"])
+        .await
+        .unwrap();
+    check("kv patch", true, ("u1", "slow")).await;
+
+    server
+        .cli(&["kv", "put", "secret/app", "URL=u1", "MODE=slow"])
+        .await
+        .unwrap();
+    check("kv put of the same values", false, ("u1", "slow")).await;
+
+    server
+        .cli(&["kv", "metadata", "put", "-max-versions=1", "secret/app"])
+        .await
+        .unwrap();
+    server
+        .cli(&["kv", "put", "secret/app", "URL=u2"])
+        .await
+        .unwrap();
+    check("max-versions=1 and a put", true, ("u2", "normal")).await;
+
+    // A version that deletes itself: once its time is up, the key is gone.
+    server
+        .cli(&[
+            "kv",
+            "metadata",
+            "put",
+            "-delete-version-after=2s",
+            "secret/app",
+        ])
+        .await
+        .unwrap();
+    server
+        .cli(&["kv", "put", "secret/app", "URL=u3"])
+        .await
+        .unwrap();
+    check("a put under delete_version_after", true, ("u3", "normal")).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    check("delete_version_after passing", true, ("from-env", "normal")).await;
+}

@@ -52,6 +52,8 @@ pub struct Source {
     pub env: Option<LitStr>,
     /// An env var that, when set at load time, replaces `path`.
     pub path_env: Option<LitStr>,
+    /// The lease TTL asked for (`ttl = "1h"`, leased paths only), in seconds.
+    pub ttl: Option<(u64, Span)>,
     pub default: Option<Expr>,
     pub version: Option<u64>,
     /// `path` is a secrets engine path that leases credentials.
@@ -65,6 +67,7 @@ pub struct FieldArgs {
     pub path: Option<LitStr>,
     pub dynamic: Option<LitStr>,
     pub path_env: Option<LitStr>,
+    pub ttl: Option<(u64, Span)>,
     pub key: Option<LitStr>,
     pub env: Option<LitStr>,
     pub default: Option<(Ident, Expr)>,
@@ -273,6 +276,9 @@ impl FieldArgs {
                         }
                         attr::PATH_ENV => {
                             attr::lit_str(&name, &value).map(|l| set(&mut out.path_env, l, &name))
+                        }
+                        attr::TTL => {
+                            attr::lit_ttl(&name, &value).map(|t| set(&mut out.ttl, t, &name))
                         }
                         attr::VERSION => attr::lit_version(&name, &value)
                             .map(|(v, lit)| set(&mut out.version, (v, lit.span()), &name)),

@@ -24,9 +24,12 @@ pub const PREFIX: &str = "prefix";
 pub const ENV_PREFIX: &str = "env_prefix";
 pub const CRATE: &str = "crate";
 pub const PATH_ENV: &str = "path_env";
+pub const TTL: &str = "ttl";
 
 /// What a field may say.
-pub const FIELD_KEYS: &[&str] = &[PATH, PATH_ENV, KEY, ENV, DEFAULT, VERSION, NESTED, DYNAMIC];
+pub const FIELD_KEYS: &[&str] = &[
+    PATH, PATH_ENV, KEY, ENV, DEFAULT, VERSION, NESTED, DYNAMIC, TTL,
+];
 /// What a struct may say.
 pub const STRUCT_KEYS: &[&str] = &[MOUNT, PREFIX, ENV_PREFIX, PATH, PATH_ENV, CRATE];
 
@@ -115,6 +118,35 @@ pub fn flag_or_unknown(name: &Ident, allowed: &[&str], other: &[&str], level: &s
         return syn::Error::new_spanned(name, format!("`{text}` needs a value: {text} = ..."));
     }
     unknown(name, allowed, other, level)
+}
+
+/// The seconds of `ttl = "1h"`: a whole number with a unit (`s`, `m`, `h`,
+/// `d`), or seconds alone, as Vault writes TTLs.
+pub fn lit_ttl(name: &Ident, value: &Expr) -> syn::Result<(u64, Span)> {
+    let lit = lit_str(name, value)?;
+    let text = lit.value();
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let scale = match unit {
+        "" | "s" => Some(1u64),
+        "m" => Some(60),
+        "h" => Some(3600),
+        "d" => Some(86_400),
+        _ => None,
+    };
+    match (digits.parse::<u64>().ok(), scale) {
+        (Some(n), Some(scale)) if n > 0 => n
+            .checked_mul(scale)
+            .map(|secs| (secs, lit.span()))
+            .ok_or_else(|| syn::Error::new_spanned(&lit, "the TTL is too long")),
+        _ => Err(syn::Error::new_spanned(
+            &lit,
+            format!("`{name}` takes a duration as Vault writes it, e.g. {name} = \"1h\", \"30m\" or \"3600\""),
+        )),
+    }
 }
 
 /// "unknown vault attribute `pth`; did you mean `path`?"

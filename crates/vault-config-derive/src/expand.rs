@@ -69,6 +69,10 @@ fn expand(input: &Input) -> TokenStream {
                 let secret_key = &src.key;
                 let env = opt_str(src.env.as_ref());
                 let path_env = opt_str(src.path_env.as_ref());
+                let ttl = match src.ttl {
+                    Some((secs, _)) => quote!(::core::option::Option::Some(#secs)),
+                    None => quote!(::core::option::Option::None),
+                };
                 let version = match src.version {
                     Some(v) => quote!(::core::option::Option::Some(#v)),
                     None => quote!(::core::option::Option::None),
@@ -85,6 +89,7 @@ fn expand(input: &Input) -> TokenStream {
                         secret_key: #secret_key,
                         env: #env,
                         path_env: #path_env,
+                        ttl_secs: #ttl,
                         version: #version,
                         has_default: #has_default,
                         optional: #optional,

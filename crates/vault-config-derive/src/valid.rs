@@ -132,6 +132,7 @@ fn nested(nested: &Ident, args: &FieldArgs, optional: bool, cx: &Ctxt) -> Option
         args.path_env.as_ref().map(Spanned::span),
         args.default.as_ref().map(|(n, _)| n.span()),
         args.version.map(|(_, s)| s),
+        args.ttl.map(|(_, s)| s),
     ];
     for span in conflicts.into_iter().flatten() {
         ok = false;
@@ -192,6 +193,7 @@ fn dynamic(dynamic: &LitStr, args: FieldArgs, optional: bool, cx: &Ctxt) -> Opti
             span: dynamic.span(),
             env: args.env,
             path_env: args.path_env,
+            ttl: args.ttl,
             default: args.default.map(|(_, e)| e),
             version: None,
             dynamic: true,
@@ -209,6 +211,13 @@ fn vault(
     defaults: &Defaults,
     cx: &Ctxt,
 ) -> Option<Kind> {
+    if let Some((_, span)) = args.ttl {
+        cx.error_at(
+            span,
+            "`ttl` asks a secrets engine for a lease's length: it goes with `dynamic = \"...\"`; KV secrets have no lease",
+        );
+        return None;
+    }
     let mut path_env = args.path_env.clone();
     let (path, key, span) = match (&args.shorthand, &args.path, &args.key) {
         (Some(short), None, None) => match split_shorthand(short) {
@@ -297,6 +306,7 @@ fn vault(
         span,
         env: args.env,
         path_env,
+        ttl: None,
         default: args.default.map(|(_, e)| e),
         version: args.version.map(|(v, _)| v),
         dynamic: false,
@@ -320,6 +330,27 @@ fn split_shorthand(lit: &LitStr) -> syn::Result<(String, String)> {
 
 /// Rules across fields: no two fields of one struct may map the same `path#key`.
 pub fn across_fields(input: &Input, cx: &Ctxt) {
+    // The fields of one leased path share one read, one lease: one TTL.
+    let mut ttls: HashMap<&str, (u64, &syn::Ident)> = HashMap::new();
+    for field in &input.fields {
+        if let Kind::Vault(src) = &field.kind {
+            if let (true, Some((ttl, span))) = (src.dynamic, src.ttl) {
+                match ttls.get(src.path.as_str()) {
+                    Some((other, first)) if *other != ttl => cx.error_at(
+                        span,
+                        format!(
+                            "`{}` is one lease for all its fields: this ttl differs from the one on field `{first}`",
+                            src.path
+                        ),
+                    ),
+                    Some(_) => {}
+                    None => {
+                        ttls.insert(&src.path, (ttl, field.ident));
+                    }
+                }
+            }
+        }
+    }
     // The same key of the same secret: a pinned version or a leased path is
     // another read, not a duplicate.
     let mut seen: HashMap<(String, String, Option<u64>, bool), &syn::Ident> = HashMap::new();
@@ -673,6 +704,35 @@ mod tests {
                 }
             }),
             ["`path_env` moves the struct's `path` at load time: add path = \"...\", the default it replaces"]
+        );
+    }
+
+    #[test]
+    fn a_lease_ttl_goes_with_a_leased_path_and_agrees() {
+        assert!(errors(parse_quote! {
+            struct S {
+                #[vault(dynamic = "database/creds/app", key = "username", ttl = "1h")]
+                u: String,
+                #[vault(dynamic = "database/creds/app", key = "password", ttl = "3600")]
+                p: String,
+            }
+        })
+        .is_empty());
+        let errs = errors(parse_quote! {
+            struct S {
+                #[vault(dynamic = "database/creds/app", key = "username", ttl = "1h")]
+                u: String,
+                #[vault(dynamic = "database/creds/app", key = "password", ttl = "2h")]
+                p: String,
+                #[vault(dynamic = "database/creds/other", key = "password", ttl = "soon")]
+                q: String,
+            }
+        });
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].contains("takes a duration"), "{errs:?}");
+        assert!(
+            errs[1].contains("this ttl differs from the one on field `u`"),
+            "{errs:?}"
         );
     }
 }

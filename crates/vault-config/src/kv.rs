@@ -176,6 +176,11 @@ impl KvSecret {
         self.lease.as_ref()
     }
 
+    /// Records the lease as renewed.
+    pub(crate) fn set_lease(&mut self, lease: Lease) {
+        self.lease = Some(lease);
+    }
+
     /// The key/value pairs, behind `secrecy`.
     pub fn data(&self) -> &SecretBox<SecretMap> {
         &self.data

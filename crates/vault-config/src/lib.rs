@@ -114,6 +114,7 @@
 //! | `version = 3` | pins that KV v2 version |
 //! | `nested` | the field is itself a `VaultConfig` struct |
 //! | `dynamic = "database/creds/app", key = "username"` | a key of credentials leased by a secrets engine (no mount, no prefix); all fields of one dynamic path share one read, one lease |
+//! | `ttl = "1h"` | with `dynamic`: the lease length asked for (renewed to it after each read and by it afterwards), bounded by the role's max TTL |
 //!
 //! An `Option<T>` field absent everywhere is `None`. A field without `#[vault]`
 //! comes from other figment layers (see [`VaultConfig::provider`]).

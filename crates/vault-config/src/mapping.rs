@@ -1,5 +1,7 @@
 //! Mappings: which Vault `path#key` fills which configuration key.
 
+use std::time::Duration;
+
 use crate::error::{Error, Result};
 
 /// One configuration key filled from one key of one Vault secret, with an
@@ -25,6 +27,7 @@ pub struct Mapping {
     version: Option<u64>,
     env: Option<String>,
     path_env: Option<String>,
+    ttl: Option<Duration>,
     dynamic: bool,
 }
 
@@ -67,6 +70,7 @@ impl Mapping {
             version: None,
             env: None,
             path_env: None,
+            ttl: None,
             dynamic: false,
         })
     }
@@ -82,6 +86,20 @@ impl Mapping {
         let mut m = Self::from_parts(key, path, secret_key)?;
         m.dynamic = true;
         Ok(m)
+    }
+
+    /// For a [`dynamic`](Self::dynamic) mapping: asks for leases of `ttl`
+    /// (renewed to it right after each read, and by it afterwards), bounded by
+    /// the role's max TTL. All mappings of one path share one lease: give them
+    /// the same TTL.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl).filter(|t| !t.is_zero());
+        self
+    }
+
+    /// The lease TTL asked for, if any.
+    pub fn lease_ttl(&self) -> Option<Duration> {
+        self.ttl
     }
 
     /// True for a mapping made with [`dynamic`](Self::dynamic).

@@ -24,15 +24,19 @@ pub(crate) enum Read {
         version: Option<u64>,
     },
     /// Credentials leased by a secrets engine (`database/creds/app`): every
-    /// read is a new lease, so the cache never serves one.
-    Leased { path: String },
+    /// read is a new lease, so the cache never serves one. `ttl`: the lease
+    /// length asked for, if any.
+    Leased {
+        path: String,
+        ttl: Option<std::time::Duration>,
+    },
 }
 
 impl Read {
     /// The secret's path (inside its mount, for a KV read).
     pub(crate) fn path(&self) -> &str {
         match self {
-            Read::Kv { path, .. } | Read::Leased { path } => path,
+            Read::Kv { path, .. } | Read::Leased { path, .. } => path,
         }
     }
 }
@@ -42,7 +46,7 @@ impl fmt::Display for Read {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Read::Kv { mount, path, .. } => write!(f, "{mount}/{path}"),
-            Read::Leased { path } => f.write_str(path),
+            Read::Leased { path, .. } => f.write_str(path),
         }
     }
 }
@@ -79,7 +83,10 @@ impl Plan {
                 None => (m.path().to_owned(), None),
             };
             let read = if m.is_dynamic() {
-                Read::Leased { path }
+                // One read per leased path, whatever TTLs the mappings ask for:
+                // they must agree.
+                let ttl = lease_ttl(&mappings, m, &path)?;
+                Read::Leased { path, ttl }
             } else {
                 Read::Kv {
                     mount: m.mount_override().unwrap_or(client.kv_mount()).to_owned(),
@@ -144,6 +151,29 @@ impl Plan {
     pub(crate) fn len(&self) -> usize {
         self.mappings.len()
     }
+}
+
+/// The one TTL the mappings of leased `path` ask for (`m` among them).
+fn lease_ttl(mappings: &[Mapping], m: &Mapping, path: &str) -> Result<Option<std::time::Duration>> {
+    let mut ttl = None;
+    for other in mappings
+        .iter()
+        .filter(|o| o.is_dynamic() && o.path() == m.path())
+    {
+        match (ttl, other.lease_ttl()) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(Error::Mapping {
+                    mapping: format!("{} <- {path}#{}", other.key(), other.secret_key()),
+                    reason: format!(
+                        "`{path}` is one lease for all its mappings, and they ask for different TTLs ({a:?} and {b:?})"
+                    ),
+                })
+            }
+            (None, Some(b)) => ttl = Some(b),
+            _ => {}
+        }
+    }
+    Ok(ttl)
 }
 
 /// Two mappings may not fill the same key, nor one a key inside the other's.

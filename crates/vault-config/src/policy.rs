@@ -169,6 +169,7 @@ mod tests {
             secret_key: key,
             env: None,
             path_env: None,
+            ttl_secs: None,
             version: None,
             has_default: false,
             optional: false,

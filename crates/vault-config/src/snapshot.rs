@@ -265,10 +265,23 @@ fn leases_of(found: &[Found]) -> Vec<String> {
 /// Reads one secret past the cache (refreshing it): a new lease for leased credentials.
 pub(crate) async fn read_one(client: &VaultClient, read: &Read) -> Result<Found> {
     match read {
-        Read::Leased { path } => Ok(Found {
-            kv: None,
-            secret: Some(Arc::new(client.read_dynamic(path).await?)),
-        }),
+        Read::Leased { path, ttl } => {
+            let mut secret = client.read_dynamic(path).await?;
+            if let (Some(ttl), Some(lease)) = (ttl, secret.lease().cloned()) {
+                // The length asked for: a renewal by it right away (the role's
+                // max TTL bounds it). Failing that, the lease stays as granted.
+                match client.renew_lease(&lease.id, *ttl).await {
+                    Ok(renewed) => secret.set_lease(renewed),
+                    Err(e) => {
+                        tracing::warn!(path, error = %e, "vault-config: the lease could not be set to the TTL asked for; it keeps the role's")
+                    }
+                }
+            }
+            Ok(Found {
+                kv: None,
+                secret: Some(Arc::new(secret)),
+            })
+        }
         Read::Kv {
             mount,
             path,

@@ -26,6 +26,8 @@ pub struct FieldSpec {
     /// An env var that, when set at load time, replaces `path` (the whole
     /// path inside the mount, no prefix applied).
     pub path_env: Option<String>,
+    /// The lease TTL asked for (`ttl = "1h"`), for a leased path.
+    pub ttl: Option<std::time::Duration>,
     /// The pinned KV v2 version, if any.
     pub version: Option<u64>,
     /// Whether the field has a `default`.
@@ -88,6 +90,9 @@ impl FieldSpec {
             m = m.path_env(var);
         }
         if self.dynamic {
+            if let Some(ttl) = self.ttl {
+                m = m.ttl(ttl);
+            }
             return Ok(m);
         }
         if let Some(mount) = &self.mount {
@@ -110,6 +115,7 @@ pub struct FieldDecl {
     pub secret_key: &'static str,
     pub env: Option<&'static str>,
     pub path_env: Option<&'static str>,
+    pub ttl_secs: Option<u64>,
     pub version: Option<u64>,
     pub has_default: bool,
     pub optional: bool,
@@ -198,6 +204,7 @@ impl Description {
             secret_key: d.secret_key.to_owned(),
             env_var,
             path_env: d.path_env.map(str::to_owned),
+            ttl: d.ttl_secs.map(std::time::Duration::from_secs),
             version: d.version,
             has_default: d.has_default,
             optional: d.optional,
@@ -273,6 +280,7 @@ mod tests {
             secret_key: key,
             env: None,
             path_env: None,
+            ttl_secs: None,
             version: None,
             has_default: false,
             optional: false,
