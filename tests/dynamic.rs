@@ -492,3 +492,80 @@ async fn a_lease_gets_the_ttl_asked_for_within_the_role_max() {
         "one read, one lease"
     );
 }
+
+#[derive(Debug, Deserialize, VaultConfig)]
+struct StaticDb {
+    #[vault(dynamic = "database/static-creds/reporting", key = "username")]
+    username: String,
+    #[vault(dynamic = "database/static-creds/reporting", key = "password")]
+    password: SecretString,
+}
+
+async fn static_login(db: &StaticDb, port: u16) -> Result<i32, tokio_postgres::Error> {
+    let as_db = Db {
+        username: db.username.clone(),
+        password: SecretString::from(db.password.expose_secret().to_owned()),
+        host: "127.0.0.1".to_owned(),
+    };
+    select_one(&as_db, port).await
+}
+
+#[tokio::test]
+async fn a_static_role_is_read_again_after_each_rotation() {
+    let (server, pg) = setup("1h", "24h").await;
+    pg.static_role(&server, "reporting", "reporting_user", "5s")
+        .await
+        .unwrap();
+    let client = server.client_builder(&[]).build().unwrap();
+    let loaded = StaticDb::load(&client).await.unwrap();
+    assert_eq!(loaded.username, "reporting_user");
+    assert_eq!(static_login(&loaded, pg.port()).await.unwrap(), 1);
+
+    // Polling hourly: the rotation Vault announced (ttl) is what wakes it.
+    let watcher = StaticDb::watch(
+        &client,
+        WatchOptions::default().interval(Duration::from_secs(3600)),
+    )
+    .await
+    .unwrap();
+    let mut rx = watcher.subscribe();
+    let first = watcher.current();
+    let rotation = watcher.health().rotations["database/static-creds/reporting"].clone();
+    assert!(rotation.last_rotation.is_some(), "{rotation:?}");
+    timeout(Duration::from_secs(15), rx.changed())
+        .await
+        .expect("no new password after the rotation period")
+        .unwrap();
+    let second = rx.borrow_and_update().clone();
+    assert_eq!(second.username, first.username, "the same database user");
+    assert_ne!(
+        second.password.expose_secret(),
+        first.password.expose_secret()
+    );
+    assert_eq!(static_login(&second, pg.port()).await.unwrap(), 1);
+    assert!(
+        static_login(&first, pg.port()).await.is_err(),
+        "the old password no longer logs in"
+    );
+
+    // A forced rotation shows at the next poll.
+    server
+        .api(
+            "POST",
+            "database/rotate-role/reporting",
+            None,
+            Some(json!({})),
+        )
+        .await
+        .unwrap();
+    assert!(watcher.refresh().await.unwrap(), "published");
+    let third = watcher.current();
+    assert_ne!(
+        third.password.expose_secret(),
+        second.password.expose_secret()
+    );
+    assert_eq!(static_login(&third, pg.port()).await.unwrap(), 1);
+    assert!(static_login(&second, pg.port()).await.is_err());
+    let health = serde_json::to_string(&watcher.health()).unwrap();
+    assert!(!health.contains(third.password.expose_secret()), "{health}");
+}

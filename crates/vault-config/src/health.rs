@@ -50,6 +50,18 @@ pub struct Health {
     pub token: Option<AuthStatus>,
     /// The leases on dynamic credentials, by path (`database/creds/app`).
     pub leases: BTreeMap<String, LeaseHealth>,
+    /// The static roles' rotations, by path (`database/static-creds/app`).
+    pub rotations: BTreeMap<String, RotationHealth>,
+}
+
+/// A static role's credentials a watcher holds. The password is never shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RotationHealth {
+    /// When Vault rotates the password next, in seconds since the Unix epoch.
+    pub next_rotation_at: u64,
+    /// When Vault last rotated it (RFC 3339, as Vault sent it).
+    pub last_rotation: Option<String>,
 }
 
 /// One lease a watcher holds. Its credentials are never shown.

@@ -28,7 +28,7 @@ use zeroize::Zeroize;
 use crate::cache::{CacheKey, Cached};
 use crate::client::VaultClient;
 use crate::error::{Error, Result};
-use crate::lease::Lease;
+use crate::lease::{Lease, Rotation};
 use crate::transport::Reply;
 
 /// The version of a KV secrets engine mount.
@@ -147,6 +147,7 @@ pub struct KvSecret {
     version: Option<u64>,
     created_time: Option<String>,
     lease: Option<Lease>,
+    rotation: Option<Rotation>,
     data: SecretBox<SecretMap>,
 }
 
@@ -240,11 +241,24 @@ impl KvSecret {
     }
 
     /// Parses leased credentials (`database/creds/<role>`).
+    /// Parses leased credentials, or a static role's (no lease, but the
+    /// time to its next rotation).
     pub(crate) fn from_dynamic(api_path: &str, mut body: Value) -> Result<Self> {
-        let lease = Lease::from_body(api_path, &body)?;
+        let lease = Lease::from_body(api_path, &body);
+        let rotation = Rotation::from_body(&body);
         let mut secret = Self::from_v1("", api_path, api_path, body.take())?;
-        secret.lease = Some(lease);
+        match (lease, rotation) {
+            (Ok(lease), _) => secret.lease = Some(lease),
+            (Err(_), Some(rotation)) => secret.rotation = Some(rotation),
+            (Err(e), None) => return Err(e),
+        }
         Ok(secret)
+    }
+
+    /// For a static role's credentials (`database/static-creds/app`): when
+    /// Vault rotates the password next.
+    pub fn rotation(&self) -> Option<&Rotation> {
+        self.rotation.as_ref()
     }
 
     fn new(mount: &str, path: &str, version: Option<u64>, map: Map<String, Value>) -> Self {
@@ -254,6 +268,7 @@ impl KvSecret {
             version,
             created_time: None,
             lease: None,
+            rotation: None,
             data: SecretBox::new(Box::new(SecretMap(map))),
         }
     }

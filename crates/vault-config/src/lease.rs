@@ -51,10 +51,50 @@ impl Lease {
     }
 }
 
+/// A static role's schedule (`database/static-creds/<role>`): the same
+/// database user, its password rotated by Vault every `period`. Nothing to
+/// renew; a watcher reads the credentials again once `ttl` has run out, and
+/// at every poll (a forced `rotate-role` shows as a new `last_rotation`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Rotation {
+    /// How long until the next rotation, from the read.
+    pub ttl: Duration,
+    /// The rotation period, if Vault said.
+    pub period: Option<Duration>,
+    /// When Vault last rotated the password (RFC 3339, as Vault sent it).
+    pub last_rotation: Option<String>,
+}
+
+impl Rotation {
+    /// The `data.ttl` / `rotation_period` / `last_vault_rotation` of a static
+    /// role's answer; `None` for anything else.
+    pub(crate) fn from_body(body: &Value) -> Option<Self> {
+        let data = body.get("data")?;
+        let last_rotation = data
+            .get("last_vault_rotation")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let ttl = data.get("ttl").and_then(Value::as_u64)?;
+        let period = data
+            .get("rotation_period")
+            .and_then(Value::as_u64)
+            .map(Duration::from_secs);
+        last_rotation.as_ref()?;
+        Some(Rotation {
+            ttl: Duration::from_secs(ttl),
+            period,
+            last_rotation,
+        })
+    }
+}
+
 impl VaultClient {
     /// Reads credentials from a secrets engine that leases them, e.g.
     /// `database/creds/app`. Each call is a new lease; nothing renews it unless a
-    /// [`Watcher`](crate::Watcher) holds it.
+    /// [`Watcher`](crate::Watcher) holds it. A static role's credentials
+    /// (`database/static-creds/app`) come with no lease but a
+    /// [`Rotation`](KvSecret::rotation).
     pub async fn read_dynamic(&self, path: &str) -> Result<KvSecret> {
         let api_path = path.trim_matches('/').to_owned();
         check_segments("path", &api_path, &api_path)?;

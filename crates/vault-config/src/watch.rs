@@ -42,9 +42,9 @@ use zeroize::Zeroize;
 
 use crate::client::VaultClient;
 use crate::error::{Error, Result};
-use crate::health::{unix_now, Health, LeaseHealth};
+use crate::health::{unix_now, Health, LeaseHealth, RotationHealth};
 use crate::kv::{KvSecret, KvVersion};
-use crate::lease::LeaseClock;
+use crate::lease::{LeaseClock, Rotation};
 use crate::load::{extract, load_plan, Loaded};
 use crate::plan::{Plan, Read};
 use crate::provider::VaultProvider;
@@ -314,6 +314,9 @@ struct State<T> {
     leases: HashMap<usize, LeaseClock>,
     /// Replaced leases to revoke, and when.
     revocations: Vec<(String, Instant)>,
+    /// The static roles of the published config, by read index: when to read
+    /// them again (just after Vault's next rotation), and that rotation.
+    rotations: HashMap<usize, (Instant, Rotation)>,
     /// Backoffs: polls, token renewal, lease work.
     polls: Backoff,
     /// The failure now in health came from a chore (a renewal between polls).
@@ -389,6 +392,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             held_back: None,
             leases: HashMap::new(),
             revocations: Vec::new(),
+            rotations: HashMap::new(),
             polls: Backoff::default(),
             chore_failed: false,
             token: Backoff::default(),
@@ -575,7 +579,15 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             }
         }
         let kv_count = changed.len();
-        let (rereads, lease_error) = self.renew_leases().await;
+        let (mut rereads, lease_error) = self.renew_leases().await;
+        // Static roles whose rotation time has come: read their new password.
+        let now = Instant::now();
+        rereads.extend(
+            self.rotations
+                .iter()
+                .filter(|(i, (due, _))| *due <= now && !changed.contains(*i))
+                .map(|(i, _)| *i),
+        );
         let rereading = !rereads.is_empty();
         changed.extend(rereads);
         // Whether a due lease was neither renewed nor replaced: lease work
@@ -755,6 +767,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             .values()
             .map(|c| after_from(now, c.due_in()))
             .chain(self.revocations.iter().map(|(_, at)| *at))
+            .chain(self.rotations.values().map(|(due, _)| *due))
             .min()
     }
 
@@ -786,6 +799,48 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 }
             }
         }
+    }
+
+    /// Keeps, for each static role of the published snapshot, when to read it
+    /// again: a second after the rotation its answer announced.
+    fn track_rotations(&mut self) {
+        for index in 0..self.plan.reads().len() {
+            let rotation = self
+                .snapshot
+                .found(index)
+                .and_then(|f| f.secret.as_deref())
+                .and_then(KvSecret::rotation);
+            match rotation {
+                Some(rotation) => {
+                    let known = self
+                        .rotations
+                        .get(&index)
+                        .is_some_and(|(_, r)| r == rotation);
+                    if !known {
+                        let due = after(rotation.ttl + Duration::from_secs(1));
+                        self.rotations.insert(index, (due, rotation.clone()));
+                    }
+                }
+                None => {
+                    self.rotations.remove(&index);
+                }
+            }
+        }
+        let now = Instant::now();
+        let unix = unix_now();
+        let rotations = self
+            .rotations
+            .iter()
+            .map(|(&index, (due, r))| {
+                let health = RotationHealth {
+                    next_rotation_at: unix
+                        .saturating_add(due.saturating_duration_since(now).as_secs()),
+                    last_rotation: r.last_rotation.clone(),
+                };
+                (self.plan.reads()[index].to_string(), health)
+            })
+            .collect();
+        self.update_health(|h| h.rotations = rotations);
     }
 
     fn record_leases(&mut self) {
@@ -895,6 +950,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
     /// snapshot now published.
     fn bookkeep(&mut self) {
         self.track_leases();
+        self.track_rotations();
         self.record_leases();
         let versions = self.snapshot.versions(&self.plan);
         self.update_health(|h| h.versions = versions);
@@ -946,6 +1002,15 @@ async fn changed_reads(
             .iter()
             .enumerate()
             .map(|(index, read)| async move {
+                // A static role: its answer is cheap and holds no lease, so
+                // every poll reads it (a forced `rotate-role` shows at once).
+                let static_role = snapshot
+                    .found(index)
+                    .and_then(|f| f.secret.as_deref())
+                    .is_some_and(|s| s.rotation().is_some());
+                if static_role {
+                    return Ok(Some(index));
+                }
                 let Read::Kv {
                     mount,
                     path,

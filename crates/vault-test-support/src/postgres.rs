@@ -261,6 +261,35 @@ impl Postgres {
         Ok(())
     }
 
+    /// A static role `role` on the engine [`configure_vault`](Self::configure_vault)
+    /// set up: the database user `username` (created here with a throwaway
+    /// password), its password rotated by Vault every `rotation_period`.
+    pub async fn static_role(
+        &self,
+        server: &DevServer,
+        role: &str,
+        username: &str,
+        rotation_period: &str,
+    ) -> TestResult {
+        self.psql(&format!(
+            "CREATE ROLE \"{username}\" WITH LOGIN PASSWORD 'before-vault'"
+        ))
+        .await?;
+        server
+            .api(
+                "POST",
+                &format!("database/static-roles/{role}"),
+                None,
+                Some(json!({
+                    "db_name": "pg",
+                    "username": username,
+                    "rotation_period": rotation_period,
+                })),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// The login roles Vault created (`v-...`), from `pg_roles`.
     pub async fn vault_roles(&self) -> TestResult<Vec<String>> {
         let out = self
