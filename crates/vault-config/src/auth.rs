@@ -478,7 +478,11 @@ impl Auth {
         if let Some(ts) = &state.token {
             let capped =
                 matches!((ts.ttl, ts.first_ttl), (Some(now), Some(first)) if now < first / 2);
-            if ts.renewable && !expired && (!capped || !self.can_login()) {
+            // A static token our clock thinks expired may still be alive
+            // (Vault's clock decides): it is worth one renewal, as nothing
+            // else can replace it.
+            let try_renew = !expired || !self.can_login();
+            if ts.renewable && try_renew && (!capped || !self.can_login()) {
                 match self.renew(t, &ts.token).await {
                     Ok(Some((ttl, renewable))) => {
                         if let Some(ts) = &mut state.token {
@@ -498,7 +502,8 @@ impl Auth {
                         return Ok(());
                     }
                     Ok(None) => {}
-                    Err(e) if e.is_unavailable() => return Err(e),
+                    // Tried again later (the caller's backoff): the token is not given up.
+                    Err(e) if e.is_transient() => return Err(e),
                     Err(e) => tracing::warn!(error = %e, "vault-config: token renewal failed"),
                 }
             }

@@ -101,6 +101,41 @@ impl VaultClientBuilder {
         self
     }
 
+    /// Every node of a Vault/OpenBao cluster, e.g. the three of a Raft
+    /// cluster. Requests go to the address that answered last; a node that is
+    /// down, sealed or without a leader makes them move to the next one. The
+    /// first also becomes [`address`](Self::address).
+    ///
+    /// ```
+    /// let client = vault_config::VaultClient::builder()
+    ///     .addresses(["http://vault-1:8200", "http://vault-2:8200", "http://vault-3:8200"])
+    ///     .token("s.dev-only")
+    ///     .build()?;
+    /// assert_eq!(client.addresses().len(), 3);
+    /// # Ok::<(), vault_config::Error>(())
+    /// ```
+    pub fn addresses<I, S>(mut self, addresses: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut all = addresses
+            .into_iter()
+            .map(|a| ("addresses".to_owned(), a.into()));
+        self.transport.address = all.next();
+        self.transport.addresses = all.collect();
+        self
+    }
+
+    /// How long a write the client makes (a login, a token or lease renewal,
+    /// a revocation) keeps trying while every node is down, sealed or without
+    /// a leader: a failover gap (30 s unless set). Reads give up after the
+    /// retries instead, and a watcher tries again at its next poll.
+    pub fn failover_timeout(mut self, timeout: Duration) -> Self {
+        self.transport.failover_timeout = timeout;
+        self
+    }
+
     /// The token to authenticate with (replaces any auth method set before).
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(SecretString::from(token.into()));

@@ -66,7 +66,7 @@ impl fmt::Debug for VaultClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = &self.inner;
         f.debug_struct("VaultClient")
-            .field("address", &i.transport.as_ref().map(Transport::addr))
+            .field("addresses", &i.transport.as_ref().map(Transport::addrs))
             .field("auth", &i.auth.as_ref().map(Auth::method))
             .field("namespace", &i.namespace)
             .field("kv_mount", &i.kv_mount)
@@ -132,9 +132,24 @@ impl VaultClient {
         self.inner.namespace.as_deref()
     }
 
-    /// Vault's address, or `None` when Vault is disabled.
+    /// Vault's address in use (the one that answered last), or `None` when
+    /// Vault is disabled.
     pub fn address(&self) -> Option<&str> {
         self.inner.transport.as_ref().map(Transport::addr)
+    }
+
+    /// Every configured address (one unless [`VaultClientBuilder::addresses`]
+    /// or `VAULT_ADDRS` named a cluster's nodes); none when Vault is disabled.
+    pub fn addresses(&self) -> &[String] {
+        self.inner.transport.as_ref().map_or(&[], Transport::addrs)
+    }
+
+    /// How many times requests moved to another address (a failover).
+    pub fn failovers(&self) -> u64 {
+        self.inner
+            .transport
+            .as_ref()
+            .map_or(0, Transport::failovers)
     }
 
     /// False when Vault is turned off (`VAULT_ENABLED=false`).

@@ -169,6 +169,26 @@ impl VaultClientBuilder {
         if let Some((var, v)) = read("ADDR") {
             b.transport.address = Some((var, v));
         }
+        // The other nodes of a cluster: `VAULT_ADDRS` (comma-separated), which
+        // the vault CLI does not read, so `VAULT_ADDR` stays one address.
+        if let Some((var, v)) = read("ADDRS") {
+            let listed: Vec<(String, String)> = v
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(|a| (var.clone(), a.to_owned()))
+                .collect();
+            if b.transport.address.is_none() {
+                let mut listed = listed.into_iter();
+                b.transport.address = listed.next();
+                b.transport.addresses = listed.collect();
+            } else {
+                b.transport.addresses = listed;
+            }
+        }
+        if let Some((var, v)) = read("FAILOVER_TIMEOUT") {
+            b.transport.failover_timeout = parse_duration(&var, &v)?;
+        }
         if let Some((var, v)) = read("TOKEN") {
             b.token = Some(SecretString::from(v.trim().to_owned()));
             b.token_setting = Some(var);

@@ -184,6 +184,15 @@ impl Error {
         )
     }
 
+    /// True for what may pass by itself: an outage, or a node that could not
+    /// serve the request now (a redirect to a leader that is gone, a 5xx, a
+    /// standby behind the state asked for). A renewal failing so is tried
+    /// again later; one refused (4xx) is not.
+    pub(crate) fn is_transient(&self) -> bool {
+        self.is_unavailable()
+            || matches!(self, Error::Vault { status, .. } if *status == 307 || *status == 412 || *status >= 500)
+    }
+
     pub(crate) fn config(setting: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Config {
             setting: setting.into(),

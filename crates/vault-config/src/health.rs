@@ -31,6 +31,11 @@ pub struct Health {
     pub vault_enabled: bool,
     /// Whether the last exchange with Vault succeeded.
     pub vault_connected: bool,
+    /// The Vault address in use (the node that answered last).
+    pub vault_address: Option<String>,
+    /// How many times requests moved to another address (failovers of a
+    /// cluster); a number that grows means the cluster is not settled.
+    pub failovers: u64,
     /// When the last poll succeeded, in seconds since the Unix epoch.
     pub last_success: Option<u64>,
     /// When the last error happened, in seconds since the Unix epoch.

@@ -29,7 +29,7 @@ use crate::cache::{CacheKey, Cached};
 use crate::client::VaultClient;
 use crate::error::{Error, Result};
 use crate::lease::{Lease, Rotation};
-use crate::transport::Reply;
+use crate::transport::{Repeat, Reply};
 
 /// The version of a KV secrets engine mount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -390,6 +390,40 @@ impl VaultClient {
         Ok(*version)
     }
 
+    /// Writes `data` as the secret at `path` on `mount`: a new version on KV
+    /// v2 (returned), the secret replaced on KV v1. With `cas`, a KV v2 write
+    /// succeeds only if the current version is still `cas` (0: the secret
+    /// must not exist yet), so two writers never overwrite each other
+    /// unknowingly; a conflict is an [`Error::Vault`] with status 400.
+    ///
+    /// Reads this client makes afterwards, through any node of a cluster,
+    /// see the write (or a newer state).
+    pub async fn write(
+        &self,
+        mount: &str,
+        path: &str,
+        data: &Map<String, Value>,
+        cas: Option<u64>,
+    ) -> Result<Option<u64>> {
+        check_path(mount, path)?;
+        let kv = self.kv_version(mount).await?;
+        let api_path = kv.data_path(mount, path);
+        let body = match (kv, cas) {
+            (KvVersion::V2, Some(cas)) => {
+                serde_json::json!({"data": data, "options": {"cas": cas}})
+            }
+            (KvVersion::V2, None) => serde_json::json!({"data": data}),
+            (KvVersion::V1, _) => Value::Object(data.clone()),
+        };
+        // A write repeated after a lost answer writes the same data again.
+        let reply = self.send(&api_path, &[], Some(&body), Repeat::Safe).await?;
+        self.inner.cache.clear();
+        Ok(match reply {
+            Reply::Ok(body) => body.pointer("/data/version").and_then(Value::as_u64),
+            Reply::NotFound => None,
+        })
+    }
+
     /// Forgets a detected (not declared) KV version of `mount`.
     fn forget_kv_version(&self, mount: &str) {
         if self.inner.declared_kv_versions.contains(mount) {
@@ -585,6 +619,36 @@ fn unix_seconds(text: &str) -> Option<i64> {
     Some(days * 86_400 + h * 3600 + min * 60 + sec - offset_secs)
 }
 
+/// An RFC 3339 time as (seconds since the epoch, nanoseconds), to order
+/// versions by when they were written.
+pub(crate) fn unix_nanos(text: &str) -> Option<(i64, u32)> {
+    let secs = unix_seconds(text)?;
+    let (_, time) = text.split_once('T')?;
+    let frac = time
+        .split_once('.')
+        .map(|(_, f)| {
+            f.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .unwrap_or_default();
+    let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+    Some((secs, digits.parse().ok()?))
+}
+
+impl KvSecret {
+    /// True when this version was written before `other`'s (both KV v2, with
+    /// times): what a lagging standby answers. A rebuilt Vault's version 1
+    /// is newer than the old version 7, since it was written later.
+    pub(crate) fn is_older_than(&self, other: &KvSecret) -> bool {
+        let time = |s: &KvSecret| s.created_time().and_then(unix_nanos);
+        match (time(self), time(other)) {
+            (Some(a), Some(b)) => a < b,
+            _ => false,
+        }
+    }
+}
+
 fn now_unix() -> i64 {
     i64::try_from(crate::health::unix_now()).unwrap_or(i64::MAX)
 }
@@ -722,6 +786,30 @@ mod tests {
         assert!(meta("2020-01-01T00:00:00Z", false), "deleted");
         assert!(!meta("2999-01-01T00:00:00Z", false), "scheduled, not yet");
         assert!(meta("", true), "destroyed");
+    }
+
+    #[test]
+    fn versions_order_by_when_they_were_written() {
+        assert_eq!(unix_nanos("1970-01-01T00:00:01.5Z"), Some((1, 500_000_000)));
+        assert_eq!(unix_nanos("1970-01-01T00:00:01Z"), Some((1, 0)));
+        let at = |v: u64, t: &str| {
+            KvSecret::from_v2(
+                "secret",
+                "x",
+                "secret/data/x",
+                json!({"data": {"data": {}, "metadata": {"version": v, "created_time": t}}}),
+            )
+            .unwrap()
+        };
+        let v7 = at(7, "2026-11-23T08:00:00.100Z");
+        let stale = at(6, "2026-11-23T07:59:59.900Z");
+        let rebuilt = at(1, "2026-11-23T09:00:00Z");
+        assert!(stale.is_older_than(&v7));
+        assert!(
+            !rebuilt.is_older_than(&v7),
+            "a rebuilt Vault's version 1 is newer"
+        );
+        assert!(!v7.is_older_than(&v7));
     }
 
     #[test]

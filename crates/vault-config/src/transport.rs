@@ -3,7 +3,9 @@
 
 use std::error::Error as StdError;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -62,6 +64,12 @@ pub(crate) fn random_fraction() -> f64 {
 pub(crate) struct TransportSettings {
     /// The setting it came from (`VAULT_ADDR`, `address`) and the address.
     pub(crate) address: Option<(String, String)>,
+    /// More addresses of the same cluster (`VAULT_ADDRS`, `addresses`), each
+    /// with the setting it came from; tried in order after `address`.
+    pub(crate) addresses: Vec<(String, String)>,
+    /// How long a write (a login, a renewal, a revocation) keeps trying
+    /// through a failover: every node down, sealed or without a leader.
+    pub(crate) failover_timeout: Duration,
     pub(crate) ca_cert: Option<(String, PathBuf)>,
     pub(crate) client_cert: Option<(String, PathBuf)>,
     pub(crate) client_key: Option<(String, PathBuf)>,
@@ -75,6 +83,8 @@ impl Default for TransportSettings {
     fn default() -> Self {
         TransportSettings {
             address: None,
+            addresses: Vec::new(),
+            failover_timeout: DEFAULT_FAILOVER_TIMEOUT,
             ca_cert: None,
             client_cert: None,
             client_key: None,
@@ -93,32 +103,43 @@ impl TransportSettings {
         names: &ContractNames,
         namespace: Option<String>,
     ) -> Result<Transport> {
-        let (addr_setting, raw) = self.address.clone().ok_or_else(|| {
-            Error::config(
+        let mut listed: Vec<(String, String)> = self.address.iter().cloned().collect();
+        listed.extend(self.addresses.iter().cloned());
+        if listed.is_empty() {
+            return Err(Error::config(
                 names.describe("ADDR"),
                 format!(
                     "not set; set it to Vault's address (e.g. http://127.0.0.1:8200), or set {}=false to read only env",
                     names.vault("ENABLED")
                 ),
-            )
-        })?;
-        let addr = Url::parse(raw.trim()).map_err(|e| {
-            Error::config(
-                &addr_setting,
-                format!(
-                    "`{}` is not a URL ({e}); write it like https://vault:8200",
-                    redact_address(&raw)
-                ),
-            )
-        })?;
-        if addr.scheme() != "http" && addr.scheme() != "https" {
-            return Err(Error::config(
-                addr_setting,
-                format!(
-                    "`{}` must start with http:// or https://",
-                    redact_address(&raw)
-                ),
             ));
+        }
+        let mut addrs: Vec<Url> = Vec::with_capacity(listed.len());
+        for (addr_setting, raw) in &listed {
+            let addr = Url::parse(raw.trim()).map_err(|e| {
+                Error::config(
+                    addr_setting,
+                    format!(
+                        "`{}` is not a URL ({e}); write it like https://vault:8200",
+                        redact_address(raw)
+                    ),
+                )
+            })?;
+            if addr.scheme() != "http" && addr.scheme() != "https" {
+                return Err(Error::config(
+                    addr_setting,
+                    format!(
+                        "`{}` must start with http:// or https://",
+                        redact_address(raw)
+                    ),
+                ));
+            }
+            if !addrs
+                .iter()
+                .any(|a| a.origin() == addr.origin() && a.path() == addr.path())
+            {
+                addrs.push(addr);
+            }
         }
         // Redirects are never followed by reqwest: it would carry the token and
         // a login body to whatever host the `Location` names. `Transport::send`
@@ -178,8 +199,9 @@ impl TransportSettings {
         let http = http
             .build()
             .map_err(|e| Error::config("tls", format!("the HTTP client cannot be built: {e}")))?;
-        let mut transport = Transport::new(http, addr, namespace, self.timeout, self.retry, names);
+        let mut transport = Transport::new(http, addrs, namespace, self.timeout, self.retry, names);
         transport.max_response_bytes = self.max_response_bytes;
+        transport.failover_timeout = self.failover_timeout;
         Ok(transport)
     }
 }
@@ -212,6 +234,10 @@ enum Attempt {
         /// What a `Retry-After` asked for.
         after: Option<Duration>,
     },
+    /// The node cannot serve this now (sealed, not the active node, no
+    /// leader yet) and did not act on the request: another node, or the same
+    /// one later, may.
+    NodeDown(Error),
     /// A 307/308 to the `Location` given.
     Redirect(String),
 }
@@ -231,12 +257,88 @@ pub(crate) enum Repeat {
 /// megabytes is already abnormal.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
+/// How long a write keeps trying through a cluster failover unless set.
+pub const DEFAULT_FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
+
+tokio::task_local! {
+    /// False inside a watcher's work: it retries on its own schedule (and
+    /// must stay responsive), so its writes do not ride out a failover.
+    pub(crate) static RIDE_FAILOVER: bool;
+}
+
+/// A Raft cluster's state as Vault names it in `X-Vault-Index`: base64 of
+/// `{"cluster": "<id>", "value": "<raft index>"}`.
+#[derive(Debug, Clone)]
+struct ClusterIndex {
+    raw: HeaderValue,
+    cluster: String,
+    value: u64,
+}
+
+impl ClusterIndex {
+    fn parse(raw: &HeaderValue) -> Option<Self> {
+        let json = base64_decode(raw.to_str().ok()?)?;
+        let body: Value = serde_json::from_slice(&json).ok()?;
+        let cluster = body.get("cluster")?.as_str()?.to_owned();
+        let value = match body.get("value")? {
+            Value::String(s) => s.parse().ok()?,
+            Value::Number(n) => n.as_u64()?,
+            _ => return None,
+        };
+        Some(ClusterIndex {
+            raw: raw.clone(),
+            cluster,
+            value,
+        })
+    }
+}
+
+/// Standard base64 (padding optional); `None` on anything else.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in text.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// What one address made of a request.
+enum Step {
+    Done(Result<Reply>),
+    /// Try the next address (and later, the same ones again).
+    Next(Error, Option<Duration>),
+}
+
 /// Sends requests to one Vault server.
 pub(crate) struct Transport {
     http: reqwest::Client,
-    addr: Url,
-    /// The address as shown in messages: any `user:password@` redacted.
-    shown: String,
+    /// Every address of the cluster (one for a single server or a load balancer).
+    addrs: Vec<Url>,
+    /// The addresses as shown in messages: any `user:password@` redacted.
+    shown: Vec<String>,
+    /// The address that answered last: requests start there.
+    current: AtomicUsize,
+    /// The newest cluster state seen (`X-Vault-Index`), sent with each request.
+    index: Mutex<Option<ClusterIndex>>,
+    /// How many times requests moved to another address.
+    failovers: AtomicU64,
+    failover_timeout: Duration,
     max_response_bytes: usize,
     headers: HeaderMap,
     namespace: Option<String>,
@@ -249,7 +351,7 @@ pub(crate) struct Transport {
 impl Transport {
     pub(crate) fn new(
         http: reqwest::Client,
-        addr: Url,
+        addrs: Vec<Url>,
         namespace: Option<String>,
         timeout: Duration,
         retry: RetryPolicy,
@@ -262,11 +364,15 @@ impl Transport {
             }
         }
         headers.insert("X-Vault-Request", HeaderValue::from_static("true"));
-        let shown = redact_userinfo(&addr);
+        let shown = addrs.iter().map(redact_userinfo).collect();
         Transport {
             http,
-            addr,
+            addrs,
             shown,
+            current: AtomicUsize::new(0),
+            index: Mutex::new(None),
+            failovers: AtomicU64::new(0),
+            failover_timeout: DEFAULT_FAILOVER_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             headers,
             namespace,
@@ -281,15 +387,27 @@ impl Transport {
         }
     }
 
-    /// The address as messages show it (`user:password@` redacted).
+    /// The address in use, as messages show it (`user:password@` redacted).
     pub(crate) fn addr(&self) -> &str {
+        let i = self.current.load(Ordering::Relaxed) % self.shown.len().max(1);
+        self.shown.get(i).map_or("", String::as_str)
+    }
+
+    /// Every configured address, as messages show them.
+    pub(crate) fn addrs(&self) -> &[String] {
         &self.shown
     }
 
-    /// The URL of `api_path` (below `/v1/`): each `/`-separated segment is
-    /// percent-encoded, so a `?` or `#` in a secret's name stays in the path.
-    fn url(&self, api_path: &str, query: &[(&str, String)]) -> Url {
-        let mut url = self.addr.clone();
+    /// How many times requests moved to another address so far.
+    pub(crate) fn failovers(&self) -> u64 {
+        self.failovers.load(Ordering::Relaxed)
+    }
+
+    /// The URL of `api_path` (below `/v1/`) at address number `at`: each
+    /// `/`-separated segment is percent-encoded, so a `?` or `#` in a
+    /// secret's name stays in the path.
+    fn url(&self, at: usize, api_path: &str, query: &[(&str, String)]) -> Url {
+        let mut url = self.addrs[at].clone();
         if let Ok(mut segments) = url.path_segments_mut() {
             segments
                 .pop_if_empty()
@@ -327,6 +445,11 @@ impl Transport {
             .await
     }
 
+    /// Sends the request to the address in use, moving on to the next one
+    /// when a node cannot serve it (down, sealed, not active, redirecting to
+    /// a dead leader); once every address was tried, waits (bounded,
+    /// jittered) and goes round again: reads up to the retry count, writes
+    /// for as long as the failover timeout allows.
     async fn send(
         &self,
         method: Method,
@@ -336,8 +459,6 @@ impl Transport {
         token: Option<&SecretString>,
         repeat: Repeat,
     ) -> Result<Reply> {
-        let mut url = self.url(api_path, query);
-        let mut redirected = false;
         let mut headers = self.headers.clone();
         if let Some(token) = token {
             match HeaderValue::from_str(token.expose_secret()) {
@@ -353,42 +474,137 @@ impl Transport {
                 }
             }
         }
-        let mut attempt = 0;
+        let started = Instant::now();
+        let write = method != Method::GET;
+        let n = self.addrs.len();
+        let mut round = 0u32;
         loop {
+            let first = self.current.load(Ordering::Relaxed) % n;
+            let mut last = None;
+            let mut after = None;
+            for k in 0..n {
+                let at = (first + k) % n;
+                let step = self
+                    .send_at(at, &method, api_path, query, body, &headers, repeat)
+                    .await;
+                match step {
+                    Step::Done(result) => {
+                        if at != first && result.is_ok() {
+                            self.current.store(at, Ordering::Relaxed);
+                            self.failovers.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(
+                                from = %self.shown[first],
+                                to = %self.shown[at],
+                                "vault-config: moved to another Vault address"
+                            );
+                        }
+                        return result;
+                    }
+                    Step::Next(error, wait) => {
+                        tracing::debug!(addr = %self.shown[at], path = api_path, error = %error, "vault-config: this address cannot serve the request now");
+                        last = Some(error);
+                        after = after.max(wait);
+                    }
+                }
+            }
+            round += 1;
+            let Some(error) = last else {
+                return Err(Error::Malformed {
+                    path: api_path.to_owned(),
+                    reason: "no Vault address to send to".to_owned(),
+                });
+            };
+            // Writes ride out a failover; reads give up after the retries.
+            let ride = write
+                && error_is_failover(&error)
+                && started.elapsed() < self.failover_timeout
+                && RIDE_FAILOVER.try_with(|ride| *ride).unwrap_or(true);
+            if round > self.retry.max_retries && !ride {
+                return Err(error);
+            }
+            // Vault's (or a proxy's) Retry-After, bounded by the request timeout.
+            let wait = self
+                .retry
+                .backoff(round)
+                .max(after.unwrap_or_default().min(self.timeout));
+            tracing::debug!(path = api_path, round, ?wait, error = %error, "retrying Vault request");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One try at address number `at`, following one redirect.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_at(
+        &self,
+        at: usize,
+        method: &Method,
+        api_path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        headers: &HeaderMap,
+        repeat: Repeat,
+    ) -> Step {
+        let mut url = self.url(at, api_path, query);
+        let mut redirected = false;
+        // The newest cluster state this client has seen (Vault's
+        // X-Vault-Index): a standby that has not caught up with it forwards
+        // the request to the active node, so no answer is older than one the
+        // client already had. With no active node (a failover under way), the
+        // node answers locally.
+        let mut consistent = self
+            .index
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        loop {
+            let mut headers = headers.clone();
+            if let Some(index) = &consistent {
+                headers.insert("X-Vault-Index", index.raw.clone());
+                headers.insert(
+                    "X-Vault-Inconsistent",
+                    HeaderValue::from_static("forward-active-node"),
+                );
+            }
             let mut request = self
                 .http
                 .request(method.clone(), url.clone())
-                .headers(headers.clone());
+                .headers(headers);
             if let Some(body) = body {
                 request = request.json(body);
             }
-            match self.attempt(request, api_path).await {
-                Attempt::Done(result) => return result,
+            match self.attempt(request, api_path, at).await {
+                // A node that hangs: with other addresses, a read (or another
+                // request safe to repeat) moves on.
+                Attempt::Done(Err(e @ Error::Timeout { .. }))
+                    if self.addrs.len() > 1 && repeat == Repeat::Safe =>
+                {
+                    return Step::Next(e, None)
+                }
+                Attempt::Done(result) => return Step::Done(result),
                 Attempt::Redirect(location) => {
-                    url = self.follow(&url, &location, redirected, api_path)?;
-                    redirected = true;
+                    match self.follow(&url, &location, redirected, api_path) {
+                        Ok(next) => {
+                            url = next;
+                            redirected = true;
+                        }
+                        // A standby pointing at a leader we may not (or cannot)
+                        // reach: another address may be the leader now.
+                        Err(e) => return Step::Next(e, None),
+                    }
                 }
+                Attempt::NodeDown(_) if consistent.is_some() => consistent = None,
+                Attempt::NodeDown(error) => return Step::Next(error, None),
                 Attempt::Retry { error, sent, .. } if sent && repeat == Repeat::Unsafe => {
-                    return Err(not_repeated(error, &method, api_path));
+                    return Step::Done(Err(not_repeated(error, method, api_path)));
                 }
-                Attempt::Retry { error, after, .. } if attempt < self.retry.max_retries => {
-                    attempt += 1;
-                    // Vault's (or a proxy's) Retry-After, bounded by the request timeout.
-                    let wait = self
-                        .retry
-                        .backoff(attempt)
-                        .max(after.unwrap_or_default().min(self.timeout));
-                    tracing::debug!(path = api_path, attempt, ?wait, error = %error, "retrying Vault request");
-                    tokio::time::sleep(wait).await;
-                }
-                Attempt::Retry { error, .. } => return Err(error),
+                Attempt::Retry { error, after, .. } => return Step::Next(error, after),
             }
         }
     }
 
-    /// Where a 307/308 may go: once, and only to the configured address
-    /// (same scheme, host and port), so the token and a login body never
-    /// reach another host.
+    /// Where a 307/308 may go: once, and only to a configured address (same
+    /// scheme, host and port), so the token and a login body never reach
+    /// another host.
     fn follow(&self, from: &Url, location: &str, redirected: bool, api_path: &str) -> Result<Url> {
         let refuse = |why: String| Error::Vault {
             status: 307,
@@ -403,24 +619,43 @@ impl Transport {
         let target = from
             .join(location)
             .map_err(|_| refuse("the redirect names no usable URL".to_owned()))?;
-        if target.origin() != self.addr.origin() {
+        if !self.addrs.iter().any(|a| a.origin() == target.origin()) {
             let host = target.host_str().unwrap_or("?");
             return Err(refuse(format!(
                 "Vault redirected to {}://{host}{}, which is not the configured address {}; the request was not sent there",
                 target.scheme(),
                 target.port().map(|p| format!(":{p}")).unwrap_or_default(),
-                self.shown
+                self.shown.join(", ")
             )));
         }
         Ok(target)
     }
 
-    async fn attempt(&self, request: reqwest::RequestBuilder, api_path: &str) -> Attempt {
+    async fn attempt(
+        &self,
+        request: reqwest::RequestBuilder,
+        api_path: &str,
+        at: usize,
+    ) -> Attempt {
         let mut response = match request.send().await {
             Ok(r) => r,
-            Err(e) => return self.transport_error(&e, api_path),
+            Err(e) => return self.transport_error(&e, api_path, at),
         };
         let status = response.status();
+        if let Some(index) = response
+            .headers()
+            .get("x-vault-index")
+            .and_then(ClusterIndex::parse)
+        {
+            let mut held = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+            // Newer state of the same cluster, or another cluster (rebuilt).
+            if held
+                .as_ref()
+                .is_none_or(|h| h.cluster != index.cluster || h.value < index.value)
+            {
+                *held = Some(index);
+            }
+        }
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
@@ -461,14 +696,14 @@ impl Transport {
                 Ok(None) => break,
                 Err(e) => {
                     bytes.zeroize();
-                    return self.transport_error(&e, api_path);
+                    return self.transport_error(&e, api_path, at);
                 }
             }
         }
         let body: Option<Value> = serde_json::from_slice(&bytes).ok();
         let empty = bytes.is_empty();
         bytes.zeroize();
-        match Attempt::from(self.classify(status, body, empty, api_path)) {
+        match Attempt::from(self.classify(status, body, empty, api_path, at)) {
             Attempt::Retry { error, sent, .. } => Attempt::Retry {
                 error,
                 sent,
@@ -484,7 +719,8 @@ impl Transport {
         body: Option<Value>,
         empty: bool,
         api_path: &str,
-    ) -> std::result::Result<Reply, (Error, bool)> {
+        at: usize,
+    ) -> std::result::Result<Reply, (Error, Retryable)> {
         let errors = || vault_errors(body.as_ref());
         if status.is_success() {
             return match body {
@@ -495,11 +731,12 @@ impl Transport {
                         path: path_only(api_path),
                         reason: format!("status {status} with a body that is not JSON"),
                     },
-                    false,
+                    Retryable::No,
                 )),
             };
         }
         let path = path_only(api_path);
+        let text = errors().join(" ").to_ascii_lowercase();
         match status {
             // Nothing at the path answers 404 with no error; an unknown mount
             // ("no handler for route") or namespace ("namespace not found")
@@ -514,25 +751,46 @@ impl Transport {
                         .chain([not_found_hint(&errors(), self.namespace.as_deref())])
                         .collect(),
                 },
-                false,
+                Retryable::No,
             )),
             StatusCode::FORBIDDEN => Err((
                 Error::PermissionDenied {
                     path,
                     namespace: self.namespace.clone(),
                 },
-                false,
+                Retryable::No,
             )),
-            StatusCode::SERVICE_UNAVAILABLE
-                if errors()
-                    .iter()
-                    .any(|e| e.to_ascii_lowercase().contains("sealed")) =>
+            // A standby that has not reached the state asked for, and cannot
+            // forward (no active node): another node, or later, may serve.
+            StatusCode::PRECONDITION_FAILED => Err((
+                Error::Vault {
+                    status: 412,
+                    path,
+                    errors: errors(),
+                },
+                Retryable::NodeDown,
+            )),
+            // This node is sealed: another node (or this one, unsealed) may serve.
+            StatusCode::SERVICE_UNAVAILABLE if text.contains("sealed") => Err((
+                Error::Sealed {
+                    addr: self.shown[at].clone(),
+                },
+                Retryable::NodeDown,
+            )),
+            // A standby without a leader to forward to (a failover under way):
+            // it did not act on the request.
+            s if s.is_server_error()
+                && (text.contains("node not active")
+                    || text.contains("active cluster node not found")
+                    || text.contains("no active")) =>
             {
                 Err((
-                    Error::Sealed {
-                        addr: self.shown.clone(),
+                    Error::Vault {
+                        status: s.as_u16(),
+                        path,
+                        errors: errors(),
                     },
-                    false,
+                    Retryable::NodeDown,
                 ))
             }
             s => Err((
@@ -541,13 +799,17 @@ impl Transport {
                     path,
                     errors: errors(),
                 },
-                s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS,
+                if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS {
+                    Retryable::Yes
+                } else {
+                    Retryable::No
+                },
             )),
         }
     }
 
-    fn transport_error(&self, e: &reqwest::Error, api_path: &str) -> Attempt {
-        let addr = self.shown.clone();
+    fn transport_error(&self, e: &reqwest::Error, api_path: &str, at: usize) -> Attempt {
+        let addr = self.shown[at].clone();
         if e.is_timeout() {
             return Attempt::Done(Err(Error::Timeout {
                 addr,
@@ -564,12 +826,8 @@ impl Transport {
             }));
         }
         if e.is_connect() {
-            // Nothing reached Vault: always safe to try again.
-            return Attempt::Retry {
-                error: Error::Connect { addr, reason },
-                sent: false,
-                after: None,
-            };
+            // Nothing reached Vault: always safe to try again, here or elsewhere.
+            return Attempt::NodeDown(Error::Connect { addr, reason });
         }
         if e.is_request() || e.is_body() {
             return Attempt::Retry {
@@ -582,16 +840,45 @@ impl Transport {
     }
 }
 
-impl From<std::result::Result<Reply, (Error, bool)>> for Attempt {
-    fn from(r: std::result::Result<Reply, (Error, bool)>) -> Self {
+/// Whether a failed exchange may be tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retryable {
+    No,
+    /// It may have been acted on: only what is safe to repeat is.
+    Yes,
+    /// The node did not act on it: anything may be tried again.
+    NodeDown,
+}
+
+/// Whether `e` is what a failover looks like (a node down, sealed, without a
+/// leader, a proxy without a backend), worth riding out for a write.
+fn error_is_failover(e: &Error) -> bool {
+    e.is_unavailable()
+        || match e {
+            Error::Vault { status, errors, .. } => {
+                *status == 307
+                    || (*status >= 500 && {
+                        let text = errors.join(" ").to_ascii_lowercase();
+                        text.contains("node not active")
+                            || text.contains("active cluster node not found")
+                            || text.contains("no active")
+                    })
+            }
+            _ => false,
+        }
+}
+
+impl From<std::result::Result<Reply, (Error, Retryable)>> for Attempt {
+    fn from(r: std::result::Result<Reply, (Error, Retryable)>) -> Self {
         match r {
             Ok(reply) => Attempt::Done(Ok(reply)),
-            Err((error, true)) => Attempt::Retry {
+            Err((error, Retryable::Yes)) => Attempt::Retry {
                 error,
                 sent: true,
                 after: None,
             },
-            Err((e, false)) => Attempt::Done(Err(e)),
+            Err((error, Retryable::NodeDown)) => Attempt::NodeDown(error),
+            Err((e, Retryable::No)) => Attempt::Done(Err(e)),
         }
     }
 }
@@ -717,7 +1004,7 @@ mod tests {
     fn transport() -> Transport {
         Transport::new(
             reqwest::Client::new(),
-            Url::parse("http://127.0.0.1:8200/").unwrap(),
+            vec![Url::parse("http://127.0.0.1:8200/").unwrap()],
             Some("team".into()),
             Duration::from_secs(1),
             RetryPolicy::default(),
@@ -729,19 +1016,19 @@ mod tests {
     fn urls_keep_prefix_and_encode_segments() {
         let t = transport();
         assert_eq!(
-            t.url("secret/data/my app/db", &[("version", "3".into())])
+            t.url(0, "secret/data/my app/db", &[("version", "3".into())])
                 .as_str(),
             "http://127.0.0.1:8200/v1/secret/data/my%20app/db?version=3"
         );
         assert_eq!(
-            t.url("secret/data/a?b#c", &[("version", "3".into())])
+            t.url(0, "secret/data/a?b#c", &[("version", "3".into())])
                 .as_str(),
             "http://127.0.0.1:8200/v1/secret/data/a%3Fb%23c?version=3"
         );
         let mut behind_proxy = t;
-        behind_proxy.addr = Url::parse("https://h/vault/").unwrap();
+        behind_proxy.addrs = vec![Url::parse("https://h/vault/").unwrap()];
         assert_eq!(
-            behind_proxy.url("sys/health", &[]).as_str(),
+            behind_proxy.url(0, "sys/health", &[]).as_str(),
             "https://h/vault/v1/sys/health"
         );
     }
@@ -754,23 +1041,28 @@ mod tests {
             Some(json!({"errors": ["Vault is sealed"]})),
             false,
             "p",
+            0,
         );
-        assert!(matches!(sealed, Err((Error::Sealed { .. }, false))));
+        assert!(matches!(
+            sealed,
+            Err((Error::Sealed { .. }, Retryable::NodeDown))
+        ));
         let denied = t.classify(
             StatusCode::FORBIDDEN,
             Some(json!({"errors": ["permission denied"]})),
             false,
             "secret/data/x",
+            0,
         );
         match denied {
-            Err((Error::PermissionDenied { path, namespace }, false)) => {
+            Err((Error::PermissionDenied { path, namespace }, Retryable::No)) => {
                 assert_eq!(path, "secret/data/x");
                 assert_eq!(namespace.as_deref(), Some("team"));
             }
             _ => panic!("expected permission denied"),
         }
         assert!(matches!(
-            t.classify(StatusCode::NOT_FOUND, None, true, "p"),
+            t.classify(StatusCode::NOT_FOUND, None, true, "p", 0),
             Ok(Reply::NotFound)
         ));
         assert!(matches!(
@@ -778,7 +1070,8 @@ mod tests {
                 StatusCode::NOT_FOUND,
                 Some(json!({"errors": []})),
                 false,
-                "p"
+                "p",
+                0
             ),
             Ok(Reply::NotFound)
         ));
@@ -787,6 +1080,7 @@ mod tests {
             Some(json!({"errors": ["namespace not found"]})),
             false,
             "secret/data/x",
+            0,
         );
         match unknown_ns {
             Err((
@@ -795,7 +1089,7 @@ mod tests {
                     errors,
                     ..
                 },
-                false,
+                Retryable::No,
             )) => {
                 assert!(
                     errors.iter().any(|e| e.contains("namespace `team`")),
@@ -805,21 +1099,34 @@ mod tests {
             other => panic!("expected an error, got {:?}", other.map(|_| ())),
         }
         assert!(matches!(
-            t.classify(StatusCode::BAD_GATEWAY, None, true, "p"),
-            Err((Error::Vault { status: 502, .. }, true))
+            t.classify(StatusCode::BAD_GATEWAY, None, true, "p", 0),
+            Err((Error::Vault { status: 502, .. }, Retryable::Yes))
         ));
         assert!(matches!(
-            t.classify(StatusCode::TOO_MANY_REQUESTS, None, true, "p"),
-            Err((_, true))
+            t.classify(StatusCode::TOO_MANY_REQUESTS, None, true, "p", 0),
+            Err((_, Retryable::Yes))
         ));
         assert!(matches!(
-            t.classify(StatusCode::BAD_REQUEST, None, true, "p"),
-            Err((Error::Vault { status: 400, .. }, false))
+            t.classify(StatusCode::BAD_REQUEST, None, true, "p", 0),
+            Err((Error::Vault { status: 400, .. }, Retryable::No))
         ));
         assert!(matches!(
-            t.classify(StatusCode::OK, None, false, "p"),
-            Err((Error::Malformed { .. }, false))
+            t.classify(StatusCode::OK, None, false, "p", 0),
+            Err((Error::Malformed { .. }, Retryable::No))
         ));
+    }
+
+    #[test]
+    fn cluster_indexes_parse() {
+        // {"cluster":"1a5e70de-05f9-52ee-abf3-495c3ef21681","value":"39"}, as OpenBao sends it.
+        let raw = HeaderValue::from_static(
+            "eyJjbHVzdGVyIjoiMWE1ZTcwZGUtMDVmOS01MmVlLWFiZjMtNDk1YzNlZjIxNjgxIiwidmFsdWUiOiIzOSJ9",
+        );
+        let index = ClusterIndex::parse(&raw).unwrap();
+        assert_eq!(index.value, 39);
+        assert_eq!(index.cluster, "1a5e70de-05f9-52ee-abf3-495c3ef21681");
+        assert!(ClusterIndex::parse(&HeaderValue::from_static("not base64!")).is_none());
+        assert_eq!(base64_decode("aGk=").unwrap(), b"hi");
     }
 
     #[test]

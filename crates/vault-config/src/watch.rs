@@ -43,14 +43,14 @@ use zeroize::Zeroize;
 use crate::client::VaultClient;
 use crate::error::{Error, Result};
 use crate::health::{unix_now, Health, LeaseHealth, RotationHealth};
-use crate::kv::{KvSecret, KvVersion};
+use crate::kv::{unix_nanos, KvSecret, KvVersion};
 use crate::lease::{LeaseClock, Rotation};
 use crate::load::{extract, load_plan, Loaded};
 use crate::plan::{Plan, Read};
 use crate::provider::VaultProvider;
 use crate::snapshot::{read_one, Freshness, Snapshot};
 use crate::spec::Description;
-use crate::transport::random_fraction;
+use crate::transport::{random_fraction, RIDE_FAILOVER};
 
 /// How a [`Watcher`] polls.
 ///
@@ -460,7 +460,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             match wake {
                 Wake::Stop => return,
                 Wake::Poll(reply) => {
-                    let outcome = self.poll(&tx).await;
+                    let outcome = RIDE_FAILOVER.scope(false, self.poll(&tx)).await;
                     match &outcome {
                         Ok(_) => self.polls.ok(),
                         Err(_) => self.polls.fail(&self.options),
@@ -470,7 +470,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                         let _ = reply.send(outcome);
                     }
                 }
-                Wake::Chores => self.chores(&tx).await,
+                Wake::Chores => RIDE_FAILOVER.scope(false, self.chores(&tx)).await,
             }
             if tx.is_closed() && inbox.is_closed() {
                 return;
@@ -540,7 +540,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
     fn record_failure(&mut self, e: &Error) {
         let disconnected = e.is_unavailable() || matches!(e, Error::Auth { .. });
         let text = e.to_string();
+        let failovers = self.client.failovers();
         self.update_health(|h| {
+            h.failovers = failovers;
             h.vault_connected = !disconnected;
             h.consecutive_failures = h.consecutive_failures.saturating_add(1);
             h.last_error = Some(text);
@@ -615,6 +617,16 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             let mut fresh_leases = Vec::new();
             for (position, (index, result)) in changed.into_iter().zip(results).enumerate() {
                 match result {
+                    // A KV answer older than the version in force (a lagging
+                    // node): left out, so nothing goes back in time.
+                    Ok(found)
+                        if matches!(
+                            (found.secret.as_deref(), self.snapshot.found(index).and_then(|f| f.secret.as_deref())),
+                            (Some(new), Some(held)) if new.is_older_than(held)
+                        ) =>
+                    {
+                        tracing::debug!(read = %self.plan.reads()[index], "vault-config watcher: an answer older than the version in force was left out");
+                    }
                     Ok(found) => {
                         if let Some(lease) = found.secret.as_deref().and_then(KvSecret::lease) {
                             fresh_leases.push(lease.id.clone());
@@ -724,7 +736,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                     );
                 }
                 // Vault cannot be reached or refused us: try again after a backoff.
-                Err(e) if e.is_unavailable() || matches!(e, Error::Auth { .. }) => {
+                Err(e) if e.is_transient() || matches!(e, Error::Auth { .. }) => {
                     error.get_or_insert(e);
                 }
                 Err(e) => {
@@ -934,8 +946,12 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
     fn mark_connected(&mut self) {
         let token = self.client.auth_status();
         let held_back = self.held_back.clone();
+        let address = self.client.address().map(str::to_owned);
+        let failovers = self.client.failovers();
         self.update_health(|h| {
             h.token = token;
+            h.vault_address = address;
+            h.failovers = failovers;
             h.vault_connected = true;
             h.last_success = Some(unix_now());
             h.consecutive_failures = 0;
@@ -1027,6 +1043,18 @@ async fn changed_reads(
                     Some(KvVersion::V2) => {
                         let current = match client.read_metadata(mount, path).await {
                             Ok(meta) if meta.current_deleted => None,
+                            // Written before the version in force: a node that lags (a
+                            // standby). Never go back in time.
+                            Ok(meta)
+                                if found.secret.as_deref().is_some_and(|held| {
+                                    older_time(
+                                        meta.current_created_time.as_deref(),
+                                        held.created_time(),
+                                    )
+                                }) =>
+                            {
+                                return Ok(None)
+                            }
                             Ok(meta) => Some((meta.current_version, meta.current_created_time)),
                             Err(Error::NotFound { .. }) => None,
                             Err(e) => return Err(e),
@@ -1055,6 +1083,14 @@ async fn changed_reads(
         }
     }
     (changed, error)
+}
+
+/// True when time `a` is before time `b` (both RFC 3339).
+fn older_time(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a.and_then(unix_nanos), b.and_then(unix_nanos)) {
+        (Some(a), Some(b)) => a < b,
+        _ => false,
+    }
 }
 
 /// A hash of each mapped key's value, to tell which changed without keeping

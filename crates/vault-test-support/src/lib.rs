@@ -10,6 +10,8 @@
 mod admin;
 /// [`CannedServer`], a loopback stand-in for conditions a real Vault cannot produce.
 mod canned;
+/// [`Cluster`], three Raft nodes on loopback.
+mod cluster;
 /// [`JwtSigner`] and [`base64url`], for JWT auth.
 mod jwt;
 /// [`Postgres`], a throwaway cluster for the database secrets engine.
@@ -22,8 +24,9 @@ mod server;
 mod util;
 
 pub use canned::CannedServer;
+pub use cluster::Cluster;
 pub use jwt::{base64url, JwtSigner};
 pub use postgres::{Postgres, POSTGRES_HINT};
-pub use proxy::{CountingProxy, FaultyProxy};
+pub use proxy::{CountingProxy, FaultyProxy, RoundRobinProxy};
 pub use server::{server_binary, workspace_root, DevServer, INSTALL_HINT};
 pub use util::{dead_addr, env_of, eventually, TestResult};

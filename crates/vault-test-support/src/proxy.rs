@@ -79,6 +79,60 @@ impl Drop for CountingProxy {
     }
 }
 
+/// A TCP proxy spreading connections over several servers in turn, as an
+/// nginx `upstream` in front of a cluster does: each new connection goes to
+/// the next server, skipping one that refuses it.
+pub struct RoundRobinProxy {
+    addr: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RoundRobinProxy {
+    /// Listens on a free loopback port in front of `upstreams` (`http://host:port`).
+    pub async fn start(upstreams: &[String]) -> TestResult<RoundRobinProxy> {
+        let upstreams: Vec<String> = upstreams
+            .iter()
+            .map(|u| {
+                u.trim_start_matches("http://")
+                    .trim_end_matches('/')
+                    .to_owned()
+            })
+            .collect();
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = format!("http://{}", listener.local_addr()?);
+        let task = tokio::spawn(async move {
+            let mut next = 0usize;
+            while let Ok((client, _)) = listener.accept().await {
+                let first = next;
+                next = next.wrapping_add(1);
+                let upstreams = upstreams.clone();
+                tokio::spawn(async move {
+                    for k in 0..upstreams.len() {
+                        let target = &upstreams[(first + k) % upstreams.len()];
+                        if let Ok(server) = TcpStream::connect(target).await {
+                            let seen = Arc::new(Mutex::new(Vec::new()));
+                            let _ = pipe(client, server, seen).await;
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Ok(RoundRobinProxy { addr, task })
+    }
+
+    /// `http://127.0.0.1:port`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+}
+
+impl Drop for RoundRobinProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// A proxy that answers the first `n` requests itself with an error status
 /// (closing the connection), then forwards everything to a real server: a way
 /// to see retries and their limits against real Vault behaviour.
