@@ -9,14 +9,25 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::time::timeout;
 use vault_config::{SecretString, VaultClient, VaultClientBuilder, VaultConfig, WatchOptions};
-use vault_test_support::{env_of, Cluster, RoundRobinProxy};
+use vault_test_support::{env_of, Cluster, Postgres, RoundRobinProxy};
 
 #[derive(Debug, Deserialize, VaultConfig)]
+#[allow(dead_code)] // db_user: leased, renewed; not read by the test
 struct Pair {
     #[vault("app#user")]
     user: String,
     #[vault("app#pass")]
     pass: SecretString,
+    #[vault("app#n")]
+    n: u32,
+    /// Leased from PostgreSQL: renewed through the failovers.
+    #[vault(dynamic = "database/creds/app", key = "username")]
+    db_user: String,
+}
+
+/// The KV part alone.
+#[derive(Debug, Deserialize, VaultConfig)]
+struct KvOnly {
     #[vault("app#n")]
     n: u32,
 }
@@ -29,7 +40,11 @@ async fn periodic_token(cluster: &Cluster) -> String {
             leader,
             "PUT",
             "sys/policies/acl/reader",
-            Some(json!({"policy": "path \"secret/*\" { capabilities = [\"read\"] }"})),
+            Some(
+                json!({"policy": "path \"secret/*\" { capabilities = [\"read\"] }\n\
+                path \"database/creds/app\" { capabilities = [\"read\"] }\n\
+                path \"sys/leases/renew/database/creds/app/*\" { capabilities = [\"update\"] }"}),
+            ),
         )
         .await
         .unwrap();
@@ -72,6 +87,11 @@ async fn write_pair(cluster: &Cluster, n: u32) {
 /// that every config published is a pair written together, that they never
 /// go back, and that the watcher ends on the last write.
 async fn ride_through_failovers(cluster: &mut Cluster, client: &VaultClient) {
+    // Leases of 6 s (max 1 min): renewed every 4 s, through the failovers.
+    let pg = Postgres::start().await;
+    pg.configure_vault(cluster, "app", "6s", "1m")
+        .await
+        .unwrap();
     write_pair(cluster, 0).await;
     let watcher = Pair::watch(
         client,
@@ -133,6 +153,14 @@ async fn ride_through_failovers(cluster: &mut Cluster, client: &VaultClient) {
         client.auth_status()
     );
     let health = watcher.health();
+    // The lease in force is alive: renewed (or replaced before it ended)
+    // through the failovers.
+    let lease = health.leases["database/creds/app"].clone();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(lease.expires_at > now, "the lease ran out: {lease:?}");
     drop(watcher);
     let _ = collector.await;
     let seen = seen.lock().unwrap().clone();
@@ -170,7 +198,7 @@ async fn a_watcher_rides_through_leader_failovers_with_every_address() {
             .write("secret", "app", data.as_object().unwrap(), None)
             .await
             .unwrap();
-        let loaded = Pair::load(&writer).await.unwrap();
+        let loaded = KvOnly::load(&writer).await.unwrap();
         assert_eq!(loaded.n, n, "a standby answered from before the write");
     }
     drop(through_standby);

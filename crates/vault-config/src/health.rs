@@ -42,6 +42,8 @@ pub struct Health {
     pub last_error_at: Option<u64>,
     /// The last error (a failed poll, or a rotation held back), until a poll succeeds.
     pub last_error: Option<String>,
+    /// Polls that went through, since the watcher started.
+    pub polls: u64,
     /// Polls (and renewals between polls) that failed in a row.
     pub consecutive_failures: u32,
     /// How many configs were published after the first.

@@ -523,7 +523,10 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
     async fn poll(&mut self, tx: &watch::Sender<Arc<T>>) -> Result<bool> {
         let result = self.work(tx, true).await;
         match &result {
-            Ok(_) => self.mark_connected(),
+            Ok(_) => {
+                self.update_health(|h| h.polls = h.polls.saturating_add(1));
+                self.mark_connected();
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "vault-config watcher: keeping the last good configuration");
                 self.record_failure(e);

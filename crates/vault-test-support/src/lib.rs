@@ -26,7 +26,7 @@ mod util;
 pub use canned::CannedServer;
 pub use cluster::Cluster;
 pub use jwt::{base64url, JwtSigner};
-pub use postgres::{Postgres, POSTGRES_HINT};
+pub use postgres::{Admin, Postgres, POSTGRES_HINT};
 pub use proxy::{CountingProxy, FaultyProxy, RoundRobinProxy};
 pub use server::{server_binary, workspace_root, DevServer, INSTALL_HINT};
 pub use util::{dead_addr, env_of, eventually, TestResult};

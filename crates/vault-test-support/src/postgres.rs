@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::process::Command;
 
+use crate::cluster::Cluster;
 use crate::server::DevServer;
 use crate::util::{free_port_pair, path_str, unique, TestResult};
 
@@ -212,7 +213,7 @@ impl Postgres {
     /// this cluster, with role `role` granting `default_ttl` / `max_ttl` logins.
     pub async fn configure_vault(
         &self,
-        server: &DevServer,
+        server: &impl Admin,
         role: &str,
         default_ttl: &str,
         max_ttl: &str,
@@ -266,7 +267,7 @@ impl Postgres {
     /// password), its password rotated by Vault every `rotation_period`.
     pub async fn static_role(
         &self,
-        server: &DevServer,
+        server: &impl Admin,
         role: &str,
         username: &str,
         rotation_period: &str,
@@ -300,6 +301,44 @@ impl Postgres {
             .map(str::to_owned)
             .filter(|l| !l.is_empty())
             .collect())
+    }
+}
+
+/// What can take the root API calls that set the database engine up: a dev
+/// server, or a cluster (through its leader).
+pub trait Admin {
+    /// A request as root; returns the JSON body.
+    fn api(
+        &self,
+        method: &str,
+        path: &str,
+        namespace: Option<&str>,
+        body: Option<Value>,
+    ) -> impl std::future::Future<Output = TestResult<Value>> + Send;
+}
+
+impl Admin for DevServer {
+    async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        namespace: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResult<Value> {
+        DevServer::api(self, method, path, namespace, body).await
+    }
+}
+
+impl Admin for Cluster {
+    async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        _namespace: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResult<Value> {
+        let leader = self.wait_leader(std::time::Duration::from_secs(30)).await?;
+        Cluster::api(self, leader, method, path, body).await
     }
 }
 
