@@ -93,6 +93,10 @@ async fn ride_through_failovers(cluster: &mut Cluster, client: &VaultClient) {
         .await
         .unwrap();
     write_pair(cluster, 0).await;
+    // Another writer's write reaches a standby within its replication lag
+    // (about 100-200 ms measured); this client has not seen it, so its first
+    // read may go to a standby that has not either.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let watcher = Pair::watch(
         client,
         WatchOptions::default()

@@ -290,6 +290,8 @@ struct State {
     secret_id: Option<SecretString>,
     /// A static token was looked up (its TTL learned), or cannot be.
     looked_up: bool,
+    /// A static token's lookup is under way, beside a request.
+    lookup_in_flight: bool,
     warned_expiry: bool,
     /// Failed logins in a row, and no new attempt before `retry_at`.
     failures: u32,
@@ -369,14 +371,30 @@ impl Auth {
 
     /// A token good for the next request: logs in, or renews, when due.
     pub(crate) async fn token(&self, t: &Transport) -> Result<SecretString> {
+        Ok(self.token_for_request(t).await?.0)
+    }
+
+    /// [`token`](Self::token), and whether the caller should learn a static
+    /// token's TTL ([`learn`](Self::learn)) beside its request: the first use
+    /// of a static token sends its request at once instead of waiting for the
+    /// lookup.
+    pub(crate) async fn token_for_request(&self, t: &Transport) -> Result<(SecretString, bool)> {
         let mut state = self.state.lock().await;
+        let mut learn = false;
         if let AuthMethod::Token(token) = &self.method {
-            if !state.looked_up {
-                let (looked, settled) = self.lookup_static(t, token).await;
-                // Only an answer settles it: while Vault is unreachable the
-                // TTL is learned at the next request.
-                state.looked_up = settled;
-                state.token = Some(looked);
+            if !state.looked_up && !state.lookup_in_flight {
+                state.lookup_in_flight = true;
+                learn = true;
+                if state.token.is_none() {
+                    state.token = Some(TokenState {
+                        token: token.clone(),
+                        obtained: Instant::now(),
+                        ttl: None,
+                        first_ttl: None,
+                        renewable: false,
+                        settled: false,
+                    });
+                }
             }
         }
         let (due, expired) = match &state.token {
@@ -401,14 +419,41 @@ impl Auth {
             }
             tracing::debug!(error = %e, "vault-config: renewing the token failed; it still serves until it expires");
         }
-        state
+        let token = state
             .token
             .as_ref()
             .map(|ts| ts.token.clone())
             .ok_or_else(|| Error::Auth {
                 method: self.method.name().to_owned(),
                 reason: "no token".to_owned(),
-            })
+            })?;
+        Ok((token, learn))
+    }
+
+    /// Learns a static token's TTL and renewability (`lookup-self`), outside
+    /// the state lock, and records them; while Vault cannot be reached it is
+    /// tried again at a later request.
+    pub(crate) async fn learn(&self, t: &Transport) {
+        let AuthMethod::Token(token) = &self.method else {
+            return;
+        };
+        let (looked, settled) = self.lookup_static(t, token).await;
+        let mut state = self.state.lock().await;
+        state.lookup_in_flight = false;
+        state.looked_up = settled;
+        if settled {
+            if let Some(ts) = state
+                .token
+                .as_mut()
+                .filter(|ts| !ts.settled && ts.ttl.is_none())
+            {
+                ts.first_ttl = looked.first_ttl;
+                ts.renewable = looked.renewable;
+                ts.obtained = looked.obtained;
+                ts.ttl = looked.ttl;
+            }
+        }
+        self.publish_status(&state);
     }
 
     /// After a 403 with `used`: if that token is no longer valid (its own

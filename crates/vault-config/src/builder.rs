@@ -127,6 +127,13 @@ impl VaultClientBuilder {
         self
     }
 
+    /// The most requests in flight at once (64 unless set): a large config
+    /// loads in waves instead of one burst that trips Vault's rate limits.
+    pub fn max_concurrent_requests(mut self, limit: usize) -> Self {
+        self.transport.max_in_flight = limit.max(1);
+        self
+    }
+
     /// How long a write the client makes (a login, a token or lease renewal,
     /// a revocation) keeps trying while every node is down, sealed or without
     /// a leader: a failover gap (30 s unless set). Reads give up after the

@@ -144,6 +144,15 @@ impl VaultClient {
         self.inner.transport.as_ref().map_or(&[], Transport::addrs)
     }
 
+    /// HTTP requests this client (and its clones) sent so far, retries and
+    /// redirects included: what a load or a poll costs.
+    pub fn requests_sent(&self) -> u64 {
+        self.inner
+            .transport
+            .as_ref()
+            .map_or(0, Transport::requests_sent)
+    }
+
     /// How many times requests moved to another address (a failover).
     pub fn failovers(&self) -> u64 {
         self.inner
@@ -218,8 +227,15 @@ impl VaultClient {
                 None => transport.get(api_path, query, Some(&token), repeat).await,
             }
         };
-        let token = auth.token(transport).await?;
-        match send(token.clone()).await {
+        let (token, learn) = auth.token_for_request(transport).await?;
+        // A static token's first request goes out at once; its TTL is
+        // learned beside it, off the critical path.
+        let reply = if learn {
+            tokio::join!(send(token.clone()), auth.learn(transport)).0
+        } else {
+            send(token.clone()).await
+        };
+        match reply {
             Err(Error::PermissionDenied { .. }) if auth.can_login() => {
                 match auth.relogin(transport, &token).await? {
                     Some(fresh) => send(fresh).await,

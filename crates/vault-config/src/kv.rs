@@ -481,7 +481,36 @@ impl VaultClient {
         version: Option<u64>,
     ) -> Result<Option<KvSecret>> {
         check_path(mount, path)?;
-        let kv = self.kv_version(mount).await?;
+        if !self.is_enabled() {
+            return Err(self.disabled(&KvVersion::V2.data_path(mount, path)));
+        }
+        let kv = match self.known_kv_version(mount) {
+            Some(kv) => kv,
+            None => {
+                // The mount's version is not known yet: read it as KV v2 (the
+                // default engine) while the version is looked up, so a cold
+                // load costs one round trip; a KV v1 mount pays one more.
+                let (detected, speculative) = tokio::join!(
+                    self.kv_version(mount),
+                    self.read_as(KvVersion::V2, mount, path, version)
+                );
+                match detected? {
+                    KvVersion::V2 => return speculative,
+                    kv => kv,
+                }
+            }
+        };
+        self.read_as(kv, mount, path, version).await
+    }
+
+    /// A read of `path` on `mount`, taken to be KV version `kv`.
+    async fn read_as(
+        &self,
+        kv: KvVersion,
+        mount: &str,
+        path: &str,
+        version: Option<u64>,
+    ) -> Result<Option<KvSecret>> {
         let api_path = kv.data_path(mount, path);
         if !self.is_enabled() {
             return Err(self.disabled(&api_path));

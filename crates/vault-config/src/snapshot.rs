@@ -112,10 +112,14 @@ impl Snapshot {
                         version,
                     },
                     Freshness::Cached,
-                ) => Ok(Found {
-                    kv: Some(client.kv_version(mount).await?),
-                    secret: client.read_cached(mount, path, *version).await?,
-                }),
+                ) => {
+                    // The read first: it does not wait for the mount's version.
+                    let secret = client.read_cached(mount, path, *version).await?;
+                    Ok(Found {
+                        kv: Some(client.kv_version(mount).await?),
+                        secret,
+                    })
+                }
                 _ => read_one(client, read).await,
             }
         });
@@ -287,8 +291,8 @@ pub(crate) async fn read_one(client: &VaultClient, read: &Read) -> Result<Found>
             path,
             version,
         } => {
-            let kv = client.kv_version(mount).await?;
             let secret = client.read_opt(mount, path, *version).await?.map(Arc::new);
+            let kv = client.kv_version(mount).await?;
             client.cache_put(mount, path, *version, secret.clone());
             Ok(Found {
                 kv: Some(kv),

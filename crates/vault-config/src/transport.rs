@@ -70,6 +70,8 @@ pub(crate) struct TransportSettings {
     /// How long a write (a login, a renewal, a revocation) keeps trying
     /// through a failover: every node down, sealed or without a leader.
     pub(crate) failover_timeout: Duration,
+    /// The most requests in flight at once.
+    pub(crate) max_in_flight: usize,
     pub(crate) ca_cert: Option<(String, PathBuf)>,
     pub(crate) client_cert: Option<(String, PathBuf)>,
     pub(crate) client_key: Option<(String, PathBuf)>,
@@ -85,6 +87,7 @@ impl Default for TransportSettings {
             address: None,
             addresses: Vec::new(),
             failover_timeout: DEFAULT_FAILOVER_TIMEOUT,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             ca_cert: None,
             client_cert: None,
             client_key: None,
@@ -202,6 +205,7 @@ impl TransportSettings {
         let mut transport = Transport::new(http, addrs, namespace, self.timeout, self.retry, names);
         transport.max_response_bytes = self.max_response_bytes;
         transport.failover_timeout = self.failover_timeout;
+        transport.in_flight = tokio::sync::Semaphore::new(self.max_in_flight.max(1));
         Ok(transport)
     }
 }
@@ -256,6 +260,11 @@ pub(crate) enum Repeat {
 /// The largest answer read from Vault unless set (4 MiB): a KV secret of a few
 /// megabytes is already abnormal.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The most requests a client has in flight at once unless set: a config of
+/// a thousand paths loads in waves rather than in one burst that trips
+/// Vault's rate limits.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 
 /// How long a write keeps trying through a cluster failover unless set.
 pub const DEFAULT_FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -338,7 +347,11 @@ pub(crate) struct Transport {
     index: Mutex<Option<ClusterIndex>>,
     /// How many times requests moved to another address.
     failovers: AtomicU64,
+    /// HTTP requests sent, retries and redirects included.
+    sent: AtomicU64,
     failover_timeout: Duration,
+    /// Permits for requests in flight.
+    in_flight: tokio::sync::Semaphore,
     max_response_bytes: usize,
     headers: HeaderMap,
     namespace: Option<String>,
@@ -372,7 +385,9 @@ impl Transport {
             current: AtomicUsize::new(0),
             index: Mutex::new(None),
             failovers: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
             failover_timeout: DEFAULT_FAILOVER_TIMEOUT,
+            in_flight: tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             headers,
             namespace,
@@ -396,6 +411,11 @@ impl Transport {
     /// Every configured address, as messages show them.
     pub(crate) fn addrs(&self) -> &[String] {
         &self.shown
+    }
+
+    /// HTTP requests sent so far.
+    pub(crate) fn requests_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     /// How many times requests moved to another address so far.
@@ -544,6 +564,8 @@ impl Transport {
         headers: &HeaderMap,
         repeat: Repeat,
     ) -> Step {
+        // Never closed: a permit is always granted, in turn.
+        let _permit = self.in_flight.acquire().await.ok();
         let mut url = self.url(at, api_path, query);
         let mut redirected = false;
         // The newest cluster state this client has seen (Vault's
@@ -637,6 +659,7 @@ impl Transport {
         api_path: &str,
         at: usize,
     ) -> Attempt {
+        self.sent.fetch_add(1, Ordering::Relaxed);
         let mut response = match request.send().await {
             Ok(r) => r,
             Err(e) => return self.transport_error(&e, api_path, at),

@@ -27,6 +27,6 @@ pub use canned::CannedServer;
 pub use cluster::Cluster;
 pub use jwt::{base64url, JwtSigner};
 pub use postgres::{Admin, Postgres, POSTGRES_HINT};
-pub use proxy::{CountingProxy, FaultyProxy, RoundRobinProxy};
+pub use proxy::{CountingProxy, DelayProxy, FaultyProxy, RoundRobinProxy};
 pub use server::{server_binary, workspace_root, DevServer, INSTALL_HINT};
 pub use util::{dead_addr, env_of, eventually, TestResult};

@@ -79,6 +79,101 @@ impl Drop for CountingProxy {
     }
 }
 
+/// A TCP proxy that delays every segment by `one_way` in each direction, as a
+/// network with a round trip of twice that would: handshakes (TCP, TLS) pay
+/// it too. Counts the connections it accepts.
+pub struct DelayProxy {
+    addr: String,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DelayProxy {
+    /// Listens on a free loopback port in front of `upstream` (`scheme://host:port`).
+    pub async fn start(upstream: &str, one_way: std::time::Duration) -> TestResult<DelayProxy> {
+        let (scheme, rest) = upstream.split_once("://").unwrap_or(("http", upstream));
+        let upstream = rest.trim_end_matches('/').to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = format!("{scheme}://{}", listener.local_addr()?);
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = connections.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    // The connection itself pays a round trip (SYN, SYN-ACK).
+                    tokio::time::sleep(one_way * 2).await;
+                    if let Ok(server) = TcpStream::connect(&upstream).await {
+                        // No Nagle: a small segment goes out when its delay is up,
+                        // not after the previous one was acknowledged.
+                        let _ = client.set_nodelay(true);
+                        let _ = server.set_nodelay(true);
+                        let (cr, cw) = client.into_split();
+                        let (sr, sw) = server.into_split();
+                        let up = tokio::spawn(delayed(cr, sw, one_way));
+                        let _ = delayed(sr, cw, one_way).await;
+                        up.abort();
+                    }
+                });
+            }
+        });
+        Ok(DelayProxy {
+            addr,
+            connections,
+            task,
+        })
+    }
+
+    /// `scheme://127.0.0.1:port`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for DelayProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Copies `from` to `to`, each segment `delay` after it was read, in order.
+async fn delayed(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: std::time::Duration,
+) -> std::io::Result<()> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let writer = tokio::spawn(async move {
+        while let Some((due, bytes)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown().await;
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        let due = tokio::time::Instant::now() + delay;
+        if tx.send((due, buf[..n].to_vec())).is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+    Ok(())
+}
+
 /// A TCP proxy spreading connections over several servers in turn, as an
 /// nginx `upstream` in front of a cluster does: each new connection goes to
 /// the next server, skipping one that refuses it.
