@@ -37,6 +37,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::kv::zeroize_value;
+use crate::telemetry::{Count, Telemetry};
 use crate::transport::{Repeat, Reply, Transport};
 
 /// Where a Kubernetes pod's service-account token is mounted.
@@ -307,6 +308,7 @@ struct State {
 /// held across a login, so concurrent requests wait for the one login in flight.
 pub(crate) struct Auth {
     method: AuthMethod,
+    telemetry: Telemetry,
     state: tokio::sync::Mutex<State>,
     status: Mutex<AuthStatus>,
     /// When the token is next due (renewal, replacement, or a login retry),
@@ -316,7 +318,7 @@ pub(crate) struct Auth {
 
 impl Auth {
     /// `credentials` says where they come from, for logs and health.
-    pub(crate) fn new(method: AuthMethod, credentials: String) -> Self {
+    pub(crate) fn new(method: AuthMethod, credentials: String, telemetry: Telemetry) -> Self {
         tracing::info!(method = method.name(), credentials = %credentials, "vault-config: authenticating to Vault");
         let status = AuthStatus {
             method: method.name(),
@@ -325,6 +327,7 @@ impl Auth {
         };
         Auth {
             method,
+            telemetry,
             state: tokio::sync::Mutex::new(State::default()),
             status: Mutex::new(status),
             schedule: Mutex::new(None),
@@ -538,6 +541,7 @@ impl Auth {
                         state.failures = 0;
                         state.retry_at = None;
                         state.last_error = None;
+                        self.telemetry.count(Count::TokenRenewal, 1);
                         self.bump(|s| {
                             s.renewals += 1;
                             s.state = AuthState::Ok;
@@ -665,6 +669,11 @@ impl Auth {
             }
         }
         let outcome = self.try_login(t, state).await;
+        self.telemetry.login(match &outcome {
+            Ok(_) => "ok",
+            Err((_, Some(_))) => "refused",
+            Err(_) => "failed",
+        });
         match &outcome {
             Ok(_) => {
                 state.failures = 0;
@@ -915,6 +924,10 @@ impl Auth {
 
     fn publish_status(&self, state: &State) {
         self.reschedule(state);
+        if let Some(left) = state.token.as_ref().and_then(TokenState::remaining) {
+            self.telemetry
+                .token_expiry(crate::health::unix_now().saturating_add(left.as_secs()));
+        }
         let (expires, renewable) = match &state.token {
             Some(ts) => (ts.remaining().map(|d| d.as_secs()), ts.renewable),
             None => (None, false),

@@ -17,6 +17,7 @@ use crate::env::{ContractNames, EnvSource};
 use crate::error::{Error, Result};
 use crate::fallback::FallbackMode;
 use crate::kv::KvVersion;
+use crate::telemetry::Telemetry;
 use crate::transport::{redact_address, TransportSettings};
 
 /// Settings for a [`VaultClient`], from code, from the env contract, or both.
@@ -42,6 +43,8 @@ pub struct VaultClientBuilder {
     pub(crate) token_setting: Option<String>,
     /// Where the credentials come from, for logs and health (never them).
     pub(crate) credentials: Option<String>,
+    pub(crate) metrics_name: Option<String>,
+    pub(crate) metrics_paths: bool,
     pub(crate) auth: Option<AuthMethod>,
     pub(crate) namespace: Option<String>,
     pub(crate) kv_mount: String,
@@ -60,6 +63,8 @@ impl Default for VaultClientBuilder {
             token: None,
             token_setting: None,
             credentials: None,
+            metrics_name: None,
+            metrics_paths: false,
             auth: None,
             namespace: None,
             kv_mount: DEFAULT_KV_MOUNT.to_owned(),
@@ -210,6 +215,19 @@ impl VaultClientBuilder {
         self
     }
 
+    /// The `client` label of this client's metrics (`default` unless set), so
+    /// that several clients of one process stay apart. See [`telemetry`](crate::telemetry).
+    pub fn metrics_name(mut self, name: impl Into<String>) -> Self {
+        self.metrics_name = Some(name.into());
+        self
+    }
+
+    /// Give lease metrics a `path` label (off unless set: a series per path).
+    pub fn metrics_paths(mut self, on: bool) -> Self {
+        self.metrics_paths = on;
+        self
+    }
+
     /// The largest answer read from Vault, in bytes (4 MiB unless set): a
     /// bigger one fails with [`Error::Malformed`] instead of filling memory.
     pub fn max_response_bytes(mut self, limit: usize) -> Self {
@@ -283,10 +301,12 @@ impl VaultClientBuilder {
                 )
             })?;
         }
+        let telemetry = Telemetry::new(self.metrics_name.clone(), self.metrics_paths);
         let (transport, auth) = if self.enabled {
-            let transport = self
+            let mut transport = self
                 .transport
                 .connect(&self.names, self.namespace.clone())?;
+            transport.telemetry = telemetry.clone();
             let method = match (&self.auth, &self.token) {
                 (Some(method), _) => method.clone(),
                 (None, Some(token)) => AuthMethod::Token(token.clone()),
@@ -304,7 +324,10 @@ impl VaultClientBuilder {
                 .credentials
                 .clone()
                 .unwrap_or_else(|| format!("{} login", method.name()));
-            (Some(transport), Some(Auth::new(method, credentials)))
+            (
+                Some(transport),
+                Some(Auth::new(method, credentials, telemetry.clone())),
+            )
         } else {
             (None, None)
         };
@@ -330,6 +353,7 @@ impl VaultClientBuilder {
                 cache: Cache::new(self.cache_ttl),
                 kv_versions: Mutex::new(kv_versions),
                 declared_kv_versions,
+                telemetry,
                 env: self.env,
                 names: self.names,
             }),

@@ -20,6 +20,7 @@ use crate::env::{ContractNames, EnvSource};
 use crate::error::{Error, Result};
 use crate::fallback::FallbackMode;
 use crate::kv::KvVersion;
+use crate::telemetry::Telemetry;
 use crate::transport::{Repeat, Reply, Transport};
 
 /// The KV mount used when none is configured.
@@ -58,6 +59,7 @@ pub(crate) struct Inner {
     pub(crate) kv_versions: Mutex<HashMap<String, Arc<OnceCell<KvVersion>>>>,
     /// The mounts whose version the builder declared: never detected anew.
     pub(crate) declared_kv_versions: HashSet<String>,
+    pub(crate) telemetry: Telemetry,
     pub(crate) env: EnvSource,
     pub(crate) names: ContractNames,
 }
@@ -260,6 +262,11 @@ impl VaultClient {
             auth.token(transport).await?;
         }
         Ok(())
+    }
+
+    /// Where this client's metrics go.
+    pub(crate) fn telemetry(&self) -> &Telemetry {
+        &self.inner.telemetry
     }
 
     /// The error for a request that cannot be sent because Vault is turned off.

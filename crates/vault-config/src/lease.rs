@@ -159,6 +159,9 @@ impl VaultClient {
         .await
         {
             Ok(results) => {
+                let revoked = results.iter().filter(|r| r.is_ok()).count() as u64;
+                self.telemetry()
+                    .count(crate::telemetry::Count::LeaseRevocation, revoked);
                 for e in results.into_iter().filter_map(Result::err) {
                     tracing::warn!(error = %e, "vault-config: revoking unused credentials failed; they will expire");
                 }

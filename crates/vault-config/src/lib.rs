@@ -140,6 +140,7 @@
 //! | [`watch`] | [`Watcher`] and [`WatchOptions`]: hot reload |
 //! | [`health`] | [`Health`], what a watcher reports |
 //! | [`policy`] | the Vault policy and `.env.example` a mapping table implies |
+//! | [`telemetry`] | the metrics (the `metrics` feature) and what they mean |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -161,6 +162,7 @@ pub mod policy;
 pub mod provider;
 mod snapshot;
 mod spec;
+pub mod telemetry;
 mod transport;
 pub mod watch;
 

@@ -15,6 +15,9 @@ use crate::plan::Plan;
 use crate::provider::{Origin, VaultProvider};
 use crate::snapshot::{Freshness, Snapshot};
 use crate::spec::Description;
+use crate::telemetry::outcome_of;
+use std::time::Instant;
+use tracing::Instrument;
 
 /// A typed config, with the plan and snapshot it was made from.
 pub(crate) struct Loaded<T> {
@@ -38,6 +41,36 @@ pub(crate) async fn load<T: DeserializeOwned>(
 /// [`load`] for a plan made another way (a provider's mappings); `d`, when
 /// given, adds the fields' defaults and names.
 pub(crate) async fn load_plan<T: DeserializeOwned>(
+    plan: Plan,
+    d: Option<&Description>,
+    client: &VaultClient,
+    freshness: Freshness,
+) -> Result<Loaded<T>> {
+    let span = tracing::info_span!(
+        "vault_config.load",
+        paths = plan.reads().len(),
+        requests = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        duration_ms = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let sent = client.requests_sent();
+    let result = load_inner(plan, d, client, freshness)
+        .instrument(span.clone())
+        .await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => outcome_of(e),
+    };
+    let took = started.elapsed();
+    span.record("requests", client.requests_sent().saturating_sub(sent));
+    span.record("outcome", outcome);
+    span.record("duration_ms", took.as_secs_f64() * 1000.0);
+    client.telemetry().load(outcome, took);
+    result
+}
+
+async fn load_inner<T: DeserializeOwned>(
     plan: Plan,
     d: Option<&Description>,
     client: &VaultClient,

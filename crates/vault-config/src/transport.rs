@@ -17,6 +17,8 @@ use zeroize::Zeroize;
 use crate::client::DEFAULT_TIMEOUT;
 use crate::env::ContractNames;
 use crate::error::{Error, Result};
+use crate::telemetry::{operation_of, outcome_of, Telemetry};
+use tracing::Instrument;
 
 /// How failed requests are retried.
 #[derive(Debug, Clone, Copy)]
@@ -349,6 +351,7 @@ pub(crate) struct Transport {
     failovers: AtomicU64,
     /// HTTP requests sent, retries and redirects included.
     sent: AtomicU64,
+    pub(crate) telemetry: Telemetry,
     failover_timeout: Duration,
     /// Permits for requests in flight.
     in_flight: tokio::sync::Semaphore,
@@ -386,6 +389,7 @@ impl Transport {
             index: Mutex::new(None),
             failovers: AtomicU64::new(0),
             sent: AtomicU64::new(0),
+            telemetry: Telemetry::default(),
             failover_timeout: DEFAULT_FAILOVER_TIMEOUT,
             in_flight: tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
@@ -471,6 +475,32 @@ impl Transport {
     /// jittered) and goes round again: reads up to the retry count, writes
     /// for as long as the failover timeout allows.
     async fn send(
+        &self,
+        method: Method,
+        api_path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        token: Option<&SecretString>,
+        repeat: Repeat,
+    ) -> Result<Reply> {
+        let operation = operation_of(api_path, method != Method::GET);
+        let span = tracing::debug_span!("vault_config.request", operation, path = api_path);
+        let started = Instant::now();
+        let result = self
+            .send_inner(method, api_path, query, body, token, repeat)
+            .instrument(span)
+            .await;
+        let outcome = match &result {
+            Ok(Reply::Ok(_)) => "ok",
+            Ok(Reply::NotFound) => "not_found",
+            Err(e) => outcome_of(e),
+        };
+        self.telemetry
+            .request(operation, outcome, started.elapsed());
+        result
+    }
+
+    async fn send_inner(
         &self,
         method: Method,
         api_path: &str,

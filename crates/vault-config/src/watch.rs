@@ -50,7 +50,9 @@ use crate::plan::{Plan, Read};
 use crate::provider::VaultProvider;
 use crate::snapshot::{read_one, Freshness, Snapshot};
 use crate::spec::Description;
+use crate::telemetry::{outcome_of, Count};
 use crate::transport::{random_fraction, RIDE_FAILOVER};
+use tracing::Instrument;
 
 /// How a [`Watcher`] polls.
 ///
@@ -402,6 +404,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         };
         state.bookkeep();
         let connected = state.snapshot.is_from_vault();
+        if connected {
+            state.client.telemetry().success_at(unix_now());
+        }
         let token = state.client.auth_status();
         state.update_health(|h| {
             h.token = token;
@@ -521,7 +526,16 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
 
     /// One check: returns whether a new config was published.
     async fn poll(&mut self, tx: &watch::Sender<Arc<T>>) -> Result<bool> {
-        let result = self.work(tx, true).await;
+        let started = Instant::now();
+        let span = tracing::debug_span!("vault_config.poll", reads = self.plan.reads().len());
+        let result = self.work(tx, true).instrument(span).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => outcome_of(e),
+        };
+        self.client
+            .telemetry()
+            .poll(outcome, started.elapsed(), unix_now());
         match &result {
             Ok(_) => {
                 self.update_health(|h| h.polls = h.polls.saturating_add(1));
@@ -703,6 +717,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             Ok(published) => Ok(published),
             Err(e) => {
                 drop(before);
+                self.client.telemetry().count(Count::HeldBack, 1);
                 tracing::warn!(error = %e, "vault-config watcher: the new values do not make a valid configuration; not published");
                 self.held_back = Some(e.to_string());
                 self.client.revoke_unused(fresh_leases).await;
@@ -728,6 +743,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             }
             match self.client.renew_lease(&clock.lease.id, clock.first).await {
                 Ok(renewed) => {
+                    self.client.telemetry().count(Count::LeaseRenewal, 1);
                     clock.since = Instant::now();
                     clock.lease.duration = renewed.duration;
                     clock.lease.renewable = renewed.renewable;
@@ -871,7 +887,12 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 };
                 (self.plan.reads()[index].to_string(), lease)
             })
+            .collect::<BTreeMap<String, LeaseHealth>>();
+        let expiries: Vec<(String, u64)> = leases
+            .iter()
+            .map(|(path, l)| (path.clone(), l.expires_at))
             .collect();
+        self.client.telemetry().lease_expiries(&expiries);
         self.update_health(|h| h.leases = leases);
     }
 
@@ -883,6 +904,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         let provider = candidate.resolve(&self.plan, self.client.env());
         let config = extract::<T>(self.described.as_ref(), &self.client, &provider)?;
         let replaced = self.replaced_leases(&candidate);
+        self.client
+            .telemetry()
+            .count(Count::LeaseReplacement, replaced.len() as u64);
         self.snapshot = candidate;
         self.bookkeep();
         // A grace too long for an `Instant` means never: the lease just expires.
@@ -919,6 +943,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         tracing::info!(changed = %fields.join(", "), "vault-config watcher: configuration reloaded");
         self.prints = new_prints;
         self.mark_connected();
+        self.client.telemetry().count(Count::Reload, 1);
         self.update_health(|h| {
             h.reloads += 1;
             h.last_changed = fields;
