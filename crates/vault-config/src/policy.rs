@@ -159,24 +159,8 @@ pub fn render_env_example(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Description, FieldDecl, Scope};
-
-    fn decl(field: &'static str, path: &'static str, key: &'static str) -> FieldDecl {
-        FieldDecl {
-            field,
-            key: field,
-            path,
-            secret_key: key,
-            env: None,
-            path_env: None,
-            ttl_secs: None,
-            version: None,
-            has_default: false,
-            optional: false,
-            type_name: "String",
-            dynamic: false,
-        }
-    }
+    use crate::spec::tests::decl;
+    use crate::spec::{Description, Scope};
 
     #[test]
     fn policy_lists_each_path_once() {

@@ -268,11 +268,12 @@ fn merge_dicts(mut into: Dict, from: Dict) -> Dict {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::client::DEFAULT_KV_MOUNT as DOC_MOUNT;
 
-    fn decl(field: &'static str, path: &'static str, key: &'static str) -> FieldDecl {
+    /// A plain `String` field mapped to `path#key`, for tests here and in `policy`.
+    pub(crate) fn decl(field: &'static str, path: &'static str, key: &'static str) -> FieldDecl {
         FieldDecl {
             field,
             key: field,
