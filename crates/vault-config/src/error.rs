@@ -193,6 +193,17 @@ impl Error {
             || matches!(self, Error::Vault { status, .. } if *status == 307 || *status == 412 || *status >= 500)
     }
 
+    /// Keeps the error to report of several: the first, unless an outage
+    /// comes later (an outage outranks other errors: it decides fallback).
+    pub(crate) fn keep_first(first: &mut Option<Error>, e: Error) {
+        if first
+            .as_ref()
+            .is_none_or(|f| !f.is_unavailable() && e.is_unavailable())
+        {
+            *first = Some(e);
+        }
+    }
+
     pub(crate) fn config(setting: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Config {
             setting: setting.into(),

@@ -670,11 +670,16 @@ impl KvSecret {
     /// times): what a lagging standby answers. A rebuilt Vault's version 1
     /// is newer than the old version 7, since it was written later.
     pub(crate) fn is_older_than(&self, other: &KvSecret) -> bool {
-        let time = |s: &KvSecret| s.created_time().and_then(unix_nanos);
-        match (time(self), time(other)) {
-            (Some(a), Some(b)) => a < b,
-            _ => false,
-        }
+        written_before(self.created_time(), other.created_time())
+    }
+}
+
+/// True when RFC 3339 time `a` is before `b`; false when either is missing
+/// or unreadable (a change is then judged by the version alone).
+pub(crate) fn written_before(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a.and_then(unix_nanos), b.and_then(unix_nanos)) {
+        (Some(a), Some(b)) => a < b,
+        _ => false,
     }
 }
 

@@ -128,15 +128,7 @@ impl Snapshot {
         for result in join_all(reads).await {
             match result {
                 Ok(f) => found.push(f),
-                Err(e) => {
-                    // An outage outranks other errors: it decides fallback.
-                    if first_error
-                        .as_ref()
-                        .is_none_or(|f| !f.is_unavailable() && e.is_unavailable())
-                    {
-                        first_error = Some(e);
-                    }
-                }
+                Err(e) => Error::keep_first(&mut first_error, e),
             }
         }
         match first_error {

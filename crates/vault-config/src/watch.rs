@@ -43,7 +43,7 @@ use zeroize::Zeroize;
 use crate::client::VaultClient;
 use crate::error::{Error, Result};
 use crate::health::{unix_now, Health, LeaseHealth, RotationHealth};
-use crate::kv::{unix_nanos, KvSecret, KvVersion};
+use crate::kv::{written_before, KvSecret, KvVersion};
 use crate::lease::{LeaseClock, Rotation};
 use crate::load::{extract, load_plan, Loaded};
 use crate::plan::{Plan, Read};
@@ -579,22 +579,13 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             return self.adopt(candidate, leases, None, tx).await;
         }
         let mut first_error = None;
-        let keep = |e: Error, first: &mut Option<Error>| {
-            // An outage outranks other errors.
-            if first
-                .as_ref()
-                .is_none_or(|f: &Error| !f.is_unavailable() && e.is_unavailable())
-            {
-                *first = Some(e);
-            }
-        };
         let mut changed = Vec::new();
         if kv {
             let (kv_changed, kv_error) =
                 changed_reads(&self.client, &self.plan, &self.snapshot).await;
             changed.extend(kv_changed);
             if let Some(e) = kv_error {
-                keep(e, &mut first_error);
+                Error::keep_first(&mut first_error, e);
             }
         }
         let kv_count = changed.len();
@@ -613,7 +604,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         // then backs off instead of running again at once.
         let mut lease_failed = lease_error.is_some();
         if let Some(e) = lease_error {
-            keep(e, &mut first_error);
+            Error::keep_first(&mut first_error, e);
         }
         self.revoke_due().await;
         let mut published = false;
@@ -655,7 +646,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                     }
                     Err(e) => {
                         lease_failed |= position >= kv_count;
-                        keep(e, &mut first_error);
+                        Error::keep_first(&mut first_error, e);
                     }
                 }
             }
@@ -671,7 +662,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 Ok(p) => published = p,
                 Err(e) if retry_leased => {
                     let held_back = e.to_string();
-                    keep(e, &mut first_error);
+                    Error::keep_first(&mut first_error, e);
                     match self
                         .adopt(leased_only, fresh_leases, Some(held_back), tx)
                         .await
@@ -679,13 +670,13 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                         Ok(p) => published = p,
                         Err(e) => {
                             lease_failed = true;
-                            keep(e, &mut first_error);
+                            Error::keep_first(&mut first_error, e);
                         }
                     }
                 }
                 Err(e) => {
                     lease_failed |= rereading;
-                    keep(e, &mut first_error);
+                    Error::keep_first(&mut first_error, e);
                 }
             }
         }
@@ -1075,7 +1066,7 @@ async fn changed_reads(
                             // standby). Never go back in time.
                             Ok(meta)
                                 if found.secret.as_deref().is_some_and(|held| {
-                                    older_time(
+                                    written_before(
                                         meta.current_created_time.as_deref(),
                                         held.created_time(),
                                     )
@@ -1100,25 +1091,10 @@ async fn changed_reads(
         match result {
             Ok(Some(index)) => changed.push(index),
             Ok(None) => {}
-            Err(e) => {
-                if error
-                    .as_ref()
-                    .is_none_or(|f| !f.is_unavailable() && e.is_unavailable())
-                {
-                    error = Some(e);
-                }
-            }
+            Err(e) => Error::keep_first(&mut error, e),
         }
     }
     (changed, error)
-}
-
-/// True when time `a` is before time `b` (both RFC 3339).
-fn older_time(a: Option<&str>, b: Option<&str>) -> bool {
-    match (a.and_then(unix_nanos), b.and_then(unix_nanos)) {
-        (Some(a), Some(b)) => a < b,
-        _ => false,
-    }
 }
 
 /// A hash of each mapped key's value, to tell which changed without keeping
