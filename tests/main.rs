@@ -12,5 +12,6 @@ mod layouts;
 mod pass;
 mod provider;
 mod reliability;
+mod telemetry;
 mod transport;
 mod watch;

@@ -312,6 +312,11 @@ struct State<T> {
     draft: Health,
     /// Why the newest values were not published, until a config is.
     held_back: Option<String>,
+    /// The KV v2 versions of the rotation held back, by read index: while
+    /// Vault's newest versions are exactly these, they are not read (nor
+    /// counted, nor logged) again. A new write anywhere re-reads them all.
+    /// A poll that finds them again fails with the same error.
+    rejected: Option<(Changes, Error)>,
     /// The leases of the published config's leased reads, by read index.
     leases: HashMap<usize, LeaseClock>,
     /// Replaced leases to revoke, and when.
@@ -392,6 +397,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             health,
             draft,
             held_back: None,
+            rejected: None,
             leases: HashMap::new(),
             revocations: Vec::new(),
             rotations: HashMap::new(),
@@ -580,10 +586,34 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         }
         let mut first_error = None;
         let mut changed = Vec::new();
+        // The KV v2 versions this poll reads, when it reads only such.
+        let mut stamps = None;
+        // Whether the KV changes are the rotation already held back.
+        let mut seen_rejected = false;
         if kv {
-            let (kv_changed, kv_error) =
+            let (mut kv_changed, kv_error) =
                 changed_reads(&self.client, &self.plan, &self.snapshot).await;
-            changed.extend(kv_changed);
+            if kv_error.is_none() && self.rejected.is_some() {
+                if kv_changed.is_empty() {
+                    // The rotation held back is no longer Vault's newest
+                    // (its versions were deleted): nothing is held back.
+                    self.rejected = None;
+                    self.held_back = None;
+                } else if let Some((_, e)) = self
+                    .rejected
+                    .as_ref()
+                    .filter(|(stamps, _)| *stamps == kv_changed)
+                {
+                    // Still why the config in force is not Vault's newest.
+                    Error::keep_first(&mut first_error, e.clone());
+                    kv_changed.clear();
+                    seen_rejected = true;
+                }
+            }
+            if !kv_changed.is_empty() && kv_changed.iter().all(|(_, stamp)| stamp.is_some()) {
+                stamps = Some(kv_changed.clone());
+            }
+            changed.extend(kv_changed.into_iter().map(|(index, _)| index));
             if let Some(e) = kv_error {
                 Error::keep_first(&mut first_error, e);
             }
@@ -656,9 +686,21 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             } else {
                 fresh_leases.clone()
             };
-            // A chore did not look at KV: a rotation held back stays held back.
-            let still_held = if kv { None } else { self.held_back.clone() };
-            match self.adopt(candidate, keep_leases, still_held, tx).await {
+            // A chore did not look at KV, or KV holds only the rotation
+            // already held back: it stays held back.
+            let still_held = if kv && !seen_rejected {
+                None
+            } else {
+                self.held_back.clone()
+            };
+            let result = self.adopt(candidate, keep_leases, still_held, tx).await;
+            if kv_count > 0 {
+                self.rejected = match &result {
+                    Ok(_) => None,
+                    Err(e) => stamps.map(|stamps| (stamps, e.clone())),
+                };
+            }
+            match result {
                 Ok(p) => published = p,
                 Err(e) if retry_leased => {
                     let held_back = e.to_string();
@@ -1031,71 +1073,83 @@ async fn changed_reads(
     client: &VaultClient,
     plan: &Plan,
     snapshot: &Snapshot,
-) -> (Vec<usize>, Option<Error>) {
-    let checks =
-        plan.reads()
-            .iter()
-            .enumerate()
-            .map(|(index, read)| async move {
-                // A static role: its answer is cheap and holds no lease, so
-                // every poll reads it (a forced `rotate-role` shows at once).
-                let static_role = snapshot
-                    .found(index)
-                    .and_then(|f| f.secret.as_deref())
-                    .is_some_and(|s| s.rotation().is_some());
-                if static_role {
-                    return Ok(Some(index));
+) -> (Changes, Option<Error>) {
+    let checks = plan
+        .reads()
+        .iter()
+        .enumerate()
+        .map(|(index, read)| async move {
+            // A static role: its answer is cheap and holds no lease, so
+            // every poll reads it (a forced `rotate-role` shows at once).
+            let static_role = snapshot
+                .found(index)
+                .and_then(|f| f.secret.as_deref())
+                .is_some_and(|s| s.rotation().is_some());
+            if static_role {
+                return Ok(Some((index, None)));
+            }
+            let Read::Kv {
+                mount,
+                path,
+                version: None,
+            } = read
+            else {
+                return Ok(None);
+            };
+            let Some(found) = snapshot.found(index) else {
+                return Ok(None);
+            };
+            match found.kv {
+                Some(KvVersion::V1) | None => Ok(Some((index, None))),
+                Some(KvVersion::V2) => {
+                    let current = match client.read_metadata(mount, path).await {
+                        Ok(meta) if meta.current_deleted => None,
+                        // Written before the version in force: a node that lags (a
+                        // standby). Never go back in time.
+                        Ok(meta)
+                            if found.secret.as_deref().is_some_and(|held| {
+                                written_before(
+                                    meta.current_created_time.as_deref(),
+                                    held.created_time(),
+                                )
+                            }) =>
+                        {
+                            return Ok(None)
+                        }
+                        Ok(meta) => Some((meta.current_version, meta.current_created_time)),
+                        Err(Error::NotFound { .. }) => None,
+                        Err(e) => return Err(e),
+                    };
+                    let seen = found
+                        .secret
+                        .as_deref()
+                        .and_then(|s| Some((s.version()?, s.created_time().map(str::to_owned))));
+                    Ok(match current {
+                        Some(stamp) if Some(&stamp) != seen.as_ref() => Some((index, Some(stamp))),
+                        Some(_) => None,
+                        // Deleted since: read, to find out what is there.
+                        None => seen.is_some().then_some((index, None)),
+                    })
                 }
-                let Read::Kv {
-                    mount,
-                    path,
-                    version: None,
-                } = read
-                else {
-                    return Ok(None);
-                };
-                let Some(found) = snapshot.found(index) else {
-                    return Ok(None);
-                };
-                match found.kv {
-                    Some(KvVersion::V1) | None => Ok(Some(index)),
-                    Some(KvVersion::V2) => {
-                        let current = match client.read_metadata(mount, path).await {
-                            Ok(meta) if meta.current_deleted => None,
-                            // Written before the version in force: a node that lags (a
-                            // standby). Never go back in time.
-                            Ok(meta)
-                                if found.secret.as_deref().is_some_and(|held| {
-                                    written_before(
-                                        meta.current_created_time.as_deref(),
-                                        held.created_time(),
-                                    )
-                                }) =>
-                            {
-                                return Ok(None)
-                            }
-                            Ok(meta) => Some((meta.current_version, meta.current_created_time)),
-                            Err(Error::NotFound { .. }) => None,
-                            Err(e) => return Err(e),
-                        };
-                        let seen = found.secret.as_deref().and_then(|s| {
-                            Some((s.version()?, s.created_time().map(str::to_owned)))
-                        });
-                        Ok((current != seen).then_some(index))
-                    }
-                }
-            });
+            }
+        });
     let mut changed = Vec::new();
     let mut error: Option<Error> = None;
     for result in join_all(checks).await {
         match result {
-            Ok(Some(index)) => changed.push(index),
+            Ok(Some(change)) => changed.push(change),
             Ok(None) => {}
             Err(e) => Error::keep_first(&mut error, e),
         }
     }
     (changed, error)
 }
+
+/// A KV v2 secret's version and when it was written, as its metadata tells.
+type Stamp = (u64, Option<String>);
+
+/// The reads a poll found changed: KV v2 ones with the version Vault shows.
+type Changes = Vec<(usize, Option<Stamp>)>;
 
 /// A hash of each mapped key's value, to tell which changed without keeping
 /// copies (the JSON text hashed is zeroed afterwards).
