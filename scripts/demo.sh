@@ -2,11 +2,13 @@
 # The main job, on a fresh machine: installs OpenBao if needed, starts a local
 # dev server, writes sample secrets shaped like agenticverz/database and
 # agenticverz/app-prod, and loads them through vault-config.
-# Usage: bash scripts/demo.sh [demo|derive|rotation|dynamic|aion]
+# Usage: bash scripts/demo.sh [demo|derive|rotation|dynamic|aion|health]
 #   demo: the provider; derive: #[derive(VaultConfig)]; rotation: hot reload, with a
 #   secret rotated by `bao kv put` while the example runs.
 #   dynamic: PostgreSQL credentials leased from the database engine, swapped in a pool.
 #   aion: the AION-OS layout, with secret paths chosen by AION_*_SECRET_PATH at deploy time.
+#   health: a service serving /api/v1/health and /metrics; curls both through a
+#   rotation and an outage (HEALTH_PORT, default 18280).
 set -euo pipefail
 example="${1:-demo}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,8 +18,10 @@ bin="$(bash scripts/install-openbao.sh | tail -n 1)"
 target="$example"
 [ "$example" = dynamic ] && target=dynamic_db
 [ "$example" = aion ] && target=aion_service
+features=()
+[ "$example" = health ] && target=health_server && features=(--features metrics)
 echo "demo: building examples/$target.rs (the first build takes a minute or two)"
-cargo build --example "$target"
+cargo build --example "$target" "${features[@]}"
 port="${DEMO_PORT:-18200}"
 busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 if busy "$port"; then
@@ -98,6 +102,33 @@ elif [ "$example" = dynamic ]; then
   echo "demo: PostgreSQL on 127.0.0.1:$pgport; database/creds/app leases last 4 s"
   unset VAULT_KV_MOUNT
   SWAPS=2 cargo run --quiet --example dynamic_db
+elif [ "$example" = health ]; then
+  hport="${HEALTH_PORT:-18280}"
+  if busy "$hport"; then
+    echo "demo: port $hport on 127.0.0.1 is in use; choose another with HEALTH_PORT=<port>" >&2
+    exit 1
+  fi
+  HEALTH_ADDR="127.0.0.1:$hport" WATCH_INTERVAL_MS=500 cargo run --quiet --example health_server --features metrics &
+  service=$!
+  trap 'kill "$service" 2>/dev/null || true; kill "$server" 2>/dev/null || true; rm -rf "$home"' EXIT
+  for _ in $(seq 1 100); do busy "$hport" && break; kill -0 "$service" 2>/dev/null || exit 1; sleep 0.1; done
+  show() {
+    echo "--- $1"
+    echo "\$ curl -s http://127.0.0.1:$hport/api/v1/health"
+    curl -s "http://127.0.0.1:$hport/api/v1/health"; echo
+    echo "\$ curl -s http://127.0.0.1:$hport/metrics | grep -E '^vault_config_(loads|polls|reloads|requests)_total|last_success'"
+    curl -s "http://127.0.0.1:$hport/metrics" | grep -E '^vault_config_(loads|polls|reloads|requests)_total|last_success' || true
+  }
+  show "started"
+  echo "demo: operator rotates agenticverz/app-prod#AOS_API_KEY"
+  HOME="$home" "$bin" kv patch -mount=agenticverz app-prod AOS_API_KEY=rotated-api-key >/dev/null
+  sleep 1.5
+  show "after the rotation: reloads_total 1"
+  echo "demo: Vault stops"
+  kill "$server"; wait "$server" 2>/dev/null || true
+  sleep 2
+  show "during the outage: vault_connected false, polls fail as unavailable, the service keeps its config"
+  kill "$service"; wait "$service" 2>/dev/null || true
 elif [ "$example" = rotation ]; then
   WATCH_INTERVAL_SECS=1 EXIT_AFTER_RELOADS=1 cargo run --quiet --example rotation &
   service=$!

@@ -5,7 +5,7 @@
 //! recorder); each test gives its client its own `metrics_name` and reads only
 //! the series with that `client` label, so tests running at once stay apart.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -19,6 +19,62 @@ use vault_test_support::{eventually, DevServer, Postgres};
 mod health_server;
 
 const WAIT: Duration = Duration::from_secs(15);
+
+/// Log lines, spans included (with their fields when they close), at
+/// `debug`, of the tests that asked for them: one global subscriber (a
+/// thread-local one races with the other tests over tracing's cached
+/// interest) writes each line to the buffer of the thread that emitted it. A
+/// `#[tokio::test]` runs the watcher's task on the test's own thread.
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Arc<Mutex<Vec<u8>>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Writes to the current thread's capture, if any.
+struct ThreadWriter;
+
+impl std::io::Write for ThreadWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURE.with(|c| {
+            if let Some(capture) = c.borrow().as_ref() {
+                capture.lock().unwrap().extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn start() -> Captured {
+        static INSTALLED: OnceLock<()> = OnceLock::new();
+        INSTALLED.get_or_init(|| {
+            tracing_subscriber::fmt()
+                .with_writer(|| ThreadWriter)
+                .with_env_filter("vault_config=debug")
+                .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+                .with_ansi(false)
+                .init();
+        });
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        CAPTURE.with(|c| *c.borrow_mut() = Some(buffer.clone()));
+        Captured(buffer)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Drop for Captured {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| *c.borrow_mut() = None);
+    }
+}
 
 /// The process's Prometheus recorder, installed on first use.
 fn recorder() -> &'static PrometheusHandle {
@@ -282,6 +338,7 @@ struct Db {
 #[tokio::test]
 async fn lease_renewals_and_expiry_are_reported_without_the_lease() {
     recorder();
+    let logs = Captured::start();
     let c = "t-lease";
     let server = DevServer::start().await;
     let pg = Postgres::start().await;
@@ -329,6 +386,16 @@ async fn lease_renewals_and_expiry_are_reported_without_the_lease() {
     assert!(!text.contains("database/creds/app/"), "{text}");
     assert_no_secret(&[db.password.expose_secret(), server.root_token()]);
     watcher.shutdown().await;
+    // Nor in the logs and spans at `debug`, which name the renewal.
+    let logs = logs.text();
+    assert!(logs.contains("operation=\"renew\""), "{logs}");
+    for secret in [
+        "database/creds/app/",
+        db.password.expose_secret(),
+        server.root_token(),
+    ] {
+        assert!(!logs.contains(secret), "{secret:?} in the logs:\n{logs}");
+    }
 }
 
 #[tokio::test]
@@ -370,6 +437,8 @@ async fn the_health_server_example_answers_as_documented() {
         health["secrets"]["versions"]["secret/database"].is_u64(),
         "{body}"
     );
+    // The address that answered, from the first load on.
+    assert!(health["secrets"]["vault_address"].is_string(), "{body}");
 
     let (status, body) = get("/metrics").await;
     assert_eq!(status, 200);
@@ -397,4 +466,41 @@ async fn the_health_server_example_answers_as_documented() {
         assert!(!body.contains(secret) && !metrics.contains(secret));
     }
     serving.abort();
+}
+
+#[tokio::test]
+async fn a_load_is_explained_by_its_spans() {
+    let logs = Captured::start();
+    let server = seeded().await;
+    let client = server.client_builder(&[]).build().unwrap();
+    Service::load(&client).await.unwrap();
+    let sent = client.requests_sent();
+    let logs = logs.text();
+    // The load's span closes with what it cost; each request is a child span
+    // with its operation, outcome and duration.
+    let load = logs
+        .lines()
+        .find(|l| {
+            l.contains("vault_config.load{")
+                && !l.contains("vault_config.request{")
+                && l.contains("close")
+        })
+        .unwrap_or_else(|| panic!("no load span:\n{logs}"));
+    assert!(load.contains("paths=2"), "{load}");
+    assert!(load.contains(&format!("requests={sent}")), "{load}");
+    assert!(load.contains("outcome=\"ok\""), "{load}");
+    assert!(load.contains("duration_ms="), "{load}");
+    let reads: Vec<&str> = logs
+        .lines()
+        .filter(|l| {
+            l.contains("vault_config.load{")
+                && l.contains("vault_config.request{operation=\"read\"")
+        })
+        .filter(|l| l.contains("close"))
+        .collect();
+    assert_eq!(reads.len(), 2, "one read span per path:\n{logs}");
+    assert!(reads.iter().all(|l| l.contains("outcome=\"ok\"")), "{logs}");
+    for secret in ["url-secret-1", "api-secret-1", server.root_token()] {
+        assert!(!logs.contains(secret), "{secret:?} in the logs:\n{logs}");
+    }
 }

@@ -99,6 +99,15 @@ pub(crate) fn operation_of(api_path: &str, write: bool) -> &'static str {
     }
 }
 
+/// The path a request span shows: a lease's ID (the last segment of
+/// `sys/leases/{renew,revoke}/<path>/<id>`) is left out.
+pub(crate) fn shown_path(api_path: &str) -> &str {
+    match api_path.strip_prefix("sys/leases/") {
+        Some(_) => api_path.rsplit_once('/').map_or(api_path, |(head, _)| head),
+        None => api_path,
+    }
+}
+
 impl Telemetry {
     pub(crate) fn new(name: Option<String>, paths: bool) -> Self {
         Telemetry {
@@ -231,6 +240,11 @@ mod tests {
         assert_eq!(operation_of("secret/metadata/app", false), "metadata");
         assert_eq!(operation_of("secret/data/app", false), "read");
         assert_eq!(operation_of("secret/data/app", true), "write");
+        assert_eq!(
+            shown_path("sys/leases/renew/database/creds/app/abc123"),
+            "sys/leases/renew/database/creds/app"
+        );
+        assert_eq!(shown_path("secret/data/app"), "secret/data/app");
         let e = Error::Sealed { addr: "a".into() };
         assert_eq!(outcome_of(&e), "sealed");
     }

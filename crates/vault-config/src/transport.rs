@@ -17,7 +17,7 @@ use zeroize::Zeroize;
 use crate::client::DEFAULT_TIMEOUT;
 use crate::env::ContractNames;
 use crate::error::{Error, Result};
-use crate::telemetry::{operation_of, outcome_of, Telemetry};
+use crate::telemetry::{operation_of, outcome_of, shown_path, Telemetry};
 use tracing::Instrument;
 
 /// How failed requests are retried.
@@ -484,19 +484,27 @@ impl Transport {
         repeat: Repeat,
     ) -> Result<Reply> {
         let operation = operation_of(api_path, method != Method::GET);
-        let span = tracing::debug_span!("vault_config.request", operation, path = api_path);
+        let span = tracing::debug_span!(
+            "vault_config.request",
+            operation,
+            path = shown_path(api_path),
+            outcome = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
         let started = Instant::now();
         let result = self
             .send_inner(method, api_path, query, body, token, repeat)
-            .instrument(span)
+            .instrument(span.clone())
             .await;
         let outcome = match &result {
             Ok(Reply::Ok(_)) => "ok",
             Ok(Reply::NotFound) => "not_found",
             Err(e) => outcome_of(e),
         };
-        self.telemetry
-            .request(operation, outcome, started.elapsed());
+        let took = started.elapsed();
+        span.record("outcome", outcome);
+        span.record("duration_ms", took.as_secs_f64() * 1000.0);
+        self.telemetry.request(operation, outcome, took);
         result
     }
 

@@ -414,11 +414,13 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             state.client.telemetry().success_at(unix_now());
         }
         let token = state.client.auth_status();
+        let address = state.client.address().map(str::to_owned);
         state.update_health(|h| {
             h.token = token;
             h.vault_connected = connected;
             if connected {
                 h.last_success = Some(unix_now());
+                h.vault_address = address;
             }
         });
         state.flush_health();
@@ -533,15 +535,24 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
     /// One check: returns whether a new config was published.
     async fn poll(&mut self, tx: &watch::Sender<Arc<T>>) -> Result<bool> {
         let started = Instant::now();
-        let span = tracing::debug_span!("vault_config.poll", reads = self.plan.reads().len());
-        let result = self.work(tx, true).instrument(span).await;
+        let span = tracing::debug_span!(
+            "vault_config.poll",
+            reads = self.plan.reads().len(),
+            requests = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        let sent = self.client.requests_sent();
+        let result = self.work(tx, true).instrument(span.clone()).await;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => outcome_of(e),
         };
-        self.client
-            .telemetry()
-            .poll(outcome, started.elapsed(), unix_now());
+        let took = started.elapsed();
+        span.record("requests", self.client.requests_sent().saturating_sub(sent));
+        span.record("outcome", outcome);
+        span.record("duration_ms", took.as_secs_f64() * 1000.0);
+        self.client.telemetry().poll(outcome, took, unix_now());
         match &result {
             Ok(_) => {
                 self.update_health(|h| h.polls = h.polls.saturating_add(1));
