@@ -340,13 +340,25 @@ async fn lease_renewals_and_expiry_are_reported_without_the_lease() {
     recorder();
     let logs = Captured::start();
     let c = "t-lease";
-    let server = DevServer::start().await;
+    let mut server = DevServer::start().await;
     let pg = Postgres::start().await;
     pg.configure_vault(&server, "app", "3s", "1h")
         .await
         .unwrap();
+    // A periodic token, renewed on its own schedule beside the lease.
+    let created = server
+        .api(
+            "POST",
+            "auth/token/create",
+            None,
+            Some(json!({"period": "3s", "policies": ["root"]})),
+        )
+        .await
+        .unwrap();
+    let token = created["auth"]["client_token"].as_str().unwrap().to_owned();
     let client = server
         .client_builder(&[])
+        .token(token.clone())
         .metrics_name(c)
         .metrics_paths(true)
         .build()
@@ -381,10 +393,35 @@ async fn lease_renewals_and_expiry_are_reported_without_the_lease() {
         ) >= 1.0
     );
     assert_eq!(sample(c, "vault_config_lease_replacements_total", &[]), 0.0);
+    eventually(WAIT, || {
+        sample(c, "vault_config_token_renewals_total", &[]) >= 1.0
+    })
+    .await;
+    let token_expiry = sample(c, "vault_config_token_expiry_timestamp_seconds", &[]);
+    assert!(
+        token_expiry > now - 1.0 && token_expiry < now + 10.0,
+        "a 3 s periodic token: {token_expiry} vs {now}"
+    );
+    assert_eq!(
+        sample(c, "vault_config_token_renewal_failures_total", &[]),
+        0.0
+    );
+    assert_eq!(
+        sample(c, "vault_config_lease_renewal_failures_total", &[]),
+        0.0
+    );
+
+    // Vault goes away: both renewals fail, and say so.
+    server.stop().await;
+    eventually(WAIT, || {
+        sample(c, "vault_config_token_renewal_failures_total", &[]) >= 1.0
+            && sample(c, "vault_config_lease_renewal_failures_total", &[]) >= 1.0
+    })
+    .await;
     let text = series_of(c);
     // Lease IDs are `database/creds/app/<id>`: the path may show, an ID never.
     assert!(!text.contains("database/creds/app/"), "{text}");
-    assert_no_secret(&[db.password.expose_secret(), server.root_token()]);
+    assert_no_secret(&[db.password.expose_secret(), server.root_token(), &token]);
     watcher.shutdown().await;
     // Nor in the logs and spans at `debug`, which name the renewal.
     let logs = logs.text();
@@ -393,6 +430,7 @@ async fn lease_renewals_and_expiry_are_reported_without_the_lease() {
         "database/creds/app/",
         db.password.expose_secret(),
         server.root_token(),
+        &token,
     ] {
         assert!(!logs.contains(secret), "{secret:?} in the logs:\n{logs}");
     }

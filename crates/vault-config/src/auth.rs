@@ -552,8 +552,14 @@ impl Auth {
                     }
                     Ok(None) => {}
                     // Tried again later (the caller's backoff): the token is not given up.
-                    Err(e) if e.is_transient() => return Err(e),
-                    Err(e) => tracing::warn!(error = %e, "vault-config: token renewal failed"),
+                    Err(e) if e.is_transient() => {
+                        self.telemetry.count(Count::TokenRenewalFailure, 1);
+                        return Err(e);
+                    }
+                    Err(e) => {
+                        self.telemetry.count(Count::TokenRenewalFailure, 1);
+                        tracing::warn!(error = %e, "vault-config: token renewal failed");
+                    }
                 }
             }
         }

@@ -24,9 +24,11 @@
 //! | `vault_config_last_success_timestamp_seconds` | gauge | | when a poll last went through: `time() - x > 3 * interval` is "stale" |
 //! | `vault_config_token_expiry_timestamp_seconds` | gauge | | when the token expires (if it does) |
 //! | `vault_config_token_renewals_total` | counter | | token renewals |
+//! | `vault_config_token_renewal_failures_total` | counter | | token renewals that failed (retried with backoff, or replaced by a login) |
 //! | `vault_config_logins_total` | counter | `outcome` | logins: `ok`, `failed`, `refused` |
 //! | `vault_config_lease_expiry_timestamp_seconds` | gauge | (`path`) | when the soonest lease (or each path's) expires |
 //! | `vault_config_lease_renewals_total` | counter | | lease renewals |
+//! | `vault_config_lease_renewal_failures_total` | counter | | lease renewals that failed (retried with backoff, or replaced by new credentials) |
 //! | `vault_config_lease_replacements_total` | counter | | leases replaced by new credentials |
 //! | `vault_config_lease_revocations_total` | counter | | leases revoked |
 //!
@@ -170,7 +172,9 @@ impl Telemetry {
                 Count::Reload => "vault_config_reloads_total",
                 Count::HeldBack => "vault_config_rotations_held_back_total",
                 Count::TokenRenewal => "vault_config_token_renewals_total",
+                Count::TokenRenewalFailure => "vault_config_token_renewal_failures_total",
                 Count::LeaseRenewal => "vault_config_lease_renewals_total",
+                Count::LeaseRenewalFailure => "vault_config_lease_renewal_failures_total",
                 Count::LeaseReplacement => "vault_config_lease_replacements_total",
                 Count::LeaseRevocation => "vault_config_lease_revocations_total",
             };
@@ -219,7 +223,9 @@ pub(crate) enum Count {
     Reload,
     HeldBack,
     TokenRenewal,
+    TokenRenewalFailure,
     LeaseRenewal,
+    LeaseRenewalFailure,
     LeaseReplacement,
     LeaseRevocation,
 }

@@ -559,7 +559,7 @@ impl Transport {
                         return result;
                     }
                     Step::Next(error, wait) => {
-                        tracing::debug!(addr = %self.shown[at], path = api_path, error = %error, "vault-config: this address cannot serve the request now");
+                        tracing::debug!(addr = %self.shown[at], path = shown_path(api_path), error = %error, "vault-config: this address cannot serve the request now");
                         last = Some(error);
                         after = after.max(wait);
                     }
@@ -568,7 +568,7 @@ impl Transport {
             round += 1;
             let Some(error) = last else {
                 return Err(Error::Malformed {
-                    path: api_path.to_owned(),
+                    path: path_only(api_path),
                     reason: "no Vault address to send to".to_owned(),
                 });
             };
@@ -585,7 +585,7 @@ impl Transport {
                 .retry
                 .backoff(round)
                 .max(after.unwrap_or_default().min(self.timeout));
-            tracing::debug!(path = api_path, round, ?wait, error = %error, "retrying Vault request");
+            tracing::debug!(path = shown_path(api_path), round, ?wait, error = %error, "retrying Vault request");
             tokio::time::sleep(wait).await;
         }
     }
@@ -668,7 +668,7 @@ impl Transport {
     fn follow(&self, from: &Url, location: &str, redirected: bool, api_path: &str) -> Result<Url> {
         let refuse = |why: String| Error::Vault {
             status: 307,
-            path: api_path.to_owned(),
+            path: path_only(api_path),
             errors: vec![why],
         };
         if redirected {
@@ -735,7 +735,7 @@ impl Transport {
         let limit = self.max_response_bytes;
         let too_large = || {
             Attempt::Done(Err(Error::Malformed {
-                path: api_path.to_owned(),
+                path: path_only(api_path),
                 reason: format!(
                     "the answer is larger than {limit} bytes, the client's limit (VaultClientBuilder::max_response_bytes); a secret this large is abnormal"
                 ),
@@ -944,9 +944,10 @@ impl From<std::result::Result<Reply, (Error, Retryable)>> for Attempt {
     }
 }
 
-/// The API path, for messages (kept apart from any query since paths are encoded).
+/// The API path, for messages and logs (kept apart from any query since paths
+/// are encoded), without a lease's ID.
 fn path_only(api_path: &str) -> String {
-    api_path.to_owned()
+    shown_path(api_path).to_owned()
 }
 
 /// What to check after a 404 that names an error.
@@ -969,7 +970,8 @@ fn not_found_hint(errors: &[String], namespace: Option<&str>) -> String {
 /// `error`, saying that the request was not sent again and why.
 fn not_repeated(error: Error, method: &Method, api_path: &str) -> Error {
     let note = format!(
-        "not retried: {method} {api_path} may have taken effect, and repeating it could mint another token or lease, or burn a single-use credential"
+        "not retried: {method} {} may have taken effect, and repeating it could mint another token or lease, or burn a single-use credential",
+        shown_path(api_path)
     );
     match error {
         Error::Vault {

@@ -800,9 +800,11 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 }
                 // Vault cannot be reached or refused us: try again after a backoff.
                 Err(e) if e.is_transient() || matches!(e, Error::Auth { .. }) => {
+                    self.client.telemetry().count(Count::LeaseRenewalFailure, 1);
                     error.get_or_insert(e);
                 }
                 Err(e) => {
+                    self.client.telemetry().count(Count::LeaseRenewalFailure, 1);
                     tracing::warn!(path, error = %e, "vault-config watcher: lease renewal failed; reading new credentials");
                     reread.push(index);
                 }
