@@ -264,6 +264,11 @@ impl VaultClient {
         Ok(())
     }
 
+    /// The HTTP side, unless Vault is turned off.
+    pub(crate) fn transport(&self) -> Option<&Transport> {
+        self.inner.transport.as_ref()
+    }
+
     /// Where this client's metrics go.
     pub(crate) fn telemetry(&self) -> &Telemetry {
         &self.inner.telemetry

@@ -140,6 +140,7 @@
 //! | [`watch`] | [`Watcher`] and [`WatchOptions`]: hot reload |
 //! | [`health`] | [`Health`], what a watcher reports |
 //! | [`policy`] | the Vault policy and `.env.example` a mapping table implies |
+//! | [`sys`] | the server's seal and HA state, the token's policies and TTL, capabilities |
 //! | [`telemetry`] | the metrics (the `metrics` feature) and what they mean |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -162,6 +163,7 @@ pub mod policy;
 pub mod provider;
 mod snapshot;
 mod spec;
+pub mod sys;
 pub mod telemetry;
 mod transport;
 pub mod watch;

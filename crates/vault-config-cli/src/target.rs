@@ -1,0 +1,89 @@
+//! What a command line names: `PATH` (every key of a secret), `PATH#KEY`
+//! (one key), on the KV mount or, for paths with a `creds` or `static-creds`
+//! segment, leased credentials.
+
+use std::fmt;
+
+use crate::exit::{Failure, Kind, Result};
+
+/// One `PATH[#KEY]` of the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The path, without leading or trailing `/`.
+    pub path: String,
+    /// One key, or every key.
+    pub key: Option<String>,
+    /// Leased credentials from a secrets engine, not a KV secret.
+    pub leased: bool,
+}
+
+impl Target {
+    /// Parses `PATH` or `PATH#KEY`.
+    pub fn parse(arg: &str) -> Result<Target> {
+        let (path, key) = match arg.split_once('#') {
+            Some((path, key)) => (path, Some(key)),
+            None => (arg, None),
+        };
+        let path = path.trim_matches('/');
+        if path.is_empty() {
+            return Err(Failure::new(
+                Kind::Invalid,
+                format!("`{arg}` names no path; write PATH or PATH#KEY (app-prod#API_KEY)"),
+            ));
+        }
+        if key.is_some_and(|k| k.is_empty() || k == "*") {
+            return Err(Failure::new(
+                Kind::Invalid,
+                format!(
+                    "`{arg}` has no key after `#`; write PATH for every key or PATH#KEY for one"
+                ),
+            ));
+        }
+        let leased = path
+            .split('/')
+            .any(|segment| segment == "creds" || segment == "static-creds");
+        Ok(Target {
+            path: path.to_owned(),
+            key: key.map(str::to_owned),
+            leased,
+        })
+    }
+
+    /// Parses every argument, reporting the first bad one.
+    pub fn parse_all(args: &[String]) -> Result<Vec<Target>> {
+        args.iter().map(|a| Target::parse(a)).collect()
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.key {
+            Some(key) => write!(f, "{}#{key}", self.path),
+            None => f.write_str(&self.path),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_keys_and_leases() {
+        let t = Target::parse("/app-prod/#API_KEY").unwrap();
+        assert_eq!(
+            (t.path.as_str(), t.key.as_deref(), t.leased),
+            ("app-prod", Some("API_KEY"), false)
+        );
+        assert!(Target::parse("database/creds/app").unwrap().leased);
+        assert!(
+            Target::parse("database/static-creds/app#password")
+                .unwrap()
+                .leased
+        );
+        assert!(!Target::parse("team/credentials").unwrap().leased);
+        assert_eq!(Target::parse("#KEY").unwrap_err().kind, Kind::Invalid);
+        assert_eq!(Target::parse("app#").unwrap_err().kind, Kind::Invalid);
+        assert_eq!(Target::parse("app#KEY").unwrap().to_string(), "app#KEY");
+    }
+}
