@@ -222,7 +222,7 @@ pub enum Charset {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["value_stdin", "generate"])))]
+#[command(group(clap::ArgGroup::new("source").args(["value_stdin", "generate"])))]
 pub struct RotateArgs {
     /// The KV path (`app-prod`).
     pub path: String,

@@ -67,7 +67,7 @@ impl Kind {
         match e {
             Error::Sealed { .. } => Kind::Sealed,
             Error::Auth { .. } => Kind::Authentication,
-            Error::PermissionDenied { .. } => Kind::Denied,
+            Error::PermissionDenied { .. } | Error::Vault { status: 403, .. } => Kind::Denied,
             Error::NotFound { .. } | Error::Missing { .. } => Kind::NotFound,
             Error::Vault { status: 404, .. } => Kind::NotFound,
             Error::Tls { .. } => Kind::Connection,

@@ -25,6 +25,12 @@ pub async fn run(args: RotateArgs) -> Result<u8> {
              printf '%s' \"$NEW_VALUE\" | vault-config rotate PATH KEY --value-stdin (or --generate)",
         ));
     }
+    if !args.value_stdin && !args.generate {
+        return Err(Failure::new(
+            Kind::Invalid,
+            "say where the new value comes from: --generate (random) or --value-stdin (piped in)",
+        ));
+    }
     let path = args.path.trim_matches('/').to_owned();
     if path.is_empty() || path.contains('#') || args.key.is_empty() {
         return Err(Failure::new(
