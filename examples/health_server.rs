@@ -3,7 +3,9 @@
 //! Prometheus (the `metrics` feature and `metrics-exporter-prometheus`).
 //!
 //! `bash scripts/demo.sh health` runs it against a dev server, curls both
-//! endpoints, rotates a secret and stops Vault, so the numbers move. By hand:
+//! endpoints, rotates a secret and stops Vault, so the numbers move. By hand,
+//! against a Vault holding `database#DATABASE_URL` and `app-prod#AOS_API_KEY`
+//! on the KV mount `VAULT_KV_MOUNT` names:
 //!
 //! ```text
 //! VAULT_ADDR=http://127.0.0.1:8200 VAULT_TOKEN=... VAULT_KV_MOUNT=agenticverz \

@@ -58,7 +58,8 @@ impl Captured {
                 .with_env_filter("vault_config=debug")
                 .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
                 .with_ansi(false)
-                .init();
+                .try_init()
+                .expect("no other suite of this binary installs a global subscriber");
         });
         let buffer = Arc::new(Mutex::new(Vec::new()));
         CAPTURE.with(|c| *c.borrow_mut() = Some(buffer.clone()));
@@ -300,6 +301,22 @@ async fn a_held_back_rotation_and_an_outage_are_counted_as_such() {
     );
     assert_eq!(sample(c, "vault_config_reloads_total", &[]), 0.0);
     assert_eq!(watcher.current().port, 5432);
+    // The fix goes out at once, and the rejection is forgotten.
+    server
+        .kv_put(
+            "secret",
+            "database",
+            json!({"DATABASE_URL": "postgres://aos:url-secret-4@db/aos", "port": "6543"}),
+        )
+        .await
+        .unwrap();
+    eventually(WAIT, || watcher.current().port == 6543).await;
+    assert_eq!(sample(c, "vault_config_reloads_total", &[]), 1.0);
+    assert_eq!(
+        sample(c, "vault_config_rotations_held_back_total", &[]),
+        1.0
+    );
+    assert_eq!(watcher.health().last_error, None);
 
     // Vault goes away: polls fail as `unavailable`, the freshness stamp stops.
     server.stop().await;
@@ -323,7 +340,12 @@ async fn a_held_back_rotation_and_an_outage_are_counted_as_such() {
         stamped,
         "no success while Vault is down"
     );
-    assert_no_secret(&["url-secret-1", "url-secret-3", "api-secret-1"]);
+    assert_no_secret(&[
+        "url-secret-1",
+        "url-secret-3",
+        "url-secret-4",
+        "api-secret-1",
+    ]);
     watcher.shutdown().await;
 }
 

@@ -120,7 +120,7 @@ impl VaultClient {
     pub async fn renew_lease(&self, lease_id: &str, increment: Duration) -> Result<Lease> {
         // The lease in the URL (not the body), so a policy can scope renewal to
         // `sys/leases/renew/<path>/*`.
-        check_segments("lease ID", lease_id, lease_id)?;
+        check_lease_id(lease_id)?;
         let api_path = format!("sys/leases/renew/{lease_id}");
         let body = serde_json::json!({"increment": increment.as_secs()});
         match self.send(&api_path, &[], Some(&body), Repeat::Safe).await? {
@@ -135,12 +135,20 @@ impl VaultClient {
 
     /// Revokes lease `lease_id` now (the credentials stop working).
     pub async fn revoke_lease(&self, lease_id: &str) -> Result<()> {
-        check_segments("lease ID", lease_id, lease_id)?;
+        check_lease_id(lease_id)?;
         let api_path = format!("sys/leases/revoke/{lease_id}");
         self.send(&api_path, &[], Some(&serde_json::json!({})), Repeat::Safe)
             .await
             .map(|_| ())
     }
+}
+
+/// A lease ID fit for a URL path; the error never repeats the ID.
+fn check_lease_id(lease_id: &str) -> Result<()> {
+    check_segments("lease ID", lease_id, "a lease ID").map_err(|_| Error::Mapping {
+        mapping: "a lease ID".to_owned(),
+        reason: "the lease ID is empty or has an empty, `.` or `..` segment".to_owned(),
+    })
 }
 
 impl VaultClient {

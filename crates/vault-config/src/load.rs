@@ -59,6 +59,8 @@ pub(crate) async fn load_plan<T: DeserializeOwned>(
         .instrument(span.clone())
         .await;
     let outcome = match &result {
+        // Vault off, or down with fallback on: the values are env's.
+        Ok(loaded) if !loaded.snapshot.is_from_vault() => "env",
         Ok(_) => "ok",
         Err(e) => outcome_of(e),
     };

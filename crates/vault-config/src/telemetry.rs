@@ -1,6 +1,8 @@
 //! Metrics a fleet can alert on, through the [`metrics`](https://docs.rs/metrics)
 //! facade, with the `metrics` cargo feature (off by default; without a
-//! recorder installed, a metric costs an atomic load).
+//! recorder installed, a metric costs an atomic load and its labels' clones).
+//! Any recorder built on `metrics` 0.24 works (`metrics-exporter-prometheus`
+//! 0.16 or later); one built on another `metrics` version silently sees nothing.
 //!
 //! Every name starts with `vault_config_`; durations are in seconds, times are
 //! Unix timestamps in seconds. No label ever carries a value, a token or a
@@ -13,15 +15,15 @@
 //!
 //! | metric | kind | labels | what |
 //! |---|---|---|---|
-//! | `vault_config_requests_total` | counter | `operation`, `outcome` | requests to Vault: `operation` is `read`, `metadata`, `mount`, `lookup`, `login`, `renew`, `revoke`, `unwrap`, `write`; `outcome` is `ok`, `not_found`, `denied`, `sealed`, `unavailable`, `timeout`, `error` |
+//! | `vault_config_requests_total` | counter | `operation`, `outcome` | requests to Vault: `operation` is `read`, `metadata`, `mount`, `lookup`, `login`, `renew`, `revoke`, `unwrap`, `write`; `outcome` is `ok`, `not_found`, `denied`, `sealed`, `unavailable`, `timeout`, `auth`, `invalid`, `error` |
 //! | `vault_config_request_duration_seconds` | histogram | `operation` | how long each took |
-//! | `vault_config_loads_total` | counter | `outcome` | loads (`VaultConfig::load`, a watcher's first) |
+//! | `vault_config_loads_total` | counter | `outcome` | loads (`VaultConfig::load`, a watcher's first): `ok`, `env` (Vault off, or down with fallback: the values came from env), or the kind of failure |
 //! | `vault_config_load_duration_seconds` | histogram | | how long a load took |
 //! | `vault_config_polls_total` | counter | `outcome` | watcher polls: `ok`, or the kind of failure (`unavailable`, `denied`, `invalid`, `auth`, `error`) |
 //! | `vault_config_poll_duration_seconds` | histogram | | how long a poll took |
 //! | `vault_config_reloads_total` | counter | | new configs published |
-//! | `vault_config_rotations_held_back_total` | counter | | rotations that did not make a valid config |
-//! | `vault_config_last_success_timestamp_seconds` | gauge | | when a poll last went through: `time() - x > 3 * interval` is "stale" |
+//! | `vault_config_rotations_held_back_total` | counter | | rotations that did not make a valid config (a KV v2 rotation once; KV v1 paths and static roles, which have no version to compare, at each poll that reads them) |
+//! | `vault_config_last_success_timestamp_seconds` | gauge | | when a poll last went through: `time() - x > 3 * interval` is "stale"; shared by the watchers of one client (give each watcher its own client name to tell them apart) |
 //! | `vault_config_token_expiry_timestamp_seconds` | gauge | | when the token expires (if it does) |
 //! | `vault_config_token_renewals_total` | counter | | token renewals |
 //! | `vault_config_token_renewal_failures_total` | counter | | token renewals that failed (retried with backoff, or replaced by a login) |

@@ -312,10 +312,12 @@ struct State<T> {
     draft: Health,
     /// Why the newest values were not published, until a config is.
     held_back: Option<String>,
-    /// The KV v2 versions of the rotation held back, by read index: while
-    /// Vault's newest versions are exactly these, they are not read (nor
-    /// counted, nor logged) again. A new write anywhere re-reads them all.
-    /// A poll that finds them again fails with the same error.
+    /// The KV v2 versions of the rotation held back, by read index, when
+    /// every one of them was read and tried: while Vault's newest versions
+    /// are exactly these, they are not read (nor counted) again, and the poll
+    /// fails with the same error. A new write anywhere re-reads them all;
+    /// a published config forgets them. KV v1 paths and static roles, which
+    /// have no versions to compare, are read at every poll.
     rejected: Option<(Changes, Error)>,
     /// The leases of the published config's leased reads, by read index.
     leases: HashMap<usize, LeaseClock>,
@@ -604,24 +606,20 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         if kv {
             let (mut kv_changed, kv_error) =
                 changed_reads(&self.client, &self.plan, &self.snapshot).await;
-            if kv_error.is_none() && self.rejected.is_some() {
-                if kv_changed.is_empty() {
-                    // The rotation held back is no longer Vault's newest
-                    // (its versions were deleted): nothing is held back.
-                    self.rejected = None;
-                    self.held_back = None;
-                } else if let Some((_, e)) = self
-                    .rejected
-                    .as_ref()
-                    .filter(|(stamps, _)| *stamps == kv_changed)
-                {
-                    // Still why the config in force is not Vault's newest.
-                    Error::keep_first(&mut first_error, e.clone());
-                    kv_changed.clear();
-                    seen_rejected = true;
-                }
+            if let Some((_, e)) = self
+                .rejected
+                .as_ref()
+                .filter(|(stamps, _)| kv_error.is_none() && *stamps == kv_changed)
+            {
+                // Still why the config in force is not Vault's newest.
+                Error::keep_first(&mut first_error, e.clone());
+                kv_changed.clear();
+                seen_rejected = true;
             }
-            if !kv_changed.is_empty() && kv_changed.iter().all(|(_, stamp)| stamp.is_some()) {
+            if kv_error.is_none()
+                && !kv_changed.is_empty()
+                && kv_changed.iter().all(|(_, stamp)| stamp.is_some())
+            {
                 stamps = Some(kv_changed.clone());
             }
             changed.extend(kv_changed.into_iter().map(|(index, _)| index));
@@ -674,6 +672,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                             (Some(new), Some(held)) if new.is_older_than(held)
                         ) =>
                     {
+                        stamps = None;
                         tracing::debug!(read = %self.plan.reads()[index], "vault-config watcher: an answer older than the version in force was left out");
                     }
                     Ok(found) => {
@@ -687,6 +686,10 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                     }
                     Err(e) => {
                         lease_failed |= position >= kv_count;
+                        if position < kv_count {
+                            // Not every KV change was tried: none is rejected.
+                            stamps = None;
+                        }
                         Error::keep_first(&mut first_error, e);
                     }
                 }
@@ -758,7 +761,13 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
     ) -> Result<bool> {
         let before = std::mem::replace(&mut self.held_back, held_back);
         match self.rebuild(candidate, tx) {
-            Ok(published) => Ok(published),
+            Ok(published) => {
+                if published {
+                    // The rejection was against the config replaced now.
+                    self.rejected = None;
+                }
+                Ok(published)
+            }
             Err(e) => {
                 drop(before);
                 self.client.telemetry().count(Count::HeldBack, 1);
