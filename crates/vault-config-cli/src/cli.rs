@@ -157,7 +157,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("`{s}` is not a duration ({e}); write it as 200ms, 30s, 1m"))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// Parses `--mode` and VAULT_MODE as the library does (`required`,
+/// `fallback`, and their other names `strict`, `env`).
+pub fn parse_mode(s: &str) -> Result<Mode, String> {
+    match s.parse::<vault_config::FallbackMode>()? {
+        vault_config::FallbackMode::Fallback => Ok(Mode::Fallback),
+        _ => Ok(Mode::Required),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Wait for Vault up to --start-timeout, then fail.
     Required,
@@ -194,7 +203,7 @@ pub struct ExecArgs {
     pub kill_timeout: Duration,
     /// Vault down at start: `required` retries for --start-timeout then
     /// fails; `fallback` starts the child on the parent's environment.
-    #[arg(long, value_enum, env = "VAULT_MODE", default_value_t = Mode::Required)]
+    #[arg(long, value_parser = parse_mode, env = "VAULT_MODE", default_value = "required")]
     pub mode: Mode,
     /// How long `--mode required` waits for Vault at start.
     #[arg(long, value_parser = parse_duration, default_value = "60s")]

@@ -36,9 +36,16 @@ const CREDENTIALS: &[&str] = &[
     "VAULT_SECRET_ID",
     "BAO_SECRET_ID",
     "VAULT_APPROLE_SECRET_ID",
+    "BAO_APPROLE_SECRET_ID",
     "VAULT_WRAPPED_SECRET_ID",
     "BAO_WRAPPED_SECRET_ID",
+    "VAULT_APPROLE_WRAPPED_SECRET_ID",
+    "BAO_APPROLE_WRAPPED_SECRET_ID",
 ];
+
+/// The target of this command line's own log lines (the binary's crate is
+/// named like the library's, so the default filter names this one).
+pub const LOG: &str = "vault_config_cli";
 
 /// The longest wait between attempts to reach Vault at start.
 const MAX_START_BACKOFF: Duration = Duration::from_secs(5);
@@ -48,109 +55,163 @@ pub async fn run(args: ExecArgs) -> Result<u8> {
     let targets = Target::parse_all(&args.secrets)?;
     let client = read::client(args.mount.mount.as_deref())?;
     let mappings = mappings(&targets)?;
+    // Replaced credentials outlive the child that used them by the time a
+    // restart may take.
+    let grace = args.debounce + args.kill_timeout + Duration::from_secs(5);
     let options = WatchOptions::default()
         .interval(args.interval)
-        .revoke_on_shutdown(true);
+        .revoke_on_shutdown(true)
+        .revoke_replaced_leases_after(grace);
     let start = Start {
         client: client.clone(),
         mappings,
         options,
     };
+    // Caught before anything starts, so that none is lost.
+    let mut signals = Signals::new()?;
 
     // Secrets first; the child only after.
-    let (mut watcher, mut late) = match start.first(&args).await? {
-        Some(watcher) => (Some(watcher), None),
+    let mut watcher = None;
+    let mut late = None;
+    match start.first(&args).await? {
+        Some(w) => watcher = Some(w),
         None => {
             // --mode fallback, Vault down: the parent's environment for now.
             let (tx, rx) = mpsc::channel(1);
             let retry = start.clone();
-            tokio::spawn(async move {
-                let watcher = retry.until_up().await;
-                let _ = tx.send(watcher).await;
+            let task = tokio::spawn(async move {
+                let found = retry.until_up().await;
+                // A watcher nobody takes any more is dropped, and stops.
+                let _ = tx.send(found).await;
             });
-            (None, Some(rx))
+            late = Some((rx, task));
         }
-    };
-    let mut given = match &watcher {
-        Some(w) => variables(
-            &targets,
-            &ordered(&w.current(), targets.len()),
-            &args.naming,
-        )?,
-        None => Vec::new(),
-    };
-    let mut rx: Option<watch::Receiver<Arc<Values>>> = watcher.as_ref().map(Watcher::subscribe);
-    let mut child = spawn(&args, &given)?;
-    tracing::info!(
-        pid = child.id(),
-        variables = given.len(),
-        "vault-config exec: started the command"
-    );
-
-    let mut signals = Signals::new()?;
-    // When a change seen but not yet acted on is due.
-    let mut due: Option<(Instant, Vec<Var>)> = None;
-    let code = loop {
-        tokio::select! {
-            status = child.wait() => {
-                let status = status.map_err(|e| Failure::new(Kind::Other, format!("waiting for the command: {e}")))?;
-                break exit_code(status);
-            }
-            Some(sig) = signals.next() => forward(&child, sig),
-            changed = changed(&mut rx) => {
-                let Some(values) = changed else {
-                    // The watcher stopped (it does not, while held): keep the child.
-                    rx = None;
-                    continue;
-                };
-                match variables(&targets, &ordered(&values, targets.len()), &args.naming) {
-                    Ok(vars) if vars != given => {
-                        let names = changed_names(&given, &vars);
-                        tracing::info!(changed = %names.join(","), "vault-config exec: secrets changed");
-                        let at = due.as_ref().map_or(Instant::now() + args.debounce, |(at, _)| *at);
-                        due = Some((at, vars));
-                    }
-                    Ok(_) => due = None,
-                    Err(e) => tracing::warn!(error = %e, "vault-config exec: the new values cannot be passed on; the command keeps the ones it has"),
-                }
-            }
-            found = recv_late(&mut late) => {
-                late = None;
-                let Some(w) = found else { continue };
-                tracing::info!("vault-config exec: Vault is back; the command gets its secrets");
-                match variables(&targets, &ordered(&w.current(), targets.len()), &args.naming) {
-                    Ok(vars) => due = Some((Instant::now() + args.debounce, vars)),
-                    Err(e) => tracing::warn!(error = %e, "vault-config exec: the values cannot be passed on"),
-                }
-                rx = Some(w.subscribe());
-                watcher = Some(w);
-            }
-            () = wait_due(&due) => {
-                let Some((_, vars)) = due.take() else { continue };
-                match &args.on_change {
-                    OnChange::Restart => {
-                        let stopped = stop(&mut child, args.kill_signal, args.kill_timeout).await;
-                        tracing::info!(status = %stopped, "vault-config exec: stopped the command; starting it with the new values");
-                        child = spawn(&args, &vars)?;
-                        given = vars;
-                    }
-                    OnChange::Signal(sig) => {
-                        forward(&child, *sig);
-                        given = vars;
-                    }
-                    OnChange::None => {
-                        tracing::info!("vault-config exec: --on-change none: the command keeps running as it is");
-                        given = vars;
-                    }
-                }
-            }
-        }
-    };
+    }
+    let result = supervise(&args, &targets, &mut signals, &mut watcher, &mut late).await;
+    if let Some((_, task)) = late {
+        task.abort();
+    }
     if let Some(w) = watcher {
         // Leased credentials die with the command that used them.
         w.shutdown().await;
     }
-    Ok(code)
+    result
+}
+
+/// The fallback search for Vault: its answer, and the task looking.
+type Late = (
+    mpsc::Receiver<Option<Watcher<Values>>>,
+    tokio::task::JoinHandle<()>,
+);
+
+/// Starts the child and looks after it until it exits; returns its code.
+async fn supervise(
+    args: &ExecArgs,
+    targets: &[Target],
+    signals: &mut Signals,
+    watcher: &mut Option<Watcher<Values>>,
+    late: &mut Option<Late>,
+) -> Result<u8> {
+    let mut given = match watcher.as_ref() {
+        Some(w) => variables(targets, &ordered(&w.current(), targets.len()), &args.naming)?,
+        None => Vec::new(),
+    };
+    let mut rx: Option<watch::Receiver<Arc<Values>>> = watcher.as_ref().map(Watcher::subscribe);
+    let mut child = spawn(args, &given)?;
+    tracing::info!(
+        target: LOG,
+        pid = child.id(),
+        variables = given.len(),
+        "vault-config exec: started the command"
+    );
+    // When a change seen but not yet acted on is due.
+    let mut due: Option<Instant> = None;
+    // A stop signal was passed on: the child is on its way out and is
+    // never started again.
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            // The child's end first: a child that exits is never restarted.
+            biased;
+            status = child.wait() => {
+                let status = status.map_err(|e| Failure::new(Kind::Other, format!("waiting for the command: {e}")))?;
+                return Ok(exit_code(status));
+            }
+            Some(sig) = signals.next() => {
+                forward(&child, sig);
+                if matches!(sig, Signal::SIGINT | Signal::SIGTERM | Signal::SIGQUIT) {
+                    stopping = true;
+                    due = None;
+                }
+            }
+            changed = changed(&mut rx) => {
+                let Some(values) = changed else {
+                    tracing::warn!(target: LOG, "vault-config exec: the watcher stopped; the command keeps the values it has");
+                    rx = None;
+                    continue;
+                };
+                match variables(targets, &ordered(&values, targets.len()), &args.naming) {
+                    Ok(vars) if vars != given => {
+                        let names = changed_names(&given, &vars);
+                        tracing::info!(target: LOG, changed = %names.join(","), "vault-config exec: secrets changed");
+                        if !stopping {
+                            due = Some(due.unwrap_or_else(|| Instant::now() + args.debounce));
+                        }
+                    }
+                    Ok(_) => due = None,
+                    Err(e) => tracing::warn!(target: LOG, error = %e, "vault-config exec: the new values cannot be passed on; the command keeps the ones it has"),
+                }
+            }
+            found = recv_late(late) => {
+                *late = None;
+                let Some(w) = found else { continue };
+                tracing::info!(target: LOG, "vault-config exec: Vault is back; the command gets its secrets");
+                rx = Some(w.subscribe());
+                *watcher = Some(w);
+                if !stopping {
+                    due = Some(Instant::now() + args.debounce);
+                }
+            }
+            () = wait_due(due) => {
+                due = None;
+                // The newest values, however long the debounce was.
+                let Some(current) = rx.as_mut().map(|rx| rx.borrow_and_update().clone()) else { continue };
+                let vars = match variables(targets, &ordered(&current, targets.len()), &args.naming) {
+                    Ok(vars) => vars,
+                    Err(e) => {
+                        tracing::warn!(target: LOG, error = %e, "vault-config exec: the new values cannot be passed on");
+                        continue;
+                    }
+                };
+                if vars == given {
+                    continue;
+                }
+                // Coming out of fallback, only a restart gives the child
+                // an environment it never had.
+                let action = if given.is_empty() && !vars.is_empty() {
+                    OnChange::Restart
+                } else {
+                    args.on_change.clone()
+                };
+                match action {
+                    OnChange::Restart => {
+                        let stopped = stop(&mut child, args.kill_signal, args.kill_timeout).await;
+                        tracing::info!(target: LOG, status = %stopped, "vault-config exec: stopped the command; starting it with the new values");
+                        child = spawn(args, &vars)?;
+                        given = vars;
+                    }
+                    OnChange::Signal(sig) => {
+                        forward(&child, sig);
+                        given = vars;
+                    }
+                    OnChange::None => {
+                        tracing::info!(target: LOG, "vault-config exec: --on-change none: the command keeps running as it is");
+                        given = vars;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// One mapping per target, keyed `t<index>`: a whole secret fills a map.
@@ -218,6 +279,10 @@ impl Start {
             let left = deadline.saturating_duration_since(Instant::now());
             let outcome = match timeout(left.max(Duration::from_millis(1)), self.attempt()).await {
                 Ok(outcome) => outcome,
+                Err(_) if args.mode == Mode::Fallback => {
+                    tracing::warn!(target: LOG, "vault-config exec: Vault did not answer; starting the command on the parent's environment (--mode fallback) and retrying in the background");
+                    return Ok(None);
+                }
                 Err(_) => {
                     return Err(Failure::new(
                         Kind::Connection,
@@ -236,7 +301,7 @@ impl Start {
                 return Err(e);
             }
             if args.mode == Mode::Fallback {
-                tracing::warn!(error = %e, "vault-config exec: Vault is not available; starting the command on the parent's environment (--mode fallback) and retrying in the background");
+                tracing::warn!(target: LOG, error = %e, "vault-config exec: Vault is not available; starting the command on the parent's environment (--mode fallback) and retrying in the background");
                 return Ok(None);
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -250,14 +315,15 @@ impl Start {
                     ),
                 ));
             }
-            tracing::warn!(error = %e, retry_in = ?wait.min(left), "vault-config exec: Vault is not available yet; retrying");
+            tracing::warn!(target: LOG, error = %e, retry_in = ?wait.min(left), "vault-config exec: Vault is not available yet; retrying");
             sleep(wait.min(left)).await;
             wait = (wait * 2).min(MAX_START_BACKOFF);
         }
     }
 
-    /// A watcher once Vault answers (`--mode fallback`), however long it takes;
-    /// `None` when Vault refuses for good (a policy, a missing secret).
+    /// A watcher once Vault answers with the secrets (`--mode fallback`),
+    /// however long it takes: a Vault that returns may still be being
+    /// seeded or granted, so every failure is tried again, with backoff.
     async fn until_up(&self) -> Option<Watcher<Values>> {
         let mut wait = Duration::from_millis(500);
         loop {
@@ -266,8 +332,7 @@ impl Start {
                 Err(e) => {
                     let e = read::explain(&self.client, e).await;
                     if !matches!(e.kind, Kind::Connection | Kind::Sealed) {
-                        tracing::error!(error = %e, "vault-config exec: Vault answered, but the secrets cannot be read; the command keeps the parent's environment");
-                        return None;
+                        tracing::warn!(target: LOG, error = %e, retry_in = ?wait, "vault-config exec: Vault answered, but the secrets cannot be read yet; the command keeps the parent's environment");
                     }
                 }
             }
@@ -309,6 +374,7 @@ async fn stop(child: &mut Child, sig: Signal, grace: Duration) -> String {
         Ok(status) => status,
         Err(_) => {
             tracing::warn!(
+                target: LOG,
                 grace = %humantime::format_duration(grace),
                 "vault-config exec: the command did not stop in time; SIGKILL"
             );
@@ -328,7 +394,7 @@ fn forward(child: &Child, sig: Signal) {
         return;
     };
     if let Err(e) = nix::sys::signal::kill(Pid::from_raw(pid), sig) {
-        tracing::debug!(%sig, error = %e, "vault-config exec: could not signal the command");
+        tracing::debug!(target: LOG, %sig, error = %e, "vault-config exec: could not signal the command");
     }
 }
 
@@ -388,19 +454,17 @@ async fn changed(rx: &mut Option<watch::Receiver<Arc<Values>>>) -> Option<Arc<Va
 }
 
 /// The watcher found after starting in fallback; never resolves otherwise.
-async fn recv_late(
-    late: &mut Option<mpsc::Receiver<Option<Watcher<Values>>>>,
-) -> Option<Watcher<Values>> {
+async fn recv_late(late: &mut Option<Late>) -> Option<Watcher<Values>> {
     match late {
-        Some(rx) => rx.recv().await.flatten(),
+        Some((rx, _)) => rx.recv().await.flatten(),
         None => std::future::pending().await,
     }
 }
 
 /// Resolves when a change is due; never without one.
-async fn wait_due(due: &Option<(Instant, Vec<Var>)>) {
+async fn wait_due(due: Option<Instant>) {
     match due {
-        Some((at, _)) => sleep_until(*at).await,
+        Some(at) => sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

@@ -79,16 +79,38 @@ pub fn pick(client: &VaultClient, target: &Target, secret: &KvSecret) -> Result<
     }
 }
 
-/// Every target, read at once; the first failure (in command-line order)
-/// if any read failed.
+/// Every target, read at once, each distinct path once (the username and
+/// password of `database/creds/app` come from one lease); the first failure
+/// (in command-line order) if any read failed.
 pub async fn read_all(client: &VaultClient, targets: &[Target]) -> Result<Vec<Value>> {
-    let answers = join_all(targets.iter().map(|t| read_secret(client, t))).await;
-    let mut values = Vec::with_capacity(targets.len());
-    for (target, answer) in targets.iter().zip(answers) {
+    let mut distinct: Vec<&Target> = Vec::new();
+    for t in targets {
+        if !distinct
+            .iter()
+            .any(|d| d.path == t.path && d.leased == t.leased)
+        {
+            distinct.push(t);
+        }
+    }
+    let answers = join_all(distinct.iter().map(|t| read_secret(client, t))).await;
+    let mut secrets = Vec::with_capacity(distinct.len());
+    for answer in answers {
         match answer {
-            Ok(secret) => values.push(pick(client, target, &secret)?),
+            Ok(secret) => secrets.push(secret),
             Err(e) => return Err(explain(client, e).await),
         }
     }
-    Ok(values)
+    targets
+        .iter()
+        .map(|t| {
+            let at = distinct
+                .iter()
+                .position(|d| d.path == t.path && d.leased == t.leased)
+                .unwrap_or(0);
+            match secrets.get(at) {
+                Some(secret) => pick(client, t, secret),
+                None => Err(Failure::new(Kind::Other, format!("{t} was not read"))),
+            }
+        })
+        .collect()
 }

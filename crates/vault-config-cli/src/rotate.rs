@@ -10,6 +10,7 @@ use vault_config::{Error, ExposeSecret, VaultClient};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::cli::{Charset, RotateArgs};
+use crate::exec::LOG;
 use crate::exit::{Failure, Kind, Result};
 use crate::read;
 
@@ -57,6 +58,7 @@ pub async fn run(args: RotateArgs) -> Result<u8> {
         KvVersion::V2 => write_cas(&client, &mount, &path, &args, &value).await?,
         KvVersion::V1 => {
             tracing::warn!(
+                target: LOG,
                 "{mount} is KV version 1, which has no check-and-set: a write to {path} made at the same time by someone else may be lost"
             );
             write_v1(&client, &mount, &path, &args.key, &value).await?
@@ -136,6 +138,7 @@ async fn write_cas(
             Ok(new) => return Ok((version, new)),
             Err(e) if is_cas_conflict(&e) && attempt < args.cas_retries => {
                 tracing::info!(
+                    target: LOG,
                     attempt = attempt + 1,
                     "vault-config rotate: {mount}/{path} changed since it was read; reading it again"
                 );

@@ -262,7 +262,7 @@ fn exec(server: &DevServer, home: &Path, token: &str, log: &Path, extra: &[&str]
             "--interval",
             "200ms",
             "--debounce",
-            "500ms",
+            "1500ms",
         ])
         .args(extra)
         .args(["--", "sh", "-c", CHILD])
@@ -387,7 +387,7 @@ async fn exec_can_signal_instead_of_restarting() {
 
 #[tokio::test]
 async fn exec_with_vault_down_fails_in_time_or_falls_back() {
-    let server = DevServer::start().await;
+    let mut server = DevServer::start().await;
     let home = temp_dir("down");
     let log = home.join("child.log");
     let dead = dead_addr();
@@ -422,21 +422,41 @@ async fn exec_with_vault_down_fails_in_time_or_falls_back() {
     );
     assert!(log_lines(&log).is_empty(), "the command never started");
 
-    // --mode fallback: the child starts on the parent's environment.
-    let mut cmd = vault_config(&home, &[("VAULT_ADDR", &dead), ("VAULT_TOKEN", "t")]);
+    // --mode fallback: the child starts on the parent's environment, and
+    // gets its secrets (a restart) once Vault is back.
+    let addr = server.addr().to_owned();
+    let token = server.root_token().to_owned();
+    server.stop().await;
+    let mut cmd = vault_config(&home, &[("VAULT_ADDR", &addr), ("VAULT_TOKEN", &token)]);
     let mut child = cmd
         .env("LOG", &log)
         .env("SECRET_TOKEN", "from-parent")
         .args([
-            "exec", "--secret", "app", "--mode", "fallback", "--", "sh", "-c", CHILD,
+            "exec",
+            "--secret",
+            "app",
+            "--mode",
+            "fallback",
+            "--debounce",
+            "100ms",
+            "--",
+            "sh",
+            "-c",
+            CHILD,
         ])
         .spawn()
         .unwrap();
     let lines = wait_lines(&log, "start", 1).await;
     assert!(lines[0].contains(" from-parent "), "{lines:?}");
+    server.restart().await.unwrap();
+    server
+        .kv_put("secret", "app", json!({"SECRET_TOKEN": "from-vault"}))
+        .await
+        .unwrap();
+    let lines = wait_lines(&log, "start", 2).await;
+    assert!(starts(&lines)[1].contains(" from-vault "), "{lines:?}");
     signal(&child, "TERM");
     assert_eq!(exit_of(&mut child).await, Some(7));
-    drop(server);
 }
 
 #[tokio::test]
