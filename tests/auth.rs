@@ -383,16 +383,10 @@ async fn a_static_token_about_to_expire_shows_in_health() {
         .kv_put("secret", "database", json!({"DATABASE_URL": "u"}))
         .await
         .unwrap();
-    let created = server
-        .api(
-            "POST",
-            "auth/token/create",
-            None,
-            Some(json!({"policies": ["root"], "ttl": "30s", "renewable": false})),
-        )
+    let token = server
+        .create_token(json!({"policies": ["root"], "ttl": "30s", "renewable": false}))
         .await
         .unwrap();
-    let token = created["auth"]["client_token"].as_str().unwrap().to_owned();
     let client = server.client_builder(&[]).token(token).build().unwrap();
 
     #[derive(Debug, Deserialize, VaultConfig)]

@@ -395,16 +395,10 @@ async fn a_periodic_token_is_renewed_on_time_after_starting_in_an_outage() {
         .await
         .unwrap();
     server.write_policy("reader", READER).await.unwrap();
-    let created = server
-        .api(
-            "POST",
-            "auth/token/create",
-            None,
-            Some(json!({"period": "3s", "policies": ["reader", "default"]})),
-        )
+    let token = server
+        .create_token(json!({"period": "3s", "policies": ["reader", "default"]}))
         .await
         .unwrap();
-    let token = created["auth"]["client_token"].as_str().unwrap().to_owned();
     // The first two requests (the token's lookup, the read) meet a 502.
     let flaky = FaultyProxy::start(server.addr(), 2, 502).await.unwrap();
     let client = server

@@ -368,16 +368,10 @@ async fn lease_renewals_and_expiry_are_reported_without_the_lease() {
         .await
         .unwrap();
     // A periodic token, renewed on its own schedule beside the lease.
-    let created = server
-        .api(
-            "POST",
-            "auth/token/create",
-            None,
-            Some(json!({"period": "3s", "policies": ["root"]})),
-        )
+    let token = server
+        .create_token(json!({"period": "3s", "policies": ["root"]}))
         .await
         .unwrap();
-    let token = created["auth"]["client_token"].as_str().unwrap().to_owned();
     let client = server
         .client_builder(&[])
         .token(token.clone())

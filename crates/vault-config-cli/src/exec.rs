@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 use vault_config::{Mapping, VaultClient, VaultProvider, WatchOptions, Watcher};
 
-use crate::cli::{ExecArgs, Mode, OnChange};
+use crate::cli::{ExecArgs, Mode, NamingArgs, OnChange};
 use crate::exit::{Failure, Kind, Result};
 use crate::naming::{variables, Var};
 use crate::read;
@@ -47,7 +47,8 @@ const CREDENTIALS: &[&str] = &[
 /// named like the library's, so the default filter names this one).
 pub const LOG: &str = "vault_config_cli";
 
-/// The longest wait between attempts to reach Vault at start.
+/// The longest wait between attempts to reach Vault at start (and, under
+/// `--mode fallback`, until it answers).
 const MAX_START_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Runs the command; returns the exit code `vault-config` exits with.
@@ -113,7 +114,7 @@ async fn supervise(
     late: &mut Option<Late>,
 ) -> Result<u8> {
     let mut given = match watcher.as_ref() {
-        Some(w) => variables(targets, &ordered(&w.current(), targets.len()), &args.naming)?,
+        Some(w) => vars_of(&w.current(), targets, &args.naming)?,
         None => Vec::new(),
     };
     let mut rx: Option<watch::Receiver<Arc<Values>>> = watcher.as_ref().map(Watcher::subscribe);
@@ -150,7 +151,7 @@ async fn supervise(
                     rx = None;
                     continue;
                 };
-                match variables(targets, &ordered(&values, targets.len()), &args.naming) {
+                match vars_of(&values, targets, &args.naming) {
                     Ok(vars) if vars != given => {
                         let names = changed_names(&given, &vars);
                         tracing::info!(target: LOG, changed = %names.join(","), "vault-config exec: secrets changed");
@@ -176,7 +177,7 @@ async fn supervise(
                 due = None;
                 // The newest values, however long the debounce was.
                 let Some(current) = rx.as_mut().map(|rx| rx.borrow_and_update().clone()) else { continue };
-                let vars = match variables(targets, &ordered(&current, targets.len()), &args.naming) {
+                let vars = match vars_of(&current, targets, &args.naming) {
                     Ok(vars) => vars,
                     Err(e) => {
                         tracing::warn!(target: LOG, error = %e, "vault-config exec: the new values cannot be passed on");
@@ -231,11 +232,12 @@ fn mappings(targets: &[Target]) -> Result<Vec<Mapping>> {
         .collect()
 }
 
-/// The published values in target order.
-fn ordered(values: &Values, n: usize) -> Vec<Value> {
-    (0..n)
+/// The variables of the published values, in target order.
+fn vars_of(values: &Values, targets: &[Target], naming: &NamingArgs) -> Result<Vec<Var>> {
+    let ordered: Vec<Value> = (0..targets.len())
         .map(|i| values.get(&format!("t{i}")).cloned().unwrap_or(Value::Null))
-        .collect()
+        .collect();
+    variables(targets, &ordered, naming)
 }
 
 /// The names whose values differ between `old` and `new` (never the values).
@@ -262,11 +264,32 @@ struct Start {
 }
 
 impl Start {
-    async fn attempt(&self) -> std::result::Result<Watcher<Values>, vault_config::Error> {
-        VaultProvider::builder()
+    /// A watcher whose first values hold every target: a secret Vault does
+    /// not have fills no map entry, and is an error here as in `env`.
+    async fn attempt(&self) -> Result<Watcher<Values>> {
+        let watcher: Watcher<Values> = match VaultProvider::builder()
             .mappings(self.mappings.clone())
             .watch(&self.client, self.options)
             .await
+        {
+            Ok(watcher) => watcher,
+            Err(e) => return Err(read::explain(&self.client, e).await),
+        };
+        let current = watcher.current();
+        let missing = self
+            .mappings
+            .iter()
+            .find(|m| !current.contains_key(m.key()));
+        if let Some(m) = missing {
+            let message = if m.is_whole_secret() {
+                format!("no secret at {}", m.path())
+            } else {
+                format!("no key `{}` at {}", m.secret_key(), m.path())
+            };
+            watcher.shutdown().await;
+            return Err(Failure::new(Kind::NotFound, message));
+        }
+        Ok(watcher)
     }
 
     /// The first watcher: retried with backoff while Vault is unreachable or
@@ -295,7 +318,7 @@ impl Start {
             };
             let e = match outcome {
                 Ok(watcher) => return Ok(Some(watcher)),
-                Err(e) => read::explain(&self.client, e).await,
+                Err(e) => e,
             };
             if !matches!(e.kind, Kind::Connection | Kind::Sealed) {
                 return Err(e);
@@ -330,14 +353,14 @@ impl Start {
             match self.attempt().await {
                 Ok(watcher) => return Some(watcher),
                 Err(e) => {
-                    let e = read::explain(&self.client, e).await;
                     if !matches!(e.kind, Kind::Connection | Kind::Sealed) {
                         tracing::warn!(target: LOG, error = %e, retry_in = ?wait, "vault-config exec: Vault answered, but the secrets cannot be read yet; the command keeps the parent's environment");
                     }
                 }
             }
             sleep(wait).await;
-            wait = (wait * 2).min(MAX_START_BACKOFF * 6);
+            // The command runs without its secrets meanwhile: keep looking often.
+            wait = (wait * 2).min(MAX_START_BACKOFF);
         }
     }
 }

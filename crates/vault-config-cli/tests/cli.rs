@@ -44,11 +44,12 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 async fn run(server: &DevServer, home: &Path, args: &[&str]) -> Output {
-    vault_config(home, &contract(server))
-        .args(args)
-        .output()
-        .await
-        .unwrap()
+    run_as(home, &contract(server), args).await
+}
+
+/// The binary run to its end with `vars` as the Vault contract.
+async fn run_as(home: &Path, vars: &[(&str, &str)], args: &[&str]) -> Output {
+    vault_config(home, vars).args(args).output().await.unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -178,44 +179,42 @@ async fn env_is_all_or_nothing_and_says_why() {
     assert_eq!(json, json!({"URL": "u-db", "LINES": "a\nb"}));
 
     // Vault unreachable: exit 10, nothing printed.
-    let out = vault_config(
+    let out = run_as(
         &home,
         &[
             ("VAULT_ADDR", &dead_addr()),
             ("VAULT_TOKEN", "t"),
             ("VAULT_MAX_RETRIES", "0"),
         ],
+        &["env", "app"],
     )
-    .args(["env", "app"])
-    .output()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(out.status.code(), Some(10), "{}", text(&out.stderr));
     assert!(out.stdout.is_empty());
     assert!(text(&out.stderr).contains("vault_connection_failed"));
 
     // A token Vault does not accept is an authentication failure, not a denial.
-    let out = vault_config(
+    let out = run_as(
         &home,
         &[
             ("VAULT_ADDR", server.addr()),
             ("VAULT_TOKEN", "not-a-token"),
         ],
+        &["env", "app"],
     )
-    .args(["env", "app"])
-    .output()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(out.status.code(), Some(12), "{}", text(&out.stderr));
     assert!(!text(&out.stderr).contains("not-a-token"));
 }
 
 /// A child that logs its start (pid, secret, whether it saw VAULT_TOKEN),
-/// SIGHUP and SIGTERM (exiting 7) to `$LOG`.
+/// SIGHUP and SIGTERM (exiting 7) to `$LOG`, and ends when its parent is
+/// gone (a test that failed killed vault-config, which must not leave it
+/// holding the test's output open).
 const CHILD: &str = r#"echo "start $$ ${SECRET_TOKEN:-unset} ${VAULT_TOKEN:-no-token}" >> "$LOG"
 trap 'echo "hup $$" >> "$LOG"' HUP
 trap 'echo "term $$" >> "$LOG"; exit 7' TERM
-while :; do sleep 0.05; done"#;
+while kill -0 "$PPID" 2>/dev/null; do sleep 0.05; done"#;
 
 fn log_lines(log: &Path) -> Vec<String> {
     std::fs::read_to_string(log)
@@ -296,16 +295,10 @@ async fn exec_restarts_once_per_change_never_on_renewals_and_exits_like_its_chil
         .await
         .unwrap();
     // A periodic 2 s token: without renewals it would die within the test.
-    let created = server
-        .api(
-            "POST",
-            "auth/token/create",
-            None,
-            Some(json!({"period": "2s", "policies": ["root"]})),
-        )
+    let token = server
+        .create_token(json!({"period": "2s", "policies": ["root"]}))
         .await
         .unwrap();
-    let token = created["auth"]["client_token"].as_str().unwrap().to_owned();
     let mut supervisor = exec(&server, &home, &token, &log, &[]);
 
     let lines = wait_lines(&log, "start", 1).await;
@@ -424,6 +417,14 @@ async fn exec_with_vault_down_fails_in_time_or_falls_back() {
 
     // --mode fallback: the child starts on the parent's environment, and
     // gets its secrets (a restart) once Vault is back.
+    // A secret Vault does not have stops the start, as in `env`.
+    let out = run(&server, &home, &["exec", "--secret", "nope", "--", "true"]).await;
+    assert_eq!(out.status.code(), Some(14), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no secret at nope"),
+        "{}",
+        text(&out.stderr)
+    );
     let addr = server.addr().to_owned();
     let token = server.root_token().to_owned();
     server.stop().await;
@@ -594,37 +595,27 @@ async fn status_reports_sealed_and_unsealed_servers() {
         )
         .await
         .unwrap();
-    let created = server
-        .api(
-            "POST",
-            "auth/token/create",
-            None,
-            Some(json!({"policies": ["meta-only", "default"]})),
-        )
+    let limited = server
+        .create_token(json!({"policies": ["meta-only", "default"]}))
         .await
         .unwrap();
-    let limited = created["auth"]["client_token"].as_str().unwrap().to_owned();
-    let out = vault_config(
+    let out = run_as(
         &home,
         &[("VAULT_ADDR", server.addr()), ("VAULT_TOKEN", &limited)],
+        &["status", "--json", "app-prod"],
     )
-    .args(["status", "--json", "app-prod"])
-    .output()
-    .await
-    .unwrap();
+    .await;
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(13), "{json}");
     assert_eq!(json["status"], "permission_denied");
 
     // A token Vault does not know.
-    let out = vault_config(
+    let out = run_as(
         &home,
         &[("VAULT_ADDR", server.addr()), ("VAULT_TOKEN", "hvs.bogus")],
+        &["status", "--json"],
     )
-    .args(["status", "--json"])
-    .output()
-    .await
-    .unwrap();
+    .await;
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(12), "{json}");
     assert_eq!(json["status"], "vault_authentication_failed");
@@ -640,18 +631,16 @@ async fn status_reports_sealed_and_unsealed_servers() {
     assert_eq!(json["status"], "vault_sealed");
 
     // Nothing listening.
-    let out = vault_config(
+    let out = run_as(
         &home,
         &[
             ("VAULT_ADDR", &dead_addr()),
             ("VAULT_TOKEN", "t"),
             ("VAULT_MAX_RETRIES", "0"),
         ],
+        &["status", "--json"],
     )
-    .args(["status", "--json"])
-    .output()
-    .await
-    .unwrap();
+    .await;
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(10), "{json}");
     assert_eq!(json["secrets"]["vault_connected"], false);

@@ -199,13 +199,15 @@ impl DevServer {
             Some(json!({"policy": hcl})),
         )
         .await?;
+        self.create_token(json!({"policies": [name], "no_default_policy": true}))
+            .await
+    }
+
+    /// Creates a token with `settings` (`{"period": "3s", "policies": [...]}`)
+    /// and returns it.
+    pub async fn create_token(&self, settings: Value) -> TestResult<String> {
         let created = self
-            .api(
-                "POST",
-                "auth/token/create",
-                None,
-                Some(json!({"policies": [name], "no_default_policy": true})),
-            )
+            .api("POST", "auth/token/create", None, Some(settings))
             .await?;
         string_at(&created, "/auth/client_token")
     }
