@@ -12,7 +12,6 @@ use vault_config::{SecretString, VaultClient, VaultClientBuilder, VaultConfig, W
 use vault_test_support::{env_of, Cluster, Postgres, RoundRobinProxy};
 
 #[derive(Debug, Deserialize, VaultConfig)]
-#[allow(dead_code)] // db_user: leased, renewed; not read by the test
 struct Pair {
     #[vault("app#user")]
     user: String,
@@ -23,6 +22,8 @@ struct Pair {
     /// Leased from PostgreSQL: renewed through the failovers.
     #[vault(dynamic = "database/creds/app", key = "username")]
     db_user: String,
+    #[vault(dynamic = "database/creds/app", key = "password")]
+    db_pass: SecretString,
 }
 
 /// The KV part alone.
@@ -82,14 +83,38 @@ async fn write_pair(cluster: &Cluster, n: u32) {
         .unwrap();
 }
 
+/// What a watcher published: user, password and `n` of the pair, and the
+/// database user in force.
+type Published = (String, String, u32, String);
+
+/// Opens a connection to PostgreSQL on `port` as `user` and runs `select 1`.
+async fn connect_as(port: u16, user: &str, password: &str) -> Result<(), tokio_postgres::Error> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(port)
+        .user(user)
+        .password(password)
+        .dbname("postgres")
+        .connect_timeout(Duration::from_secs(5));
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    let driver = tokio::spawn(connection);
+    client.query_one("select 1", &[]).await?;
+    drop(client);
+    let _ = driver.await;
+    Ok(())
+}
+
 /// Rotates the pair 30 times through whichever node takes writes, killing
 /// the leader (`kill -9`) three times on the way and restarting it; checks
 /// that every config published is a pair written together, that they never
 /// go back, and that the watcher ends on the last write.
 async fn ride_through_failovers(cluster: &mut Cluster, client: &VaultClient) {
-    // Leases of 6 s (max 1 min): renewed every 4 s, through the failovers.
+    // Leases of 20 s (max 10 min): renewed every 13 s, through the
+    // failovers. An election takes up to about 5 s, so the lease outlives
+    // one: the lease the watcher starts with is the one it ends with.
     let pg = Postgres::start().await;
-    pg.configure_vault(cluster, "app", "6s", "1m")
+    pg.configure_vault(cluster, "app", "20s", "10m")
         .await
         .unwrap();
     write_pair(cluster, 0).await;
@@ -106,7 +131,8 @@ async fn ride_through_failovers(cluster: &mut Cluster, client: &VaultClient) {
     .await
     .unwrap();
     let mut rx = watcher.subscribe();
-    let seen: Arc<Mutex<Vec<(String, String, u32)>>> = Arc::default();
+    let first_db_user = watcher.current().db_user.clone();
+    let seen: Arc<Mutex<Vec<Published>>> = Arc::default();
     let collector = {
         let seen = seen.clone();
         tokio::spawn(async move {
@@ -117,6 +143,7 @@ async fn ride_through_failovers(cluster: &mut Cluster, client: &VaultClient) {
                     cfg.user.clone(),
                     cfg.pass.expose_secret().to_owned(),
                     cfg.n,
+                    cfg.db_user.clone(),
                 ));
             }
         })
@@ -165,18 +192,32 @@ async fn ride_through_failovers(cluster: &mut Cluster, client: &VaultClient) {
         .unwrap()
         .as_secs();
     assert!(lease.expires_at > now, "the lease ran out: {lease:?}");
+    // ... and the credentials in force open a connection.
+    let current = watcher.current();
+    use vault_config::ExposeSecret;
+    connect_as(pg.port(), &current.db_user, current.db_pass.expose_secret())
+        .await
+        .unwrap_or_else(|e| panic!("the credentials in force do not connect: {e}"));
+    assert_eq!(
+        current.db_user, first_db_user,
+        "the lease was replaced instead of renewed through the failovers: {health:?}"
+    );
+    drop(current);
     drop(watcher);
     let _ = collector.await;
     let seen = seen.lock().unwrap().clone();
     assert!(seen.len() >= 3, "published {} configs", seen.len());
-    for (user, pass, n) in &seen {
+    for (user, pass, n, _) in &seen {
         assert_eq!(user, &format!("user-{n}"), "a pair written together");
         assert_eq!(pass, &format!("pass-{n}"), "a pair written together");
     }
-    let ns: Vec<u32> = seen.iter().map(|s| s.2).collect();
+    // Every publish is a new pair, or new credentials with the pair in force.
+    let published: Vec<(u32, &str)> = seen.iter().map(|s| (s.2, s.3.as_str())).collect();
     assert!(
-        ns.windows(2).all(|w| w[0] < w[1]),
-        "published values went back in time: {ns:?}"
+        published
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 || (w[0].0 == w[1].0 && w[0].1 != w[1].1)),
+        "published values went back in time, or a config was published twice: {published:?}"
     );
     assert!(health.vault_connected, "{health:?}");
 }

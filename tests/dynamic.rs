@@ -569,3 +569,109 @@ async fn a_static_role_is_read_again_after_each_rotation() {
     let health = serde_json::to_string(&watcher.health()).unwrap();
     assert!(!health.contains(third.password.expose_secret()), "{health}");
 }
+
+/// Tries the credentials in force every 500 ms for `for_how_long`; returns
+/// the failures, each with when it happened and the user tried.
+async fn try_connections<T: Send + Sync + 'static>(
+    watcher: &vault_config::Watcher<T>,
+    port: u16,
+    for_how_long: Duration,
+    creds: impl Fn(&T) -> Db,
+) -> (usize, Vec<String>) {
+    let started = Instant::now();
+    let mut tries = 0;
+    let mut failures = Vec::new();
+    while started.elapsed() < for_how_long {
+        let db = creds(&watcher.current());
+        tries += 1;
+        if let Err(e) = select_one(&db, port).await {
+            failures.push(format!(
+                "{:.1}s as {}: {e}",
+                started.elapsed().as_secs_f64(),
+                db.username
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    (tries, failures)
+}
+
+#[tokio::test]
+async fn credentials_in_force_connect_across_logins_at_the_token_max_ttl() {
+    // An AppRole token of 6 s, at most 10 s: the client logs in again every
+    // few seconds, and Vault revokes the leases of each token when it ends.
+    // The watcher must move to leases made under the new token before then.
+    let (server, pg) = setup("1h", "24h").await;
+    server.enable_auth("approle", "approle").await.unwrap();
+    let policy = Db::vault_policy_with("secret", &|_| KvVersion::V2);
+    server.write_policy("db", &policy).await.unwrap();
+    let role_id = server
+        .approle_role(
+            "svc",
+            json!({"token_policies": ["db"], "token_ttl": "6s", "token_max_ttl": "10s"}),
+        )
+        .await
+        .unwrap();
+    let secret_id = server.approle_secret_id("svc").await.unwrap();
+    let client = vault_config::VaultClientBuilder::default()
+        .address(server.addr())
+        .auth(vault_config::AuthMethod::approle(
+            role_id,
+            vault_config::SecretId::Plain(SecretString::from(secret_id)),
+        ))
+        .env_source(vault_test_support::env_of(&[]))
+        .cache_ttl(Duration::ZERO)
+        .build()
+        .unwrap();
+    let watcher = Db::watch(
+        &client,
+        WatchOptions::default()
+            .interval(Duration::from_secs(1))
+            .revoke_replaced_leases_after(Duration::from_millis(500)),
+    )
+    .await
+    .unwrap();
+    let first_user = watcher.current().username.clone();
+    let (tries, failures) =
+        try_connections(&watcher, pg.port(), Duration::from_secs(22), |db| Db {
+            username: db.username.clone(),
+            password: db.password.clone(),
+            host: db.host.clone(),
+        })
+        .await;
+    let logins = client.auth_status().unwrap().logins;
+    assert!(logins >= 3, "the token was replaced {logins} times");
+    assert!(
+        failures.is_empty(),
+        "{} of {tries} connections with the credentials in force failed: {failures:#?}\n{:?}",
+        failures.len(),
+        watcher.health()
+    );
+    assert_ne!(
+        watcher.current().username,
+        first_user,
+        "the credentials were never replaced under a new token"
+    );
+    // health().leases names the lease in force, alive.
+    let health = watcher.health();
+    let lease = &health.leases["database/creds/app"];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(lease.expires_at > now, "{lease:?}");
+    // Each replaced user was revoked (the old token's end, or the grace):
+    // only the one in force (and at most one being replaced) remains.
+    let started = Instant::now();
+    loop {
+        let roles = pg.vault_roles().await.unwrap();
+        if roles.len() <= 2 && roles.contains(&watcher.current().username) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(12),
+            "replaced credentials pile up: {roles:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

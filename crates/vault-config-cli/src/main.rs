@@ -3,6 +3,10 @@
 //! check), on the vault-config library's env contract, auth methods, TLS,
 //! retries and redaction. `vault-config --help` tells the rest.
 
+// The supervisor's task nests the library's request futures deeply enough
+// that proving them `Send` needs more than the default 128 steps.
+#![recursion_limit = "256"]
+
 mod cli;
 mod env;
 mod exec;

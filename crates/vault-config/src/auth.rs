@@ -19,14 +19,20 @@
 //!
 //! # Token lifecycle
 //!
-//! The client renews its token at two thirds of its TTL, logs in again before
-//! a token that can no longer be renewed expires, and after a 403 logs in once
-//! more and retries once. Concurrent requests wait for the one login in
+//! The client renews its token at two thirds of its TTL, logs in again as
+//! soon as a renewal comes back cut short by the token's max TTL (or at two
+//! thirds of a token that cannot be renewed), and after a 403 logs in once
+//! more and retries once. A token replaced that way is left to expire on its
+//! own rather than revoked: Vault revokes the leases made under a token with
+//! it, and a [`Watcher`](crate::Watcher) holding such leases replaces them
+//! under the new token in the old one's remaining life (at least a third of
+//! its TTL). Concurrent requests wait for the one login in
 //! flight. [`AuthStatus`] (in [`Health::token`](crate::Health::token)) shows
 //! the method, logins, renewals and expiry, never the token.
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -314,6 +320,9 @@ pub(crate) struct Auth {
     /// When the token is next due (renewal, replacement, or a login retry),
     /// readable without waiting for a login in flight.
     schedule: Mutex<Option<Instant>>,
+    /// Bumped at each login: which token a lease was made under (leases
+    /// die with their token).
+    generation: AtomicU64,
 }
 
 impl Auth {
@@ -331,7 +340,19 @@ impl Auth {
             state: tokio::sync::Mutex::new(State::default()),
             status: Mutex::new(status),
             schedule: Mutex::new(None),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// Which token is in use: it changes at each login, never otherwise.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Puts a token from a login in place; returns the one it replaces.
+    fn install(&self, state: &mut State, fresh: TokenState) -> Option<TokenState> {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        state.token.replace(fresh)
     }
 
     pub(crate) fn method(&self) -> &AuthMethod {
@@ -381,7 +402,10 @@ impl Auth {
     /// token's TTL ([`learn`](Self::learn)) beside its request: the first use
     /// of a static token sends its request at once instead of waiting for the
     /// lookup.
-    pub(crate) async fn token_for_request(&self, t: &Transport) -> Result<(SecretString, bool)> {
+    pub(crate) async fn token_for_request(
+        &self,
+        t: &Transport,
+    ) -> Result<(SecretString, bool, u64)> {
         let mut state = self.state.lock().await;
         let mut learn = false;
         if let AuthMethod::Token(token) = &self.method {
@@ -430,7 +454,8 @@ impl Auth {
                 method: self.method.name().to_owned(),
                 reason: "no token".to_owned(),
             })?;
-        Ok((token, learn))
+        // Read under the state lock: no login can slip in between.
+        Ok((token, learn, self.generation()))
     }
 
     /// Learns a static token's TTL and renewability (`lookup-self`), outside
@@ -463,11 +488,12 @@ impl Auth {
     /// `lookup-self` is refused), log in again, once per token, and return the
     /// new one. `None` when the denial is the policy's (the token is valid, or
     /// the client re-logged in moments ago) or the method cannot log in.
+    /// The new token comes with its [generation](Self::generation).
     pub(crate) async fn relogin(
         &self,
         t: &Transport,
         used: &SecretString,
-    ) -> Result<Option<SecretString>> {
+    ) -> Result<Option<(SecretString, u64)>> {
         if !self.can_login() {
             return Ok(None);
         }
@@ -475,7 +501,7 @@ impl Auth {
         match &state.token {
             // Another request already replaced it.
             Some(ts) if ts.token.expose_secret() != used.expose_secret() => {
-                return Ok(Some(ts.token.clone()));
+                return Ok(Some((ts.token.clone(), self.generation())));
             }
             _ => {}
         }
@@ -503,7 +529,7 @@ impl Auth {
                 state.relogged_at = Some(Instant::now());
                 // It may still be valid (a policy that may not look itself
                 // up): revoke it rather than leave it to pile up.
-                if let Some(old) = state.token.replace(fresh) {
+                if let Some(old) = self.install(&mut state, fresh) {
                     self.revoke(t, &old.token).await;
                 }
             }
@@ -516,12 +542,16 @@ impl Auth {
             }
         }
         self.publish_status(&state);
-        Ok(state.token.as_ref().map(|ts| ts.token.clone()))
+        Ok(state
+            .token
+            .as_ref()
+            .map(|ts| (ts.token.clone(), self.generation())))
     }
 
-    /// Renews when renewable and not capped; else logs in again (revoking the
-    /// token it replaces); a static token that cannot be renewed is kept, with
-    /// a warning.
+    /// Renews when renewable and not capped; else (or when the renewal comes
+    /// back cut short by the max TTL) logs in again, leaving the token it
+    /// replaces to expire with its leases; a static token that cannot be
+    /// renewed is kept, with a warning.
     async fn refresh(&self, t: &Transport, state: &mut State, expired: bool) -> Result<()> {
         if let Some(ts) = &state.token {
             let capped =
@@ -531,6 +561,7 @@ impl Auth {
             // else can replace it.
             let try_renew = !expired || !self.can_login();
             if ts.renewable && try_renew && (!capped || !self.can_login()) {
+                let first_ttl = ts.first_ttl;
                 match self.renew(t, &ts.token).await {
                     Ok(Some((ttl, renewable))) => {
                         if let Some(ts) = &mut state.token {
@@ -548,7 +579,14 @@ impl Auth {
                             s.login_failures = 0;
                             s.last_error = None;
                         });
-                        return Ok(());
+                        // Cut short by the max TTL: log in now, while the
+                        // token has (at least) a third of its life left for
+                        // the leases made under it to be replaced.
+                        let cut =
+                            matches!((ttl, first_ttl), (Some(now), Some(first)) if now < first);
+                        if !(cut && self.can_login()) {
+                            return Ok(());
+                        }
                     }
                     Ok(None) => {}
                     // Tried again later (the caller's backoff): the token is not given up.
@@ -565,10 +603,13 @@ impl Auth {
         }
         if self.can_login() {
             let fresh = self.login(t, state).await?;
-            if let Some(old) = state.token.replace(fresh) {
-                if !expired {
-                    self.revoke(t, &old.token).await;
-                }
+            if let Some(old) = self.install(state, fresh) {
+                // Not revoked: that would revoke the leases made under it
+                // before a watcher has replaced them. It is near its end.
+                tracing::debug!(
+                    expires_in_secs = old.remaining().map(|d| d.as_secs()),
+                    "vault-config: the replaced token is left to expire, with the leases made under it"
+                );
             }
         } else if let Some(ts) = &mut state.token {
             if !state.warned_expiry {

@@ -20,7 +20,7 @@ use crate::env::{ContractNames, EnvSource};
 use crate::error::{Error, Result};
 use crate::fallback::FallbackMode;
 use crate::kv::KvVersion;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{shown_path, Telemetry};
 use crate::transport::{Repeat, Reply, Transport};
 
 /// The KV mount used when none is configured.
@@ -220,6 +220,18 @@ impl VaultClient {
         body: Option<&serde_json::Value>,
         repeat: Repeat,
     ) -> Result<Reply> {
+        Ok(self.send_as(api_path, query, body, repeat).await?.0)
+    }
+
+    /// [`send`](Self::send), and the generation of the token that made the
+    /// answer (a lease lives only as long as that token).
+    pub(crate) async fn send_as(
+        &self,
+        api_path: &str,
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+        repeat: Repeat,
+    ) -> Result<(Reply, u64)> {
         let (Some(transport), Some(auth)) = (&self.inner.transport, &self.inner.auth) else {
             return Err(self.disabled(api_path));
         };
@@ -229,7 +241,7 @@ impl VaultClient {
                 None => transport.get(api_path, query, Some(&token), repeat).await,
             }
         };
-        let (token, learn) = auth.token_for_request(transport).await?;
+        let (token, learn, generation) = auth.token_for_request(transport).await?;
         // A static token's first request goes out at once; its TTL is
         // learned beside it, off the critical path.
         let reply = if learn {
@@ -240,13 +252,19 @@ impl VaultClient {
         match reply {
             Err(Error::PermissionDenied { .. }) if auth.can_login() => {
                 match auth.relogin(transport, &token).await? {
-                    Some(fresh) => send(fresh).await,
+                    Some((fresh, generation)) => Ok((send(fresh).await?, generation)),
                     // The token is valid: the denial is the policy's.
                     None => Err(denied_again(api_path, &self.inner.namespace)),
                 }
             }
-            other => other,
+            other => Ok((other?, generation)),
         }
+    }
+
+    /// Which token the client uses now: it changes at each login. Leases
+    /// read under an older one die when that token does.
+    pub(crate) fn token_generation(&self) -> u64 {
+        self.inner.auth.as_ref().map_or(0, Auth::generation)
     }
 
     /// What the client knows about when its token needs renewing or
@@ -296,7 +314,8 @@ impl VaultClient {
 /// A 403 whose token is valid: the path is not in the token's policy.
 fn denied_again(api_path: &str, namespace: &Option<String>) -> Error {
     Error::PermissionDenied {
-        path: api_path.to_owned(),
+        // Never a lease ID (`sys/leases/renew/<id>`).
+        path: shown_path(api_path).to_owned(),
         namespace: namespace.clone(),
     }
 }

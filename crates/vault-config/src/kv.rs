@@ -243,8 +243,12 @@ impl KvSecret {
     /// Parses leased credentials (`database/creds/<role>`).
     /// Parses leased credentials, or a static role's (no lease, but the
     /// time to its next rotation).
-    pub(crate) fn from_dynamic(api_path: &str, mut body: Value) -> Result<Self> {
-        let lease = Lease::from_body(api_path, &body);
+    /// `generation`: the client's token that made the lease.
+    pub(crate) fn from_dynamic(api_path: &str, mut body: Value, generation: u64) -> Result<Self> {
+        let lease = Lease::from_body(api_path, &body).map(|mut l| {
+            l.generation = generation;
+            l
+        });
         let rotation = Rotation::from_body(&body);
         let mut secret = Self::from_v1("", api_path, api_path, body.take())?;
         match (lease, rotation) {
@@ -759,7 +763,7 @@ mod tests {
     fn dynamic_credentials_carry_their_lease() {
         let body = json!({"lease_id": "database/creds/app/x1", "lease_duration": 3600, "renewable": true,
             "data": {"username": "v-app-1", "password": "pw"}});
-        let s = KvSecret::from_dynamic("database/creds/app", body).unwrap();
+        let s = KvSecret::from_dynamic("database/creds/app", body, 0).unwrap();
         let lease = s.lease().unwrap();
         assert_eq!(
             (lease.id.as_str(), lease.duration.as_secs(), lease.renewable),
@@ -769,7 +773,7 @@ mod tests {
         assert!(!format!("{s:?}").contains("\"pw\""));
         let kv = json!({"lease_id": "", "data": {"k": "v"}});
         assert!(
-            KvSecret::from_dynamic("secret/x", kv).is_err(),
+            KvSecret::from_dynamic("secret/x", kv, 0).is_err(),
             "a KV path has no lease"
         );
     }

@@ -21,6 +21,8 @@ pub struct Lease {
     pub duration: Duration,
     /// Whether it can be renewed.
     pub renewable: bool,
+    /// Which of the client's tokens made it: the lease dies with that token.
+    pub(crate) generation: u64,
 }
 
 impl Lease {
@@ -47,6 +49,7 @@ impl Lease {
                 .get("renewable")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
+            generation: 0,
         })
     }
 }
@@ -100,14 +103,14 @@ impl VaultClient {
         check_segments("path", &api_path, &api_path)?;
         let started = Instant::now();
         // Each read is a new lease: never repeated once it may have reached Vault.
-        let reply = self.send(&api_path, &[], None, Repeat::Unsafe).await?;
+        let (reply, generation) = self.send_as(&api_path, &[], None, Repeat::Unsafe).await?;
         tracing::debug!(
             path = %api_path,
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "vault dynamic read"
         );
         match reply {
-            Reply::Ok(body) => KvSecret::from_dynamic(&api_path, body),
+            Reply::Ok(body) => KvSecret::from_dynamic(&api_path, body, generation),
             Reply::NotFound => Err(Error::Vault {
                 status: 404,
                 path: api_path,

@@ -785,11 +785,22 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
     async fn renew_leases(&mut self) -> (Vec<usize>, Option<Error>) {
         let mut reread = Vec::new();
         let mut error = None;
+        let generation = self.client.token_generation();
         for (&index, clock) in &mut self.leases {
+            let path = self.plan.reads()[index].path();
+            if clock.lease.generation != generation {
+                // Made under a token the client replaced: Vault revokes it
+                // when that token ends. New credentials, under the new token.
+                tracing::info!(
+                    path,
+                    "vault-config watcher: the client logged in again; replacing the credentials leased under the old token before it ends"
+                );
+                reread.push(index);
+                continue;
+            }
             if !clock.due_in().is_zero() {
                 continue;
             }
-            let path = self.plan.reads()[index].path();
             if clock.capped() {
                 reread.push(index);
                 continue;
@@ -847,11 +858,19 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         self.leases.clear();
     }
 
-    /// When a lease needs renewing or a revocation is due, if ever.
+    /// When a lease needs renewing or replacing or a revocation is due, if
+    /// ever: now for a lease made under a token the client replaced.
     fn lease_due_at(&self, now: Instant) -> Option<Instant> {
+        let generation = self.client.token_generation();
         self.leases
             .values()
-            .map(|c| after_from(now, c.due_in()))
+            .map(|c| {
+                if c.lease.generation == generation {
+                    after_from(now, c.due_in())
+                } else {
+                    now
+                }
+            })
             .chain(self.revocations.iter().map(|(_, at)| *at))
             .chain(self.rotations.values().map(|(due, _)| *due))
             .min()
