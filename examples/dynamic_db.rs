@@ -23,7 +23,7 @@ struct Db {
     username: String,
     #[vault(dynamic = "database/creds/app", key = "password")]
     password: SecretString,
-    #[vault(path = "backend/database", key = "host")]
+    #[vault(path = "backend/database", key = "host", env = "PGHOST")]
     host: String,
     #[vault(
         path = "backend/database",

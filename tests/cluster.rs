@@ -13,7 +13,7 @@ use vault_test_support::{env_of, Cluster, Postgres, RoundRobinProxy};
 
 #[derive(Debug, Deserialize, VaultConfig)]
 struct Pair {
-    #[vault("app#user")]
+    #[vault("app#user", env = "APP_USER")]
     user: String,
     #[vault("app#pass")]
     pass: SecretString,

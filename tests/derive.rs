@@ -25,7 +25,7 @@ struct AppConfig {
     database_url: SecretString,
     #[vault("database#POSTGRES_USER")]
     postgres_user: String,
-    #[vault(path = "database", key = "port", default = 5432)]
+    #[vault(path = "database", key = "port", env = "DATABASE_PORT", default = 5432)]
     port: u16,
     #[vault(path = "app-prod", key = "AOS_API_KEY", env = "AOS_KEY")]
     api_key: SecretString,
@@ -44,7 +44,7 @@ struct Core {
     database_url: SecretString,
     #[vault("database#POSTGRES_USER")]
     postgres_user: String,
-    #[vault(path = "database", key = "port", default = 5432)]
+    #[vault(path = "database", key = "port", env = "DATABASE_PORT", default = 5432)]
     port: u16,
     #[vault(path = "app-prod", key = "AOS_API_KEY", env = "AOS_KEY")]
     api_key: SecretString,
@@ -276,7 +276,8 @@ fn specs_and_env_example_describe_the_mapping() {
         "{example}"
     );
     assert!(
-        example.contains("# port: vault agenticverz/database#port (has a default)\nPORT=\n"),
+        example
+            .contains("# port: vault agenticverz/database#port (has a default)\nDATABASE_PORT=\n"),
         "{example}"
     );
 }
@@ -387,4 +388,49 @@ async fn policy_and_env_example_for_a_prefixed_client_on_another_mount() {
     assert!(example.contains("AION_VAULT_ENABLED=false"), "{example}");
     assert!(example.contains("vault kv/database#port"), "{example}");
     assert!(example.contains("\nDATABASE_PORT=\n"), "{example}");
+}
+
+/// Default env fallback names the derive accepts: none is a variable the
+/// process's own environment holds (`PORT`, `USER`, `HOST`).
+#[derive(Debug, Deserialize, VaultConfig)]
+struct Listener {
+    /// Named explicitly: even PORT is the user's choice.
+    #[vault("listener#port", env = "PORT")]
+    port: u16,
+    #[vault(nested)]
+    db: PrefixedDb,
+}
+
+/// Its own prefix: `user` and `host` fall back to `DB_USER` and `DB_HOST`.
+#[derive(Debug, Deserialize, VaultConfig)]
+#[vault(env_prefix = "DB_")]
+struct PrefixedDb {
+    #[vault("database#user")]
+    user: String,
+    #[vault("database#host")]
+    host: String,
+}
+
+#[tokio::test]
+async fn reserved_names_only_when_chosen() {
+    let env = vault_test_support::env_of(&[
+        ("PORT", "8080"),
+        ("USER", "login-name"),
+        ("HOST", "laptop"),
+        ("DB_USER", "app"),
+        ("DB_HOST", "db.internal"),
+    ]);
+    let client = VaultClient::builder()
+        .enabled(false)
+        .env_source(env)
+        .build()
+        .unwrap();
+    let cfg = Listener::load(&client).await.unwrap();
+    assert_eq!(cfg.port, 8080);
+    assert_eq!(
+        (cfg.db.user.as_str(), cfg.db.host.as_str()),
+        ("app", "db.internal")
+    );
+    let vars: Vec<String> = Listener::specs().into_iter().map(|s| s.env_var).collect();
+    assert_eq!(vars, ["PORT", "DB_USER", "DB_HOST"]);
 }

@@ -17,7 +17,7 @@ struct Db {
     username: String,
     #[vault(dynamic = "database/creds/app", key = "password")]
     password: SecretString,
-    #[vault(path = "backend/database", key = "host")]
+    #[vault(path = "backend/database", key = "host", env = "DB_HOST")]
     host: String,
 }
 
@@ -236,7 +236,7 @@ struct DbWithKey {
     username: String,
     #[vault(dynamic = "database/creds/app", key = "password")]
     password: SecretString,
-    #[vault(path = "backend/database", key = "port")]
+    #[vault(path = "backend/database", key = "port", env = "DB_PORT")]
     port: u16,
 }
 
@@ -335,13 +335,13 @@ path "sys/leases/renew/database/creds/app/*" { capabilities = ["update"] }
             .is_some_and(|l| l.renewals >= 2)
     })
     .await;
+    // The metadata denied, the path is polled by reading its data: no
+    // error, and health names it.
     let health = watcher.health();
-    assert!(
-        health
-            .last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("secret/metadata/backend/database")),
-        "{health:?}"
+    assert_eq!(health.last_error, None, "{health:?}");
+    assert_eq!(
+        health.polled_by_data,
+        vec!["secret/backend/database".to_owned()]
     );
     assert_eq!(watcher.current().username, first.username);
     assert_eq!(select_one(&first, pg.port()).await.unwrap(), 1);
@@ -364,9 +364,9 @@ async fn new_credentials_go_out_while_a_bad_rotation_is_held_back() {
         username: String,
         #[vault(dynamic = "database/creds/app", key = "password")]
         password: SecretString,
-        #[vault(path = "backend/database", key = "host")]
+        #[vault(path = "backend/database", key = "host", env = "DB_HOST")]
         host: String,
-        #[vault(path = "backend/database", key = "port")]
+        #[vault(path = "backend/database", key = "port", env = "DB_PORT")]
         port: u16,
     }
     let client = server.client_builder(&[]).build().unwrap();
@@ -674,4 +674,170 @@ async fn credentials_in_force_connect_across_logins_at_the_token_max_ttl() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test]
+async fn a_static_role_whose_rotation_fails_is_read_with_backoff_and_shows_overdue() {
+    let (server, pg) = setup("1h", "24h").await;
+    pg.static_role(&server, "reporting", "reporting_user", "5s")
+        .await
+        .unwrap();
+    let proxy = vault_test_support::CountingProxy::start(server.addr())
+        .await
+        .unwrap();
+    let client = server
+        .client_builder(&[])
+        .address(proxy.addr())
+        .build()
+        .unwrap();
+    let watcher = StaticDb::watch(
+        &client,
+        WatchOptions::default()
+            .interval(Duration::from_secs(2))
+            .jitter(0.0),
+    )
+    .await
+    .unwrap();
+    // The database now refuses Vault's `ALTER ROLE`: the user is gone.
+    pg.psql("DROP ROLE reporting_user").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    proxy.reset();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let reads = proxy.count("GET", "/v1/database/static-creds/reporting");
+    // A read per 2 s poll, and backed-off reads (1, 2, 4, 8 s...) when the
+    // rotation is due: never a loop (673 requests in 10 s before).
+    assert!(
+        reads <= 12,
+        "{reads} reads of the static role in 10 s: {:?}",
+        proxy.requests()
+    );
+    eventually(Duration::from_secs(10), || {
+        watcher.health().rotations["database/static-creds/reporting"].overdue
+    })
+    .await;
+    let health = watcher.health();
+    assert!(health.vault_connected, "{health:?}");
+}
+
+#[derive(Debug, Deserialize, VaultConfig)]
+struct StaticWithKv {
+    #[vault(dynamic = "database/static-creds/reporting", key = "username")]
+    username: String,
+    #[vault(dynamic = "database/static-creds/reporting", key = "password")]
+    password: SecretString,
+    #[vault(path = "backend/database", key = "port", env = "DB_PORT")]
+    port: u16,
+}
+
+#[tokio::test]
+async fn a_static_roles_new_password_goes_out_while_a_bad_rotation_is_held_back() {
+    let (server, pg) = setup("1h", "24h").await;
+    pg.static_role(&server, "reporting", "reporting_user", "1h")
+        .await
+        .unwrap();
+    server
+        .kv_put("secret", "backend/database", json!({"port": "5432"}))
+        .await
+        .unwrap();
+    let client = server.client_builder(&[]).build().unwrap();
+    let watcher = StaticWithKv::watch(
+        &client,
+        WatchOptions::default()
+            .interval(Duration::from_millis(500))
+            .jitter(0.0),
+    )
+    .await
+    .unwrap();
+    let first = watcher.current();
+    // A bad KV write: held back.
+    server
+        .kv_put("secret", "backend/database", json!({"port": "not a port"}))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(5), || {
+        watcher.health().last_error.is_some()
+    })
+    .await;
+    server
+        .api(
+            "POST",
+            "database/rotate-role/reporting",
+            None,
+            Some(json!({})),
+        )
+        .await
+        .unwrap();
+    // Within two intervals (and a little), the new password is in force,
+    // with the port in force.
+    let started = Instant::now();
+    while watcher.current().password.expose_secret() == first.password.expose_secret() {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the old, refused password is still handed out: {:?}",
+            watcher.health()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let now = watcher.current();
+    assert_eq!(now.port, 5432, "the KV values in force stay");
+    let as_static = StaticDb {
+        username: now.username.clone(),
+        password: now.password.clone(),
+    };
+    assert_eq!(static_login(&as_static, pg.port()).await.unwrap(), 1);
+    let health = watcher.health();
+    assert!(
+        health
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("port")),
+        "the held-back rotation still shows: {health:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_policy_without_renewal_shows_in_health_without_lease_ids() {
+    let (server, _pg) = setup("3s", "1m").await;
+    // Hand-written: the credentials, but no `sys/leases/renew` line.
+    let policy = r#"
+path "secret/data/backend/database" { capabilities = ["read"] }
+path "secret/metadata/backend/database" { capabilities = ["read"] }
+path "database/creds/app" { capabilities = ["read"] }
+"#;
+    let token = server.token_with_policy("no-renew", policy).await.unwrap();
+    let client = server
+        .client_builder(&[])
+        .token(token)
+        .kv_version("secret", KvVersion::V2)
+        .build()
+        .unwrap();
+    let watcher = Db::watch(
+        &client,
+        WatchOptions::default()
+            .interval(Duration::from_millis(200))
+            .jitter(0.0),
+    )
+    .await
+    .unwrap();
+    let first = watcher.current().username.clone();
+    eventually(Duration::from_secs(10), || {
+        watcher.health().last_error.is_some()
+    })
+    .await;
+    let health = watcher.health();
+    let error = health.last_error.clone().unwrap();
+    assert!(
+        error.contains("sys/leases/renew/database/creds/app") && error.contains("`update`"),
+        "{error}"
+    );
+    assert!(
+        !error.contains("database/creds/app/"),
+        "a lease ID: {error}"
+    );
+    assert!(health.vault_connected, "{health:?}");
+    // The credentials are read anew instead, before they expire.
+    eventually(Duration::from_secs(10), || {
+        watcher.current().username != first
+    })
+    .await;
 }

@@ -97,7 +97,11 @@ async fn no_secret_value_in_any_display_or_debug() {
     let secret = client.read("secret", "database").await.unwrap();
     let provider = VaultProvider::builder()
         .map("url", "database#DATABASE_URL")
-        .map("port", "database#port")
+        .mapping(
+            vault_config::Mapping::new("port", "database#port")
+                .unwrap()
+                .env("DATABASE_PORT"),
+        )
         .fetch(&client)
         .await
         .unwrap();

@@ -16,7 +16,7 @@ struct Pool {
 
 #[derive(Debug, Deserialize, VaultConfig)]
 struct Typed {
-    #[vault("db#port")]
+    #[vault("db#port", env = "DB_PORT")]
     port: u16,
     #[vault("db#port_text")]
     port_text: u16,
@@ -149,7 +149,11 @@ async fn a_whole_secret_fills_a_map() {
 }
 
 #[derive(Debug, Deserialize, VaultConfig)]
-#[vault(path = "aionos/db-main", path_env = "AION_DB_SECRET_PATH")]
+#[vault(
+    path = "aionos/db-main",
+    path_env = "AION_DB_SECRET_PATH",
+    env_prefix = "AION_DB_"
+)]
 #[allow(dead_code)]
 struct Db {
     #[vault(key = "username")]
@@ -319,11 +323,13 @@ async fn mappings_built_at_run_time_are_watched_too() {
         .mapping(
             Mapping::new("db.host", "aionos/db-main#host")
                 .unwrap()
+                .env("AION_DB_HOST")
                 .path_env("AION_DB_SECRET_PATH"),
         )
         .mapping(
             Mapping::new("db.port", "aionos/db-main#port")
                 .unwrap()
+                .env("AION_DB_PORT")
                 .path_env("AION_DB_SECRET_PATH"),
         )
         .map("keys", "gateway/api-keys#*")

@@ -35,7 +35,11 @@ fn app_mappings() -> vault_config::VaultProviderBuilder {
     VaultProvider::builder()
         .map("db.url", "database#DATABASE_URL")
         .map("db.user", "database#POSTGRES_USER")
-        .map("db.port", "database#port")
+        .mapping(
+            Mapping::new("db.port", "database#port")
+                .unwrap()
+                .env("DATABASE_PORT"),
+        )
         .map("db.ssl", "database#ssl")
         .map("api_key", "app-prod#AOS_API_KEY")
         .map("limits", "app-prod#limits")
@@ -220,7 +224,11 @@ async fn extraction_errors_name_the_vault_path_and_key() {
         .unwrap();
     let client = server.client_builder(&[]).build().unwrap();
     let provider = VaultProvider::builder()
-        .map("port", "database#port")
+        .mapping(
+            Mapping::new("port", "database#port")
+                .unwrap()
+                .env("DATABASE_PORT"),
+        )
         .map("url", "database#DATABASE_URL")
         .fetch(&client)
         .await
@@ -397,4 +405,48 @@ async fn malformed_mappings_fail_the_fetch() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("mapped twice"), "{err}");
+}
+
+#[tokio::test]
+async fn a_default_env_name_the_process_already_has_fails_the_fetch() {
+    // PORT is set in the environment the client reads, as a platform would.
+    let env = vault_config::EnvSource::from_fn(|name| (name == "PORT").then(|| "8080".into()));
+    let client = vault_config::VaultClient::builder()
+        .enabled(false)
+        .env_source(env)
+        .build()
+        .unwrap();
+    let err = VaultProvider::builder()
+        .map("url", "database#DATABASE_URL")
+        .map("port", "database#port")
+        .fetch(&client)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Mapping { mapping, .. } if mapping == "port <- database#port"),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("env `PORT`") && text.contains(".env(\"DATABASE_PORT\")"),
+        "{text}"
+    );
+    // Named, even PORT, or prefixed: the variable is the caller's choice.
+    let named = VaultProvider::builder()
+        .mapping(Mapping::new("port", "database#port").unwrap().env("PORT"))
+        .fetch(&client)
+        .await
+        .unwrap();
+    assert_eq!(named.missing().count(), 0, "read from PORT: {named:?}");
+    let prefixed = VaultProvider::builder()
+        .map("port", "database#port")
+        .env_prefix("APP_")
+        .fetch(&client)
+        .await
+        .unwrap();
+    assert_eq!(
+        prefixed.missing().count(),
+        1,
+        "APP_PORT is unset: {prefixed:?}"
+    );
 }

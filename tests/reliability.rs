@@ -210,7 +210,7 @@ async fn a_held_back_rotation_stays_in_health_and_versions_name_the_config_in_fo
     struct WithPort {
         #[vault("database#DATABASE_URL")]
         url: String,
-        #[vault("database#port")]
+        #[vault("database#port", env = "DATABASE_PORT")]
         port: u16,
     }
     let client = server.client_builder(&[]).build().unwrap();
@@ -355,7 +355,11 @@ async fn provider_errors_never_quote_the_value() {
         .unwrap();
     let client = server.client_builder(&[]).build().unwrap();
     let vault = VaultProvider::builder()
-        .map("port", "database#port")
+        .mapping(
+            vault_config::Mapping::new("port", "database#port")
+                .unwrap()
+                .env("DATABASE_PORT"),
+        )
         .fetch(&client)
         .await
         .unwrap();

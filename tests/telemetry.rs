@@ -121,7 +121,7 @@ fn series_of(client: &str) -> String {
 struct Service {
     #[vault("database#DATABASE_URL")]
     database_url: SecretString,
-    #[vault("database#port")]
+    #[vault("database#port", env = "DATABASE_PORT")]
     port: u16,
     #[vault("app-prod#AOS_API_KEY")]
     api_key: SecretString,

@@ -14,7 +14,7 @@ use vault_test_support::{CountingProxy, DevServer};
 struct Service {
     #[vault("database#DATABASE_URL")]
     database_url: SecretString,
-    #[vault("database#port")]
+    #[vault("database#port", env = "DATABASE_PORT")]
     port: u16,
     #[vault("app-prod#AOS_API_KEY")]
     api_key: SecretString,
@@ -407,4 +407,126 @@ async fn kv_v1_paths_are_re_read_and_compared() {
         watcher.health().versions.is_empty(),
         "KV v1 has no versions"
     );
+}
+
+#[tokio::test]
+async fn a_data_only_policy_still_sees_rotations() {
+    // The seeds' hand-written policy (ai-gateway): the data, no metadata.
+    let server = seeded().await;
+    let policy = r#"
+path "secret/data/database" { capabilities = ["read", "list"] }
+path "secret/data/app-prod" { capabilities = ["read", "list"] }
+"#;
+    let token = server.token_with_policy("data-only", policy).await.unwrap();
+    let client = server
+        .client_builder(&[])
+        .token(token)
+        .kv_version("secret", vault_config::kv::KvVersion::V2)
+        .build()
+        .unwrap();
+    let watcher = Service::watch(
+        &client,
+        WatchOptions::default()
+            .interval(Duration::from_millis(200))
+            .jitter(0.0),
+    )
+    .await
+    .unwrap();
+    let mut rx = watcher.subscribe();
+    server
+        .kv_put("secret", "app-prod", json!({"AOS_API_KEY": "key-2"}))
+        .await
+        .unwrap();
+    let cfg = timeout(Duration::from_secs(2), rx.changed())
+        .await
+        .map(|_| rx.borrow_and_update().clone())
+        .unwrap_or_else(|_| panic!("no rotation seen: {:?}", watcher.health()));
+    assert_eq!(cfg.api_key.expose_secret(), "key-2");
+    let health = watcher.health();
+    assert_eq!(
+        health.polled_by_data,
+        vec!["secret/app-prod".to_owned(), "secret/database".to_owned()],
+        "{health:?}"
+    );
+    assert_eq!(health.last_error, None, "{health:?}");
+    assert!(health.vault_connected, "{health:?}");
+    // A same-value write publishes nothing; the next real change does.
+    server
+        .kv_put("secret", "app-prod", json!({"AOS_API_KEY": "key-2"}))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        !rx.has_changed().unwrap(),
+        "a same-value write was published"
+    );
+    assert_eq!(watcher.health().reloads, 1);
+}
+
+#[tokio::test]
+async fn a_key_deleted_under_a_stale_env_shows_its_source_or_is_refused() {
+    let server = seeded().await;
+    // An old `.env` left in the process environment.
+    let stale = [("AOS_API_KEY", "key-from-an-old-env-file")];
+    let lenient = server.client_builder(&stale).build().unwrap();
+    let strict = server
+        .client_builder(&stale)
+        .env_fallback(false)
+        .build()
+        .unwrap();
+    let options = WatchOptions::default()
+        .interval(Duration::from_millis(300))
+        .jitter(0.0);
+    let moved = Service::watch(&lenient, options).await.unwrap();
+    let refused = Service::watch(&strict, options).await.unwrap();
+    for w in [&moved, &refused] {
+        assert_eq!(
+            w.health().sources["api_key"],
+            "vault secret/data/app-prod#AOS_API_KEY (version 1)"
+        );
+    }
+    server
+        .kv_put("secret", "app-prod", json!({"OTHER": "x"}))
+        .await
+        .unwrap();
+    // The lenient client moves to env, and health says so.
+    eventually_async(|| moved.current().api_key.expose_secret() == "key-from-an-old-env-file")
+        .await;
+    assert_eq!(moved.health().sources["api_key"], "env var AOS_API_KEY");
+    // The strict one holds the rotation back and says why.
+    eventually_async(|| refused.health().last_error.is_some()).await;
+    let health = refused.health();
+    let error = health.last_error.clone().unwrap();
+    assert!(error.contains("api_key"), "{error}");
+    assert_eq!(refused.current().api_key.expose_secret(), "key-1");
+    assert!(!format!("{health:?}").contains("key-from-an-old-env-file"));
+    // A held-back rotation is no outage: polls go on at the interval (about
+    // ten in 3 s; backing off 0.6, 1.2, 2.4 s... would make three or four),
+    // so an operator's fix is published at the next one.
+    let before = refused.health().consecutive_failures;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let polls = refused.health().consecutive_failures - before;
+    assert!(polls >= 6, "{polls} polls in 3 s at a 300 ms interval");
+    server
+        .kv_put("secret", "app-prod", json!({"AOS_API_KEY": "key-3"}))
+        .await
+        .unwrap();
+    eventually_async(|| refused.current().api_key.expose_secret() == "key-3").await;
+    assert_eq!(refused.health().last_error, None);
+    assert_eq!(
+        moved.health().sources["api_key"],
+        "vault secret/data/app-prod#AOS_API_KEY (version 3)"
+    );
+}
+
+/// Waits up to `WAIT` for `check`.
+async fn eventually_async(check: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < WAIT,
+            "condition not reached within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -216,6 +216,7 @@ async fn supervise(
 }
 
 /// One mapping per target, keyed `t<index>`: a whole secret fills a map.
+/// No env fallback: a key Vault lacks is an error, not whatever the shell holds.
 fn mappings(targets: &[Target]) -> Result<Vec<Mapping>> {
     targets
         .iter()
@@ -227,7 +228,7 @@ fn mappings(targets: &[Target]) -> Result<Vec<Mapping>> {
             } else {
                 Mapping::from_parts(format!("t{i}"), &t.path, key)
             };
-            m.map_err(Failure::from)
+            m.map(Mapping::no_env).map_err(Failure::from)
         })
         .collect()
 }
@@ -500,5 +501,18 @@ mod tests {
     fn exit_codes_are_a_shells() {
         assert_eq!(exit_code(ExitStatus::from_raw(7 << 8)), 7);
         assert_eq!(exit_code(ExitStatus::from_raw(15)), 128 + 15);
+    }
+
+    #[test]
+    fn targets_read_no_env_fallback() {
+        // `port` would fall back to PORT, a name the library refuses by default.
+        let targets =
+            Target::parse_all(&["database#port".into(), "database/creds/app#username".into()])
+                .unwrap();
+        let mappings = mappings(&targets).unwrap();
+        assert!(
+            mappings.iter().all(|m| m.env_var(None).is_empty()),
+            "{mappings:?}"
+        );
     }
 }

@@ -49,6 +49,8 @@ pub struct Source {
     pub key: String,
     /// Where `path#key` was written, for errors.
     pub span: Span,
+    /// Where the key was written: the `key = "..."` value, or the shorthand.
+    pub key_span: Span,
     pub env: Option<LitStr>,
     /// An env var that, when set at load time, replaces `path`.
     pub path_env: Option<LitStr>,
@@ -142,6 +144,7 @@ impl<'a> Input<'a> {
             let defaults = valid::Defaults {
                 path: out.path.as_ref(),
                 path_env: out.path_env.as_ref(),
+                env_prefix: out.env_prefix.as_ref(),
             };
             if let Some(f) = Field::from_syn(field, &defaults, cx) {
                 out.fields.push(f);
@@ -215,7 +218,7 @@ impl<'a> Field<'a> {
         let optional = is_option(&field.ty);
         let map = is_map(&field.ty);
         let args = FieldArgs::collect(attr::vault_args(&field.attrs, cx), cx);
-        let kind = valid::field_kind(args, optional, map, defaults, cx)?;
+        let kind = valid::field_kind(ident, args, optional, map, defaults, cx)?;
         Some(Field {
             ident,
             ty: &field.ty,

@@ -8,6 +8,7 @@
 mod ast;
 mod attr;
 mod ctxt;
+mod env_names;
 mod expand;
 mod valid;
 

@@ -4,11 +4,13 @@
 use std::collections::HashMap;
 
 use proc_macro2::Span;
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Ident, LitStr};
 
 use crate::ast::{FieldArgs, Input, Kind, Source};
 use crate::ctxt::Ctxt;
+use crate::env_names;
 
 /// The struct's own attributes: a `mount` must name something; neither it
 /// nor a `prefix` may hold a segment a URL would drop or resolve.
@@ -64,14 +66,17 @@ fn bad_segment(what: &str, value: &str) -> Option<String> {
         })
 }
 
-/// What a struct gives the fields that name only a `key`.
+/// What a struct gives its fields: the path and `path_env` of those that
+/// name only a `key`, and the prefix of default env fallback names.
 pub struct Defaults<'a> {
     pub path: Option<&'a LitStr>,
     pub path_env: Option<&'a LitStr>,
+    pub env_prefix: Option<&'a LitStr>,
 }
 
-/// What a field is, once its attributes agree; `None` after reporting why not.
+/// What field `ident` is, once its attributes agree; `None` after reporting why not.
 pub fn field_kind(
+    ident: &Ident,
     mut args: FieldArgs,
     optional: bool,
     map: bool,
@@ -91,7 +96,42 @@ pub fn field_kind(
         Some(path) => dynamic(&path, args, optional, cx),
         None => vault(args, any, optional, defaults, cx),
     }?;
-    whole_secret(kind, map, cx)
+    let kind = whole_secret(kind, map, cx)?;
+    default_env(kind, ident, defaults.env_prefix, cx)
+}
+
+/// A field without `env` falls back to its default name, which may not be a
+/// variable the service's own environment already holds (`PORT`, `USER`, ...):
+/// when Vault lacked the key, the field would silently take that value.
+///
+/// Each struct is checked on its own: a prefix an enclosing struct gives a
+/// `nested` one is not known here, so such a struct sets its own `env_prefix`.
+fn default_env(kind: Kind, ident: &Ident, env_prefix: Option<&LitStr>, cx: &Ctxt) -> Option<Kind> {
+    let Kind::Vault(src) = &kind else {
+        return Some(kind);
+    };
+    if src.env.is_some() || src.key == "*" {
+        return Some(kind);
+    }
+    let prefix = env_prefix.map(LitStr::value);
+    let name = env_names::default_env_name(prefix.as_deref(), &src.key);
+    let Some(why) = env_names::reserved(&name) else {
+        return Some(kind);
+    };
+    let field = ident.unraw();
+    let suggested = env_names::suggested_env_name(&src.path, &name);
+    let prefix_fix = match &prefix {
+        Some(p) => format!("change the struct's env_prefix = \"{p}\""),
+        None => "set #[vault(env_prefix = \"APP_\")] on this struct (an enclosing struct's does not count here)".to_owned(),
+    };
+    cx.error_at(
+        src.key_span,
+        format!(
+            "field `{field}` falls back to env `{name}` by default, which is {why}: when Vault lacks `{}#{}`, the service would silently run on that value; name the variable, e.g. env = \"{suggested}\", or {prefix_fix}",
+            src.path, src.key
+        ),
+    );
+    None
 }
 
 /// `key = "*"` takes every key of the secret: only a map can hold it, and it
@@ -191,6 +231,7 @@ fn dynamic(dynamic: &LitStr, args: FieldArgs, optional: bool, cx: &Ctxt) -> Opti
             path: dynamic.value().trim_matches('/').to_owned(),
             key: key.value(),
             span: dynamic.span(),
+            key_span: key.span(),
             env: args.env,
             path_env: args.path_env,
             ttl: args.ttl,
@@ -219,9 +260,9 @@ fn vault(
         return None;
     }
     let mut path_env = args.path_env.clone();
-    let (path, key, span) = match (&args.shorthand, &args.path, &args.key) {
+    let (path, key, span, key_span) = match (&args.shorthand, &args.path, &args.key) {
         (Some(short), None, None) => match split_shorthand(short) {
-            Ok((p, k)) => (p, k, short.span()),
+            Ok((p, k)) => (p, k, short.span(), short.span()),
             Err(e) => {
                 cx.syn_error(e);
                 return None;
@@ -253,6 +294,7 @@ fn vault(
                 path.value(),
                 key.value(),
                 path.span().join(key.span()).unwrap_or(path.span()),
+                key.span(),
             )
         }
         (None, Some(path), None) => {
@@ -271,7 +313,7 @@ fn vault(
                 if path_env.is_none() {
                     path_env = defaults.path_env.cloned();
                 }
-                (path.value(), key.value(), key.span())
+                (path.value(), key.value(), key.span(), key.span())
             }
             None => {
                 cx.error_spanned_by(
@@ -304,6 +346,7 @@ fn vault(
         path,
         key,
         span,
+        key_span,
         env: args.env,
         path_env,
         ttl: None,
@@ -587,7 +630,7 @@ mod tests {
                     a: String,
                     #[vault(path = "/db/", key = "url")]
                     b: String,
-                    #[vault("db#user")]
+                    #[vault("db#user", env = "DB_USER")]
                     c: String,
                 }
             }),
@@ -733,6 +776,90 @@ mod tests {
         assert!(
             errs[1].contains("this ttl differs from the one on field `u`"),
             "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn a_default_env_name_the_environment_already_holds_is_refused() {
+        let errs = errors(parse_quote! {
+            struct S {
+                #[vault("database#user")]
+                user: String,
+                #[vault(path = "database", key = "port")]
+                port: u16,
+                #[vault(dynamic = "database/creds/app", key = "home")]
+                r#home: String,
+                #[vault("database#DATABASE_URL")]
+                url: String,
+            }
+        });
+        assert_eq!(
+            errs,
+            [
+                "field `user` falls back to env `USER` by default, which is the login name on every Unix: when Vault lacks `database#user`, the service would silently run on that value; name the variable, e.g. env = \"DATABASE_USER\", or set #[vault(env_prefix = \"APP_\")] on this struct (an enclosing struct's does not count here)",
+                "field `port` falls back to env `PORT` by default, which is the HTTP port to listen on, set by Heroku, Cloud Run, Render and most platforms: when Vault lacks `database#port`, the service would silently run on that value; name the variable, e.g. env = \"DATABASE_PORT\", or set #[vault(env_prefix = \"APP_\")] on this struct (an enclosing struct's does not count here)",
+                "field `home` falls back to env `HOME` by default, which is set at login for every process: when Vault lacks `database/creds/app#home`, the service would silently run on that value; name the variable, e.g. env = \"APP_HOME\", or set #[vault(env_prefix = \"APP_\")] on this struct (an enclosing struct's does not count here)",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_explicit_env_a_prefix_or_a_whole_secret_is_allowed() {
+        assert!(errors(parse_quote! {
+            struct S {
+                #[vault("database#port", env = "PORT")]
+                port: u16,
+                #[vault("database#host", env = "DATABASE_HOST")]
+                host: String,
+                #[vault("database#*")]
+                all: HashMap<String, String>,
+                #[vault("database#Port-Number")]
+                port_number: u16,
+            }
+        })
+        .is_empty());
+        assert!(errors(parse_quote! {
+            #[vault(env_prefix = "DB_")]
+            struct S {
+                #[vault("database#port")]
+                port: u16,
+                #[vault(path = "database", key = "user")]
+                user: String,
+            }
+        })
+        .is_empty());
+        // The name is checked after the prefix and the upper-casing.
+        assert_eq!(
+            errors(parse_quote! {
+                #[vault(env_prefix = "")]
+                struct S {
+                    #[vault("database#lc-all")]
+                    locale: String,
+                }
+            }),
+            ["field `locale` falls back to env `LC_ALL` by default, which is a locale setting, set by the system and container images: when Vault lacks `database#lc-all`, the service would silently run on that value; name the variable, e.g. env = \"DATABASE_LC_ALL\", or change the struct's env_prefix = \"\""]
+        );
+    }
+
+    #[test]
+    fn every_reserved_name_is_refused_and_says_why() {
+        for name in env_names::RESERVED_ENV_NAMES {
+            assert_eq!(
+                env_names::default_env_name(None, &name.to_lowercase()),
+                *name
+            );
+            let why = env_names::reserved(name).unwrap();
+            assert!(!why.is_empty(), "{name}");
+        }
+        assert_eq!(env_names::reserved("DATABASE_PORT"), None);
+        assert_eq!(
+            env_names::reserved("port"),
+            None,
+            "env names are case-sensitive"
+        );
+        assert_eq!(
+            env_names::suggested_env_name("/aionos/db-main/", "PORT"),
+            "DB_MAIN_PORT"
         );
     }
 }

@@ -15,7 +15,7 @@ use vault_test_support::{env_of, Cluster, CountingProxy};
 #[derive(serde::Deserialize, VaultConfig)]
 #[allow(dead_code)]
 struct App {
-    #[vault("app#user")]
+    #[vault("app#user", env = "APP_USER")]
     user: String,
 }
 

@@ -328,7 +328,7 @@ pub(crate) struct Auth {
 impl Auth {
     /// `credentials` says where they come from, for logs and health.
     pub(crate) fn new(method: AuthMethod, credentials: String, telemetry: Telemetry) -> Self {
-        tracing::info!(method = method.name(), credentials = %credentials, "vault-config: authenticating to Vault");
+        tracing::debug!(method = method.name(), credentials = %credentials, "vault-config: client set up to authenticate to Vault");
         let status = AuthStatus {
             method: method.name(),
             credentials,

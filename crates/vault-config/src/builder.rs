@@ -51,6 +51,7 @@ pub struct VaultClientBuilder {
     pub(crate) transport: TransportSettings,
     pub(crate) enabled: bool,
     pub(crate) fallback_mode: FallbackMode,
+    pub(crate) env_fallback: bool,
     pub(crate) cache_ttl: Duration,
     pub(crate) kv_versions: HashMap<String, KvVersion>,
 }
@@ -71,6 +72,7 @@ impl Default for VaultClientBuilder {
             transport: TransportSettings::default(),
             enabled: true,
             fallback_mode: FallbackMode::default(),
+            env_fallback: true,
             cache_ttl: DEFAULT_CACHE_TTL,
             kv_versions: HashMap::new(),
         }
@@ -94,6 +96,7 @@ impl fmt::Debug for VaultClientBuilder {
             .field("kv_mount", &self.kv_mount)
             .field("enabled", &self.enabled)
             .field("fallback_mode", &self.fallback_mode)
+            .field("env_fallback", &self.env_fallback)
             .field("cache_ttl", &self.cache_ttl)
             .finish_non_exhaustive()
     }
@@ -266,6 +269,17 @@ impl VaultClientBuilder {
         self
     }
 
+    /// `false`: a key Vault lacks is missing, never read from its env var
+    /// (`VAULT_ENV_FALLBACK=false`), for production, where a stale variable
+    /// left in the environment must not stand in for a secret deleted from
+    /// Vault. Vault turned off (`VAULT_ENABLED=false`) and
+    /// [`FallbackMode::Fallback`] while Vault is down still read env: that
+    /// is what they ask for. On (`true`) unless set.
+    pub fn env_fallback(mut self, on: bool) -> Self {
+        self.env_fallback = on;
+        self
+    }
+
     /// How long reads are cached by this client (5 min unless set; zero disables).
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
@@ -350,6 +364,7 @@ impl VaultClientBuilder {
                 namespace: self.namespace,
                 kv_mount: self.kv_mount,
                 fallback_mode: self.fallback_mode,
+                env_fallback: self.env_fallback,
                 cache: Cache::new(self.cache_ttl),
                 kv_versions: Mutex::new(kv_versions),
                 declared_kv_versions,

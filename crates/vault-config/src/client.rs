@@ -54,6 +54,8 @@ pub(crate) struct Inner {
     pub(crate) namespace: Option<String>,
     pub(crate) kv_mount: String,
     pub(crate) fallback_mode: FallbackMode,
+    /// Whether a key Vault lacks reads its env var.
+    pub(crate) env_fallback: bool,
     pub(crate) cache: Cache,
     /// Each mount's KV version: declared on the builder, or detected once.
     pub(crate) kv_versions: Mutex<HashMap<String, Arc<OnceCell<KvVersion>>>>,
@@ -100,6 +102,7 @@ impl VaultClient {
     /// | `VAULT_MAX_RETRIES` | retries of connection errors, 5xx and 429 | 2 |
     /// | `VAULT_ENABLED` | `false` turns Vault off: every mapping reads env | `true` |
     /// | `VAULT_MODE` | `required` or `fallback` (see [`FallbackMode`]) | `required` |
+    /// | `VAULT_ENV_FALLBACK` | `false`: a key Vault lacks is missing, never read from env | `true` |
     /// | `VAULT_CACHE_TTL` | how long reads are cached; `0` disables | 5 min |
     /// | `VAULT_AUTH_METHOD` | `token`, `approle`, `jwt` or `kubernetes` | `token` |
     /// | `VAULT_ROLE_ID`, `VAULT_SECRET_ID` (or `VAULT_APPROLE_*`) | AppRole credentials | none |
@@ -171,6 +174,12 @@ impl VaultClient {
     /// What a load does when Vault cannot be reached.
     pub fn fallback_mode(&self) -> FallbackMode {
         self.inner.fallback_mode
+    }
+
+    /// Whether a key Vault lacks reads its env var (see
+    /// [`VaultClientBuilder::env_fallback`]).
+    pub fn env_fallback(&self) -> bool {
+        self.inner.env_fallback
     }
 
     /// Where env fallback values are read from.
@@ -256,6 +265,19 @@ impl VaultClient {
                     // The token is valid: the denial is the policy's.
                     None => Err(denied_again(api_path, &self.inner.namespace)),
                 }
+            }
+            // A static token our clock says expired: not the policy's
+            // denial, but a token to replace (and health says so).
+            Err(Error::PermissionDenied { .. })
+                if auth.status().expires_in_secs == Some(0) =>
+            {
+                Err(Error::Auth {
+                    method: auth.method().name().to_owned(),
+                    reason: format!(
+                        "Vault denied `{}` and the token's TTL has run out: it expired; give the service a new token (or use a login method such as AppRole, which logs in again)",
+                        crate::telemetry::shown_path(api_path)
+                    ),
+                })
             }
             other => Ok((other?, generation)),
         }

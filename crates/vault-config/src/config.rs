@@ -204,5 +204,5 @@ fn describe<T: VaultConfig>() -> Description {
 async fn provider_for(d: &Description, client: &VaultClient) -> Result<VaultProvider> {
     let plan = Plan::from_description(d, client)?;
     let snapshot = Snapshot::take(client, &plan, Freshness::Cached).await?;
-    Ok(snapshot.resolve(&plan, client.env()))
+    Ok(snapshot.resolve(&plan, client))
 }

@@ -1,7 +1,7 @@
 //! The environment contract: which variables configure a client
 //! ([`VaultClient::from_env`](crate::VaultClient::from_env) lists them), how
-//! their values parse, and [`EnvSource`], where they and the env fallbacks are
-//! read from.
+//! their values parse, [`EnvSource`], where they and the env fallbacks are
+//! read from, and [`RESERVED_ENV_NAMES`], the names a default fallback may not be.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,8 @@ use secrecy::SecretString;
 use crate::auth::{AuthMethod, SecretId, KUBERNETES_TOKEN_FILE};
 use crate::builder::VaultClientBuilder;
 use crate::error::{Error, Result};
+
+pub use crate::env_names::RESERVED_ENV_NAMES;
 
 /// Where environment variables are read from: the process environment by
 /// default, or any function (a map in tests, a `.env` file parsed by the caller).
@@ -263,6 +265,9 @@ impl VaultClientBuilder {
             b.fallback_mode = v
                 .parse()
                 .map_err(|reason: String| Error::config(var, reason))?;
+        }
+        if let Some((var, v)) = read("ENV_FALLBACK") {
+            b.env_fallback = parse_bool(&var, &v)?;
         }
         if let Some((var, v)) = read("CACHE_TTL") {
             b.cache_ttl = parse_duration(&var, &v)?;

@@ -22,7 +22,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// }
 /// # }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A client setting is missing or invalid (reported when the client is built).
@@ -72,8 +72,9 @@ pub enum Error {
     },
     /// The token's policies do not allow the request.
     #[error(
-        "permission denied reading `{path}`{}: the token's policies do not grant `read` on that path, or the token expired",
-        ns_suffix(.namespace)
+        "permission denied for `{path}`{}: the token's policies do not grant `{}` on that path, or the token expired",
+        ns_suffix(.namespace),
+        capability_for(.path)
     )]
     PermissionDenied {
         /// The API path denied (below `/v1/`), e.g. `secret/data/database`.
@@ -193,6 +194,14 @@ impl Error {
             || matches!(self, Error::Vault { status, .. } if *status == 307 || *status == 412 || *status >= 500)
     }
 
+    /// True when Vault answered and the values it holds do not make a
+    /// valid config (a required key missing, a value of the wrong type): a
+    /// watcher holds such a rotation back, but it is no outage, and the
+    /// watcher keeps polling at its interval so that a fix shows at once.
+    pub(crate) fn is_about_values(&self) -> bool {
+        matches!(self, Error::Missing { .. } | Error::Invalid { .. })
+    }
+
     /// Keeps the error to report of several: the first, unless an outage
     /// comes later (an outage outranks other errors: it decides fallback).
     pub(crate) fn keep_first(first: &mut Option<Error>, e: Error) {
@@ -225,6 +234,24 @@ fn origin_suffix(origin: &Option<String>) -> String {
     match origin {
         Some(o) => format!(" (from {o})"),
         None => String::new(),
+    }
+}
+
+/// `Debug` reads like `Display`: an `Error` returned from `main` prints what
+/// to fix, not a struct dump.
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// The capability a request on `path` needs: lease renewals and revocations
+/// are writes.
+fn capability_for(path: &str) -> &'static str {
+    if path.starts_with("sys/leases/") {
+        "update"
+    } else {
+        "read"
     }
 }
 

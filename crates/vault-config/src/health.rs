@@ -59,6 +59,15 @@ pub struct Health {
     pub leases: BTreeMap<String, LeaseHealth>,
     /// The static roles' rotations, by path (`database/static-creds/app`).
     pub rotations: BTreeMap<String, RotationHealth>,
+    /// KV v2 paths whose metadata the token may not read: each poll reads
+    /// their data instead (a whole secret per path and poll, not one small
+    /// metadata read). Grant `read` on `<mount>/metadata/<path>` to fix it.
+    pub polled_by_data: Vec<String>,
+    /// Where each field's value in force comes from, by field name: `vault
+    /// secret/data/database#DATABASE_URL (version 3)`, `env var DATABASE_URL`
+    /// or `default` (a default, `None`, or another figment layer). Never a
+    /// value.
+    pub sources: BTreeMap<String, String>,
 }
 
 /// A static role's credentials a watcher holds. The password is never shown.
@@ -69,6 +78,10 @@ pub struct RotationHealth {
     pub next_rotation_at: u64,
     /// When Vault last rotated it (RFC 3339, as Vault sent it).
     pub last_rotation: Option<String>,
+    /// Vault's announced rotation has not happened (the database refused
+    /// Vault's `ALTER ROLE`, say): the watcher reads the role again with
+    /// backoff (1 s doubling, at most 30 s) and keeps the password in force.
+    pub overdue: bool,
 }
 
 /// One lease a watcher holds. Its credentials are never shown.

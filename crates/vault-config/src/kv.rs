@@ -674,7 +674,26 @@ impl KvSecret {
     /// times): what a lagging standby answers. A rebuilt Vault's version 1
     /// is newer than the old version 7, since it was written later.
     pub(crate) fn is_older_than(&self, other: &KvSecret) -> bool {
-        written_before(self.created_time(), other.created_time())
+        stale(
+            (self.version(), self.created_time()),
+            (other.version(), other.created_time()),
+        )
+    }
+}
+
+/// Whether a KV v2 answer `(version, created_time)` comes from before the
+/// one `held` (a node that lags): versions are compared within one path's
+/// history, and a higher version is never stale, whatever the clocks (a
+/// node whose clock is behind, a snapshot restore). Times only tell a
+/// rebuilt history (metadata deleted: versions restart at 1, written
+/// later) from a stale answer (an older version, written earlier).
+pub(crate) fn stale(
+    answer: (Option<u64>, Option<&str>),
+    held: (Option<u64>, Option<&str>),
+) -> bool {
+    match (answer.0, held.0) {
+        (Some(new), Some(old)) if new > old => false,
+        _ => written_before(answer.1, held.1),
     }
 }
 

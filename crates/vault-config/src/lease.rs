@@ -207,12 +207,27 @@ impl LeaseClock {
         }
     }
 
-    /// Two thirds into the lease.
-    pub(crate) fn due_in(&self) -> Duration {
-        self.lease
-            .duration
-            .mul_f64(2.0 / 3.0)
-            .saturating_sub(self.since.elapsed())
+    /// When to act: a lease that can be extended is renewed two thirds
+    /// into it; one that cannot is replaced `lead` before it expires (unset:
+    /// a third of its first duration, or `grace` and a second when longer),
+    /// at most half its first duration before, so that a short lease is not
+    /// replaced over and over.
+    pub(crate) fn due_in(&self, lead: Option<Duration>, grace: Option<Duration>) -> Duration {
+        if self.capped() {
+            let lead = lead
+                .unwrap_or_else(|| {
+                    let after_grace =
+                        grace.map_or(Duration::ZERO, |g| g.saturating_add(Duration::from_secs(1)));
+                    (self.first / 3).max(after_grace)
+                })
+                .min(self.first / 2);
+            self.remaining().saturating_sub(lead)
+        } else {
+            self.lease
+                .duration
+                .mul_f64(2.0 / 3.0)
+                .saturating_sub(self.since.elapsed())
+        }
     }
 
     pub(crate) fn remaining(&self) -> Duration {
@@ -222,5 +237,43 @@ impl LeaseClock {
     /// Renewing again would not extend it: not renewable, or the max TTL cut the last renewal.
     pub(crate) fn capped(&self) -> bool {
         !self.lease.renewable || self.lease.duration < self.first
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clock(secs: u64, renewable: bool, first: u64) -> LeaseClock {
+        let lease = Lease {
+            id: "database/creds/app/x".to_owned(),
+            duration: Duration::from_secs(secs),
+            renewable,
+            generation: 0,
+        };
+        let mut clock = LeaseClock::new(&lease);
+        clock.first = Duration::from_secs(first);
+        clock
+    }
+
+    #[test]
+    fn leases_that_cannot_be_extended_are_replaced_with_lead_time() {
+        let s = Duration::from_secs;
+        // Renewable, not capped: renewed two thirds in.
+        assert!(clock(30, true, 30).due_in(None, None) > s(19));
+        // At the max TTL (15 s left of a 45 s lease): by default a third of
+        // the first duration ahead, so due now; the old one has 15 s left.
+        assert!(clock(15, true, 45).due_in(None, None).is_zero());
+        // Not renewable, 60 s: replaced 20 s before it ends.
+        let due = clock(60, false, 60).due_in(None, None);
+        assert!(due > s(39) && due <= s(40), "{due:?}");
+        // A grace of 25 s: the old lease outlives it (26 s ahead).
+        let due = clock(60, false, 60).due_in(None, Some(s(25)));
+        assert!(due > s(33) && due <= s(34), "{due:?}");
+        // Asked for, but never more than half the lease: no replacement loop.
+        let due = clock(60, false, 60).due_in(Some(s(600)), None);
+        assert!(due > s(29) && due <= s(30), "{due:?}");
+        // A huge server-given duration saturates.
+        let _ = clock(u64::MAX, false, u64::MAX).due_in(None, Some(Duration::MAX));
     }
 }

@@ -12,7 +12,7 @@
 //!   token or a secret value.
 //!
 //! ```no_run
-//! use vault_config::{SecretString, VaultClient, VaultProvider};
+//! use vault_config::{Mapping, SecretString, VaultClient, VaultProvider};
 //!
 //! #[derive(Debug, serde::Deserialize)]
 //! struct Config {
@@ -25,7 +25,7 @@
 //! let client = VaultClient::from_env()?;
 //! let vault = VaultProvider::builder()
 //!     .map("database_url", "database#DATABASE_URL") // env fallback: DATABASE_URL
-//!     .map("port", "database#port")                  // same path: still one read
+//!     .mapping(Mapping::new("port", "database#port")?.env("DATABASE_PORT")) // same path: still one read
 //!     .fetch(&client)
 //!     .await?;
 //! let config: Config = vault.extract()?; // errors never quote a value
@@ -49,8 +49,8 @@
 //! struct AppConfig {
 //!     #[vault(path = "database", key = "DATABASE_URL")]
 //!     database_url: SecretString,
-//!     #[vault("database#port", default = 5432)]
-//!     port: u16,
+//!     #[vault("database#port", env = "DATABASE_PORT", default = 5432)]
+//!     port: u16, // named: by default it would fall back to PORT, which is refused
 //!     #[vault(path = "app-prod", key = "AOS_API_KEY", env = "AOS_KEY")]
 //!     api_key: SecretString,
 //!     #[vault("external-apis#OPENAI_API_KEY")]
@@ -109,7 +109,7 @@
 //! | `key = "password"` alone | a key of the struct's `path` |
 //! | `key = "*"` | every key of the secret, into a `HashMap`/`BTreeMap` field (no env fallback) |
 //! | `path_env = "AION_MINIO_SECRET_PATH"` | an env var that, when set at load time, replaces this field's path |
-//! | `env = "DB_URL"` | the env fallback name, used exactly (default: the key in upper case, `-` and `.` as `_`, after `env_prefix`) |
+//! | `env = "DB_URL"` | the env fallback name, used exactly (default: the key in upper case, `-` and `.` as `_`, after `env_prefix`; see below) |
 //! | `default = <expr>` | used when Vault and env both lack the key; any `Serialize` expression that deserializes into the field |
 //! | `version = 3` | pins that KV v2 version |
 //! | `nested` | the field is itself a `VaultConfig` struct |
@@ -122,7 +122,29 @@
 //! errors pointing at the attribute: a malformed `path#key`, an unknown
 //! attribute (with a "did you mean"), a value of the wrong kind, the same
 //! `path#key` (and version) on two fields, a path with an empty, `.` or `..` segment, `nested` with a path, `default` on an `Option`,
+//! a default env fallback name in [`env::RESERVED_ENV_NAMES`],
 //! enums, unions, tuple and generic structs.
+//!
+//! ### Default env fallback names
+//!
+//! A field without `env` falls back to the env var named after its key. That
+//! default may not be a variable the service's own environment already holds,
+//! set by shells, container runtimes or platforms: `database#user` would read
+//! `USER`, the login name, and `port` would read `PORT`, the HTTP port most
+//! platforms assign, whenever Vault lacked the key. The derive refuses such a
+//! field at compile time, naming the field, the variable and the fix: an `env`
+//! name of your choosing (`env = "DATABASE_PORT"`, any name, even `PORT`), or
+//! an `env_prefix` on the struct (`APP_PORT` is fine). The list is
+//! [`env::RESERVED_ENV_NAMES`]: `USER`, `LOGNAME`, `HOME`, `SHELL`, `PATH`,
+//! `MAIL`, `PWD`, `OLDPWD`, `SHLVL`, `IFS`, `PS1`, `UID`, `EUID`, `PPID`,
+//! `HOSTTYPE`, `OSTYPE`, `MACHTYPE`, `TERM`, `DISPLAY`, `EDITOR`, `VISUAL`,
+//! `PAGER`, `COLUMNS`, `LINES`, `LANG`, `LANGUAGE`, `LC_ALL` and the other
+//! `LC_*` categories, `TZ`, `TMPDIR`, `TMP`, `TEMP`, `HOST`, `HOSTNAME`, `PORT`.
+//! Each struct is checked on its own: a `nested` struct that would take its
+//! prefix from the enclosing one sets its own `env_prefix` (or `env` on the
+//! field). A [`Mapping`] without [`env`](Mapping::env) is refused the same way
+//! when the provider is built ([`Error::Mapping`]).
+//!
 //! # Modules
 //!
 //! The load pipeline runs one way: env / builder → [`VaultClient`] → plan (the
@@ -151,6 +173,7 @@ mod cache;
 mod client;
 mod config;
 pub mod env;
+mod env_names;
 mod error;
 mod fallback;
 pub mod health;

@@ -79,7 +79,7 @@ async fn load_inner<T: DeserializeOwned>(
     freshness: Freshness,
 ) -> Result<Loaded<T>> {
     let snapshot = Snapshot::take(client, &plan, freshness).await?;
-    let provider = snapshot.resolve(&plan, client.env());
+    let provider = snapshot.resolve(&plan, client);
     let error = match extract(d, client, &provider) {
         Ok(config) => {
             return Ok(Loaded {

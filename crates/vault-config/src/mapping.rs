@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::env_names;
 use crate::error::{Error, Result};
 
 /// One configuration key filled from one key of one Vault secret, with an
@@ -120,9 +121,24 @@ impl Mapping {
     }
 
     /// Reads env var `name` (exactly, with no prefix) when Vault lacks the key
-    /// (never for a whole secret, `path#*`).
+    /// (never for a whole secret, `path#*`). Any name may be given here, even
+    /// one of [`RESERVED_ENV_NAMES`](crate::env::RESERVED_ENV_NAMES).
     pub fn env(mut self, name: impl Into<String>) -> Self {
         self.env = Some(name.into());
+        self
+    }
+
+    /// Reads no env var: a key Vault lacks is missing. For callers that want
+    /// Vault's value or nothing (a command line exporting secrets).
+    ///
+    /// ```
+    /// use vault_config::Mapping;
+    /// let m = Mapping::new("t0", "database#port")?.no_env();
+    /// assert_eq!(m.env_var(None), "");
+    /// # Ok::<(), vault_config::Error>(())
+    /// ```
+    pub fn no_env(mut self) -> Self {
+        self.env = Some(String::new());
         self
     }
 
@@ -193,7 +209,25 @@ impl Mapping {
     /// The env var read as fallback: the one set with [`env`](Self::env), else
     /// `prefix` + the Vault key in upper case, with every character that is not
     /// a letter, digit or `_` turned into `_` (`DATABASE_URL` stays
-    /// `DATABASE_URL`; `db-port` becomes `DB_PORT`).
+    /// `DATABASE_URL`; `db-port` becomes `DB_PORT`). Empty when none is read
+    /// (a whole secret, [`no_env`](Self::no_env)).
+    ///
+    /// That default may not be one of
+    /// [`RESERVED_ENV_NAMES`](crate::env::RESERVED_ENV_NAMES), the variables
+    /// shells, container runtimes and platforms set (`USER`, `HOME`, `PORT`,
+    /// ...): a provider built with such a mapping fails with
+    /// [`Error::Mapping`] naming the variable and the fix, an
+    /// [`env`](Self::env) name or an
+    /// [`env_prefix`](crate::VaultProviderBuilder::env_prefix).
+    ///
+    /// ```
+    /// use vault_config::Mapping;
+    /// let m = Mapping::new("port", "database#port")?; // would read PORT: refused when fetched
+    /// assert_eq!(m.env_var(None), "PORT");
+    /// assert_eq!(m.env_var(Some("APP_")), "APP_PORT"); // fine
+    /// assert_eq!(m.env("DATABASE_PORT").env_var(None), "DATABASE_PORT"); // fine
+    /// # Ok::<(), vault_config::Error>(())
+    /// ```
     pub fn env_var(&self, prefix: Option<&str>) -> String {
         match &self.env {
             Some(name) => name.clone(),
@@ -207,25 +241,42 @@ impl Mapping {
     pub fn is_whole_secret(&self) -> bool {
         self.secret_key == WHOLE_SECRET
     }
+
+    /// Refuses a default env fallback name (no [`env`](Self::env) given) that
+    /// is one of [`RESERVED_ENV_NAMES`](crate::env::RESERVED_ENV_NAMES): when
+    /// Vault lacked the key, the service would silently read its own `PORT`,
+    /// `USER`, ... `prefix`: the provider's `env_prefix`.
+    pub(crate) fn check_default_env(&self, prefix: Option<&str>) -> Result<()> {
+        if self.env.is_some() || self.is_whole_secret() {
+            return Ok(());
+        }
+        let name = self.env_var(prefix);
+        let Some(why) = env_names::reserved(&name) else {
+            return Ok(());
+        };
+        let suggested = env_names::suggested_env_name(&self.path, &name);
+        let prefix_fix = match prefix {
+            Some(p) => format!("change the provider's .env_prefix(\"{p}\")"),
+            None => "prefix every default name with .env_prefix(\"APP_\") on the provider builder"
+                .to_owned(),
+        };
+        Err(Error::Mapping {
+            mapping: format!("{} <- {}#{}", self.key, self.path, self.secret_key),
+            reason: format!(
+                "it falls back to env `{name}` by default, which is {why}: when Vault lacks the key, the service would silently run on that value; name the variable, e.g. .env(\"{suggested}\"), or {prefix_fix}"
+            ),
+        })
+    }
 }
 
 /// The Vault key that stands for every key of a secret: `gateway/api-keys#*`.
 pub const WHOLE_SECRET: &str = "*";
 
 /// `prefix` + `secret_key` in upper case, every character that is not a letter
-/// or digit turned into `_`: the env var a key falls back to by default.
+/// or digit turned into `_`: the env var a key falls back to by default (the
+/// derive names it the same way, from the same `env_names.rs`).
 pub(crate) fn default_env_var(prefix: Option<&str>, secret_key: &str) -> String {
-    let base: String = secret_key
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{}{base}", prefix.unwrap_or(""))
+    env_names::default_env_name(prefix, secret_key)
 }
 
 /// Splits `path#key`.
@@ -308,5 +359,53 @@ mod tests {
         assert_eq!(m.env_var(None), "DB_PORT");
         assert_eq!(m.env_var(Some("APP_")), "APP_DB_PORT");
         assert_eq!(m.clone().env("PORT").env_var(Some("APP_")), "PORT");
+        assert_eq!(m.no_env().env_var(Some("APP_")), "");
+    }
+
+    #[test]
+    fn a_reserved_default_env_name_is_refused() {
+        let m = Mapping::new("db.port", "database#port").unwrap();
+        let e = m.check_default_env(None).unwrap_err();
+        assert!(matches!(e, Error::Mapping { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "invalid mapping `db.port <- database#port`: it falls back to env `PORT` by default, \
+             which is the HTTP port to listen on, set by Heroku, Cloud Run, Render and most platforms: \
+             when Vault lacks the key, the service would silently run on that value; name the variable, \
+             e.g. .env(\"DATABASE_PORT\"), or prefix every default name with .env_prefix(\"APP_\") on the provider builder"
+        );
+        let user = Mapping::new("user", "/aionos/db-main/#user").unwrap();
+        let e = user.check_default_env(Some("")).unwrap_err().to_string();
+        assert!(
+            e.contains("`USER`") && e.contains("the login name on every Unix"),
+            "{e}"
+        );
+        assert!(
+            e.contains(".env(\"DB_MAIN_USER\")") && e.contains(".env_prefix(\"\")"),
+            "{e}"
+        );
+        // Upper-cased and `-` as `_` before the check.
+        let tmp = Mapping::new("tmp", "app#tmp-dir").unwrap();
+        assert!(
+            tmp.check_default_env(None).is_ok(),
+            "TMP_DIR is not reserved"
+        );
+        let lc = Mapping::new("lc", "app#lc-all").unwrap();
+        assert!(lc.check_default_env(None).is_err(), "LC_ALL is");
+    }
+
+    #[test]
+    fn an_explicit_env_a_prefix_a_whole_secret_or_no_env_is_allowed() {
+        let m = || Mapping::new("port", "database#port").unwrap();
+        assert!(m().env("PORT").check_default_env(None).is_ok());
+        assert!(m().env("DATABASE_PORT").check_default_env(None).is_ok());
+        assert!(m().check_default_env(Some("APP_")).is_ok());
+        assert!(m().no_env().check_default_env(None).is_ok());
+        let all = Mapping::new("all", "database#*").unwrap();
+        assert!(all.check_default_env(None).is_ok());
+        for name in crate::env::RESERVED_ENV_NAMES {
+            let m = Mapping::new("k", &format!("p#{}", name.to_lowercase())).unwrap();
+            assert!(m.check_default_env(None).is_err(), "{name}");
+        }
     }
 }

@@ -65,13 +65,18 @@ pub(crate) struct Plan {
 
 impl Plan {
     /// Plans `mappings`, reading KV paths without a mount of their own from
-    /// `client`'s default mount. Fails on a configuration key mapped twice.
+    /// `client`'s default mount. Fails on a configuration key mapped twice, and
+    /// on a default env fallback name the service's environment already holds
+    /// (`PORT`, `USER`: [`RESERVED_ENV_NAMES`](crate::env::RESERVED_ENV_NAMES)).
     pub(crate) fn new(
         client: &VaultClient,
         mappings: Vec<Mapping>,
         env_prefix: Option<String>,
     ) -> Result<Self> {
         check_keys(&mappings)?;
+        for m in &mappings {
+            m.check_default_env(env_prefix.as_deref())?;
+        }
         let mut reads = Vec::new();
         let mut index = HashMap::new();
         let mut slots = Vec::with_capacity(mappings.len());
@@ -176,17 +181,29 @@ fn lease_ttl(mappings: &[Mapping], m: &Mapping, path: &str) -> Result<Option<std
     Ok(ttl)
 }
 
-/// Two mappings may not fill the same key, nor one a key inside the other's.
+/// Two mappings may not fill the same key, nor one a key inside the other's
+/// (`db` and `db.url`, whatever other keys sort between them).
 fn check_keys(mappings: &[Mapping]) -> Result<()> {
-    let mut keys: Vec<&str> = mappings.iter().map(Mapping::key).collect();
-    keys.sort_unstable();
-    for pair in keys.windows(2) {
-        let (a, b) = (pair[0], pair[1]);
-        if a == b || b.strip_prefix(a).is_some_and(|rest| rest.starts_with('.')) {
+    let mut keys = std::collections::BTreeSet::new();
+    for key in mappings.iter().map(Mapping::key) {
+        if !keys.insert(key) {
             return Err(Error::Mapping {
-                mapping: b.to_owned(),
+                mapping: key.to_owned(),
+                reason: format!("the configuration key `{key}` is mapped twice"),
+            });
+        }
+    }
+    for key in &keys {
+        // Every dotted prefix of the key: `a.b.c` lies inside `a` and `a.b`.
+        let inside = key
+            .match_indices('.')
+            .map(|(at, _)| &key[..at])
+            .find(|outer| keys.contains(outer));
+        if let Some(outer) = inside {
+            return Err(Error::Mapping {
+                mapping: (*key).to_owned(),
                 reason: format!(
-                    "the configuration key `{a}` is mapped twice (or `{b}` lies inside it)"
+                    "`{key}` lies inside the configuration key `{outer}`, which is mapped too; one of them would be dropped"
                 ),
             });
         }
@@ -214,13 +231,17 @@ mod tests {
         assert!(e.to_string().contains("`db` is mapped twice"), "{e}");
         assert!(check_keys(&[m("db.url"), m("db")]).is_err());
         assert!(check_keys(&[m("db"), m("dbx")]).is_ok());
+        // `db-x` sorts between `db` and `db.url`: still caught.
+        let e = check_keys(&[m("db"), m("db-x"), m("db.url")]).unwrap_err();
+        assert!(e.to_string().contains("`db.url` lies inside"), "{e}");
+        assert!(check_keys(&[m("a.b.c"), m("a-b"), m("a")]).is_err());
     }
 
     #[test]
     fn one_read_per_distinct_secret() {
         let mappings = vec![
             Mapping::new("url", "database#URL").unwrap(),
-            Mapping::new("port", "database#PORT").unwrap(),
+            Mapping::new("port", "database#DB_PORT").unwrap(),
             Mapping::new("old", "database#URL").unwrap().version(3),
             Mapping::new("other", "database#URL")
                 .unwrap()
@@ -269,5 +290,18 @@ mod tests {
         let bad = Mapping::new("x", "a#b").unwrap().path_env("BAD_PATH");
         let e = Plan::new(&client, vec![bad], None).unwrap_err().to_string();
         assert!(e.contains("BAD_PATH") && e.contains(".."), "{e}");
+    }
+
+    #[test]
+    fn a_default_env_name_the_environment_holds_is_refused() {
+        let port = || Mapping::new("port", "database#port").unwrap();
+        let e = Plan::new(&client(), vec![port()], None).unwrap_err();
+        assert!(
+            matches!(&e, Error::Mapping { mapping, .. } if mapping == "port <- database#port"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("env `PORT`"), "{e}");
+        assert!(Plan::new(&client(), vec![port()], Some("APP_".into())).is_ok());
+        assert!(Plan::new(&client(), vec![port().env("PORT")], None).is_ok());
     }
 }

@@ -140,6 +140,9 @@ impl VaultProviderBuilder {
     }
 
     /// Prepends `prefix` to every default env fallback name (`APP_` + `DATABASE_URL`).
+    /// A default name that is still one the environment already holds (`PORT`,
+    /// `USER`: [`RESERVED_ENV_NAMES`](crate::env::RESERVED_ENV_NAMES)) makes
+    /// [`fetch`](Self::fetch) fail with [`Error::Mapping`].
     pub fn env_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.env_prefix = Some(prefix.into());
         self
@@ -197,7 +200,7 @@ impl VaultProviderBuilder {
         }
         let plan = Plan::new(client, self.mappings, self.env_prefix)?;
         let snapshot = Snapshot::take(client, &plan, freshness).await?;
-        Ok(snapshot.resolve(&plan, client.env()))
+        Ok(snapshot.resolve(&plan, client))
     }
 }
 
@@ -215,7 +218,7 @@ impl VaultProviderBuilder {
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use figment::{Figment, providers::Serialized};
-/// use vault_config::{VaultClient, VaultProvider};
+/// use vault_config::{Mapping, VaultClient, VaultProvider};
 ///
 /// #[derive(serde::Deserialize)]
 /// struct Db { url: String, port: u16 }
@@ -223,7 +226,7 @@ impl VaultProviderBuilder {
 /// let client = VaultClient::from_env()?;
 /// let vault = VaultProvider::builder()
 ///     .map("url", "database#DATABASE_URL")
-///     .map("port", "database#port")
+///     .mapping(Mapping::new("port", "database#port")?.env("DATABASE_PORT")) // not PORT
 ///     .fetch(&client)
 ///     .await?;
 /// let db: Db = Figment::new()
@@ -278,7 +281,7 @@ impl VaultProvider {
     /// struct Db { url: vault_config::SecretString, port: u16 }
     /// let db: Db = vault_config::VaultProvider::builder()
     ///     .map("url", "database#DATABASE_URL")
-    ///     .map("port", "database#port")
+    ///     .mapping(vault_config::Mapping::new("port", "database#port")?.env("DATABASE_PORT"))
     ///     .fetch(&client)
     ///     .await?
     ///     .extract()?; // "invalid `port`: expected u16, found a string (from vault secret/data/database#port)"

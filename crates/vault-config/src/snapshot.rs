@@ -3,7 +3,7 @@
 //!
 //! The second stage of a load. Taking a snapshot is where the client's
 //! [`FallbackMode`] decides between Vault and env; resolving it reads the
-//! fallbacks from an [`EnvSource`] and yields the [`VaultProvider`] that
+//! fallbacks from an [`EnvSource`](crate::EnvSource) and yields the [`VaultProvider`] that
 //! figment merges.
 
 use std::collections::BTreeMap;
@@ -14,7 +14,6 @@ use futures_util::future::join_all;
 use secrecy::ExposeSecret;
 
 use crate::client::VaultClient;
-use crate::env::EnvSource;
 use crate::error::{Error, Result};
 use crate::fallback::FallbackMode;
 use crate::kv::{KvSecret, KvVersion};
@@ -176,7 +175,8 @@ impl Snapshot {
 
     /// Each mapping's value: from Vault where the secret has the key, else
     /// from its env var read through `env`, with where it came from.
-    pub(crate) fn resolve(&self, plan: &Plan, env: &EnvSource) -> VaultProvider {
+    pub(crate) fn resolve(&self, plan: &Plan, client: &VaultClient) -> VaultProvider {
+        let env = client.env();
         let mut values = Vec::with_capacity(plan.len());
         for (m, index, moved_by) in plan.bindings() {
             let moved = moved_by
@@ -219,7 +219,9 @@ impl Snapshot {
                     });
                 }
             }
-            if value.is_none() {
+            // Vault answered and lacks the key: env only where allowed.
+            let may_read_env = vault_tried.is_none() || client.env_fallback();
+            if value.is_none() && may_read_env {
                 if let Some(raw) = Some(&env_var)
                     .filter(|v| !v.is_empty())
                     .and_then(|v| env.get(v))

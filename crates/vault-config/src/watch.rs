@@ -28,7 +28,7 @@
 //! awaited; only `shutdown` can revoke leases
 //! ([`WatchOptions::revoke_on_shutdown`]), since a drop cannot wait.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -43,11 +43,11 @@ use zeroize::Zeroize;
 use crate::client::VaultClient;
 use crate::error::{Error, Result};
 use crate::health::{unix_now, Health, LeaseHealth, RotationHealth};
-use crate::kv::{written_before, KvSecret, KvVersion};
+use crate::kv::{stale, KvSecret, KvVersion};
 use crate::lease::{LeaseClock, Rotation};
 use crate::load::{extract, load_plan, Loaded};
 use crate::plan::{Plan, Read};
-use crate::provider::VaultProvider;
+use crate::provider::{Origin, VaultProvider};
 use crate::snapshot::{read_one, Freshness, Snapshot};
 use crate::spec::Description;
 use crate::telemetry::{outcome_of, Count};
@@ -69,6 +69,7 @@ pub struct WatchOptions {
     max_backoff: Option<Duration>,
     revoke_grace: Option<Duration>,
     revoke_on_shutdown: bool,
+    lease_lead: Option<Duration>,
 }
 
 impl Default for WatchOptions {
@@ -79,6 +80,7 @@ impl Default for WatchOptions {
             max_backoff: None,
             revoke_grace: None,
             revoke_on_shutdown: false,
+            lease_lead: None,
         }
     }
 }
@@ -113,6 +115,21 @@ impl WatchOptions {
     /// credentials can finish. Unset (the default): the old lease simply expires.
     pub fn revoke_replaced_leases_after(mut self, grace: Duration) -> Self {
         self.revoke_grace = Some(grace);
+        self
+    }
+
+    /// Replace leased credentials that can no longer be extended (not
+    /// renewable, or at the role's `max_ttl`) this long before they expire,
+    /// so connections on the old ones have time to move.
+    ///
+    /// Unless set: a third of the lease's first duration, or the
+    /// [`revoke_replaced_leases_after`](Self::revoke_replaced_leases_after)
+    /// grace and a second when that is longer, so the old credentials stay
+    /// valid through the grace. Either way at most half the lease's first
+    /// duration, so a short lease is not replaced over and over: a grace
+    /// longer than that is cut short by Vault's own expiry.
+    pub fn replace_leases_before(mut self, lead: Duration) -> Self {
+        self.lease_lead = Some(lead);
         self
     }
 
@@ -306,12 +323,20 @@ struct State<T> {
     snapshot: Snapshot,
     /// A hash of each key's value in the published config.
     prints: BTreeMap<String, u64>,
+    /// Where each key's value in the published config came from.
+    sources: BTreeMap<String, Source>,
     /// Where health is published, and the next state of it: changes gather in
     /// `draft` and go out together in [`flush_health`](Self::flush_health).
     health: watch::Sender<Health>,
     draft: Health,
     /// Why the newest values were not published, until a config is.
     held_back: Option<String>,
+    /// The KV v2 reads whose metadata the policy denies: each poll reads
+    /// their data (as for KV v1), and health lists them.
+    by_data: BTreeSet<usize>,
+    /// Why leases are read anew instead of renewed (the policy denies
+    /// renewal), until a renewal works.
+    renewal_denied: Option<String>,
     /// The KV v2 versions of the rotation held back, by read index, when
     /// every one of them was read and tried: while Vault's newest versions
     /// are exactly these, they are not read (nor counted) again, and the poll
@@ -325,7 +350,7 @@ struct State<T> {
     revocations: Vec<(String, Instant)>,
     /// The static roles of the published config, by read index: when to read
     /// them again (just after Vault's next rotation), and that rotation.
-    rotations: HashMap<usize, (Instant, Rotation)>,
+    rotations: HashMap<usize, RotationClock>,
     /// Backoffs: polls, token renewal, lease work.
     polls: Backoff,
     /// The failure now in health came from a chore (a renewal between polls).
@@ -335,6 +360,25 @@ struct State<T> {
     options: WatchOptions,
     _config: std::marker::PhantomData<fn() -> T>,
 }
+
+/// A static role's schedule: the rotation in force, when to read it again,
+/// and how many reads in a row found that Vault's announced rotation had not
+/// happened (the database refused Vault's `ALTER ROLE`, say).
+struct RotationClock {
+    due: Instant,
+    rotation: Rotation,
+    /// Reads in a row past the announced rotation time that found none.
+    misses: u32,
+    /// Since when Vault says the rotation is due (`ttl` 0) without doing it.
+    late_since: Option<Instant>,
+    /// The overdue rotation was logged.
+    warned: bool,
+}
+
+/// How late a static role's rotation may be before health calls it overdue:
+/// Vault's rotation queue runs every 5 s, so a rotation a few seconds late
+/// is normal.
+const ROTATION_OVERDUE_AFTER: Duration = Duration::from_secs(10);
 
 /// Failures in a row of one kind of work, and when it may run again.
 #[derive(Debug, Default)]
@@ -396,9 +440,12 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             plan,
             snapshot,
             prints: prints(&provider),
+            sources: sources(&provider),
             health,
             draft,
             held_back: None,
+            renewal_denied: None,
+            by_data: BTreeSet::new(),
             rejected: None,
             leases: HashMap::new(),
             revocations: Vec::new(),
@@ -411,6 +458,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             _config: std::marker::PhantomData,
         };
         state.bookkeep();
+        let shown = state.shown_sources();
+        state.update_health(|h| h.sources = shown);
         let connected = state.snapshot.is_from_vault();
         if connected {
             state.client.telemetry().success_at(unix_now());
@@ -477,7 +526,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 Wake::Poll(reply) => {
                     let outcome = RIDE_FAILOVER.scope(false, self.poll(&tx)).await;
                     match &outcome {
+                        // Held back: Vault answered, its values are wrong.
                         Ok(_) => self.polls.ok(),
+                        Err(e) if e.is_about_values() => self.polls.ok(),
                         Err(_) => self.polls.fail(&self.options),
                     }
                     next_poll = after(self.options.delay(self.polls.failures));
@@ -604,8 +655,15 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         // Whether the KV changes are the rotation already held back.
         let mut seen_rejected = false;
         if kv {
-            let (mut kv_changed, kv_error) =
-                changed_reads(&self.client, &self.plan, &self.snapshot).await;
+            let (mut kv_changed, kv_error, denied) =
+                changed_reads(&self.client, &self.plan, &self.snapshot, &self.by_data).await;
+            self.poll_by_data(denied);
+            if kv_error.is_none() && kv_changed.is_empty() {
+                // Vault holds what the config in force was made from:
+                // nothing is held back (a `kv undelete` of the version in
+                // force, say).
+                self.held_back = None;
+            }
             if let Some((_, e)) = self
                 .rejected
                 .as_ref()
@@ -629,12 +687,14 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         }
         let kv_count = changed.len();
         let (mut rereads, lease_error) = self.renew_leases().await;
-        // Static roles whose rotation time has come: read their new password.
+        // Static roles: at every poll (their answer is cheap and holds no
+        // lease, and a forced `rotate-role` shows at once), and between polls
+        // once their rotation time has come.
         let now = Instant::now();
         rereads.extend(
             self.rotations
                 .iter()
-                .filter(|(i, (due, _))| *due <= now && !changed.contains(*i))
+                .filter(|(i, clock)| (kv || clock.due <= now) && !changed.contains(*i))
                 .map(|(i, _)| *i),
         );
         let rereading = !rereads.is_empty();
@@ -662,6 +722,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             let mut candidate = self.snapshot.clone();
             let mut leased_only = self.snapshot.clone();
             let mut fresh_leases = Vec::new();
+            // New credentials (a lease or a static role's password) read.
+            let mut fresh_credentials = false;
             for (position, (index, result)) in changed.into_iter().zip(results).enumerate() {
                 match result {
                     // A KV answer older than the version in force (a lagging
@@ -680,6 +742,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                             fresh_leases.push(lease.id.clone());
                         }
                         if position >= kv_count {
+                            fresh_credentials = true;
                             leased_only.replace(index, found.clone());
                         }
                         candidate.replace(index, found);
@@ -694,7 +757,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                     }
                 }
             }
-            let retry_leased = kv_count > 0 && !fresh_leases.is_empty();
+            let retry_leased = kv_count > 0 && fresh_credentials;
             let keep_leases = if retry_leased {
                 Vec::new()
             } else {
@@ -779,12 +842,39 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         }
     }
 
+    /// Reads `denied` (KV v2 reads whose metadata the policy denies) by
+    /// their data from now on: warned once each, and listed in health.
+    fn poll_by_data(&mut self, denied: Vec<usize>) {
+        if denied.is_empty() {
+            return;
+        }
+        for index in denied {
+            if self.by_data.insert(index) {
+                let read = &self.plan.reads()[index];
+                tracing::warn!(
+                    read = %read,
+                    "vault-config watcher: the token may read this secret but not its metadata; each poll reads its data instead (grant `read` on its `metadata/` path, as the generated policy does, to poll with one small read)"
+                );
+            }
+        }
+        let mut paths: Vec<String> = self
+            .by_data
+            .iter()
+            .map(|&i| self.plan.reads()[i].to_string())
+            .collect();
+        paths.sort_unstable();
+        self.update_health(|h| h.polled_by_data = paths);
+    }
+
     /// Renews the leases that are two thirds through; returns the leased reads
     /// whose lease cannot be extended and must be read anew before it
     /// expires, and the first error that is not the lease's own.
     async fn renew_leases(&mut self) -> (Vec<usize>, Option<Error>) {
         let mut reread = Vec::new();
         let mut error = None;
+        let mut denied = None;
+        let mut renewed_one = false;
+        let (lead, grace) = (self.options.lease_lead, self.options.revoke_grace);
         let generation = self.client.token_generation();
         for (&index, clock) in &mut self.leases {
             let path = self.plan.reads()[index].path();
@@ -798,7 +888,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 reread.push(index);
                 continue;
             }
-            if !clock.due_in().is_zero() {
+            if !clock.due_in(lead, grace).is_zero() {
                 continue;
             }
             if clock.capped() {
@@ -807,6 +897,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             }
             match self.client.renew_lease(&clock.lease.id, clock.first).await {
                 Ok(renewed) => {
+                    renewed_one = true;
                     self.client.telemetry().count(Count::LeaseRenewal, 1);
                     clock.since = Instant::now();
                     clock.lease.duration = renewed.duration;
@@ -826,9 +917,19 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 Err(e) => {
                     self.client.telemetry().count(Count::LeaseRenewalFailure, 1);
                     tracing::warn!(path, error = %e, "vault-config watcher: lease renewal failed; reading new credentials");
+                    if matches!(e, Error::PermissionDenied { .. }) {
+                        // Not an outage, but every lease now lasts only 2/3
+                        // of its TTL: health says so until a renewal works.
+                        denied = Some(format!(
+                            "{e}; the credentials of `{path}` are read anew instead of renewed"
+                        ));
+                    }
                     reread.push(index);
                 }
             }
+        }
+        if renewed_one || denied.is_some() {
+            self.renewal_denied = denied;
         }
         (reread, error)
     }
@@ -866,13 +967,16 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             .values()
             .map(|c| {
                 if c.lease.generation == generation {
-                    after_from(now, c.due_in())
+                    after_from(
+                        now,
+                        c.due_in(self.options.lease_lead, self.options.revoke_grace),
+                    )
                 } else {
                     now
                 }
             })
             .chain(self.revocations.iter().map(|(_, at)| *at))
-            .chain(self.rotations.values().map(|(due, _)| *due))
+            .chain(self.rotations.values().map(|c| c.due))
             .min()
     }
 
@@ -915,17 +1019,40 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 .found(index)
                 .and_then(|f| f.secret.as_deref())
                 .and_then(KvSecret::rotation);
+            let now = Instant::now();
             match rotation {
-                Some(rotation) => {
-                    let known = self
-                        .rotations
-                        .get(&index)
-                        .is_some_and(|(_, r)| r == rotation);
-                    if !known {
-                        let due = after(rotation.ttl + Duration::from_secs(1));
-                        self.rotations.insert(index, (due, rotation.clone()));
+                Some(rotation) => match self.rotations.get_mut(&index) {
+                    // Vault rotated: read again just after the next one.
+                    Some(clock) if clock.rotation.last_rotation != rotation.last_rotation => {
+                        *clock = RotationClock::new(rotation);
                     }
-                }
+                    // Read again once the rotation was due, and Vault has not
+                    // rotated: back off (1 s doubling, at most 30 s) rather
+                    // than ask again at once, and show it in health.
+                    Some(clock) if clock.due <= now => {
+                        let wait = if rotation.ttl.is_zero() {
+                            clock.misses = clock.misses.saturating_add(1);
+                            let late = *clock.late_since.get_or_insert(now);
+                            if !clock.warned && late.elapsed() >= ROTATION_OVERDUE_AFTER {
+                                clock.warned = true;
+                                tracing::warn!(
+                                    read = %self.plan.reads()[index],
+                                    "vault-config watcher: Vault has not rotated a static role's password when it said it would (a rotation failing in the database?); keeping the password in force and reading it again with backoff"
+                                );
+                            }
+                            self.options.renewal_delay(clock.misses)
+                        } else {
+                            // Vault moved the rotation: read just after it.
+                            rotation.ttl.saturating_add(Duration::from_secs(1))
+                        };
+                        clock.due = after(wait);
+                        clock.rotation = rotation.clone();
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.rotations.insert(index, RotationClock::new(rotation));
+                    }
+                },
                 None => {
                     self.rotations.remove(&index);
                 }
@@ -936,11 +1063,14 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         let rotations = self
             .rotations
             .iter()
-            .map(|(&index, (due, r))| {
+            .map(|(&index, clock)| {
                 let health = RotationHealth {
                     next_rotation_at: unix
-                        .saturating_add(due.saturating_duration_since(now).as_secs()),
-                    last_rotation: r.last_rotation.clone(),
+                        .saturating_add(clock.due.saturating_duration_since(now).as_secs()),
+                    last_rotation: clock.rotation.last_rotation.clone(),
+                    overdue: clock
+                        .late_since
+                        .is_some_and(|late| late.elapsed() >= ROTATION_OVERDUE_AFTER),
                 };
                 (self.plan.reads()[index].to_string(), health)
             })
@@ -975,7 +1105,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
     /// the config is published if any value changed, health first (so a
     /// woken subscriber sees it).
     fn rebuild(&mut self, candidate: Snapshot, tx: &watch::Sender<Arc<T>>) -> Result<bool> {
-        let provider = candidate.resolve(&self.plan, self.client.env());
+        let provider = candidate.resolve(&self.plan, &self.client);
         let config = extract::<T>(self.described.as_ref(), &self.client, &provider)?;
         let replaced = self.replaced_leases(&candidate);
         self.client
@@ -992,6 +1122,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             self.revocations
                 .extend(replaced.into_iter().map(|id| (id, at)));
         }
+        let new_sources = sources(&provider);
+        self.report_moves(&new_sources);
         let new_prints = prints(&provider);
         let changed: Vec<String> = new_prints
             .iter()
@@ -1007,13 +1139,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         if changed.is_empty() {
             return Ok(false);
         }
-        let fields: Vec<String> = changed
-            .iter()
-            .map(|k| match &self.described {
-                Some(d) => d.field_of(k),
-                None => k.clone(),
-            })
-            .collect();
+        let fields: Vec<String> = changed.iter().map(|k| self.field_of(k)).collect();
         tracing::info!(changed = %fields.join(", "), "vault-config watcher: configuration reloaded");
         self.prints = new_prints;
         self.mark_connected();
@@ -1025,6 +1151,45 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         self.flush_health();
         tx.send_replace(Arc::new(config));
         Ok(true)
+    }
+
+    /// Says at WARN which fields move between Vault and env (a required key
+    /// deleted while a stale variable is set, say), and puts each field's
+    /// source in health.
+    fn report_moves(&mut self, new: &BTreeMap<String, Source>) {
+        for (key, source) in new {
+            let Some(old) = self.sources.get(key) else {
+                continue;
+            };
+            if old.kind != source.kind {
+                let field = self.field_of(key);
+                tracing::warn!(
+                    field = %field,
+                    from = %old.shown,
+                    to = %source.shown,
+                    "vault-config watcher: a field's value now comes from elsewhere"
+                );
+            }
+        }
+        self.sources = new.clone();
+        let shown = self.shown_sources();
+        self.update_health(|h| h.sources = shown);
+    }
+
+    /// Each field's source, by field name, as health shows it.
+    fn shown_sources(&self) -> BTreeMap<String, String> {
+        self.sources
+            .iter()
+            .map(|(key, source)| (self.field_of(key), source.shown.clone()))
+            .collect()
+    }
+
+    /// The field name of figment key `key` (the key itself for mappings).
+    fn field_of(&self, key: &str) -> String {
+        match &self.described {
+            Some(d) => d.field_of(key),
+            None => key.to_owned(),
+        }
     }
 
     /// The leases of the published snapshot that `candidate` no longer holds.
@@ -1047,7 +1212,10 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
     /// but a held-back rotation's, which stays until a config is published.
     fn mark_connected(&mut self) {
         let token = self.client.auth_status();
-        let held_back = self.held_back.clone();
+        let held_back = self
+            .held_back
+            .clone()
+            .or_else(|| self.renewal_denied.clone());
         let address = self.client.address().map(str::to_owned);
         let failovers = self.client.failovers();
         self.update_health(|h| {
@@ -1092,6 +1260,19 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
     }
 }
 
+impl RotationClock {
+    /// Due a second after the rotation `rotation` announces.
+    fn new(rotation: &Rotation) -> Self {
+        RotationClock {
+            due: after(rotation.ttl.saturating_add(Duration::from_secs(1))),
+            rotation: rotation.clone(),
+            misses: 0,
+            late_since: None,
+            warned: false,
+        }
+    }
+}
+
 /// `now + d`, or far in the future when that does not fit.
 fn after(d: Duration) -> Instant {
     after_from(Instant::now(), d)
@@ -1110,25 +1291,22 @@ fn after_from(now: Instant, d: Duration) -> Instant {
 /// counts as no secret, as a fresh read finds it), and every KV v1 path (no
 /// metadata to ask). Pinned versions never change; leases are the renewal's
 /// business. One path's error does not stop the others' checks.
+///
+/// A path in `by_data` (its metadata is denied) is read as a KV v1 path is;
+/// a path whose metadata read is denied now is read too, and returned in the
+/// last list.
 async fn changed_reads(
     client: &VaultClient,
     plan: &Plan,
     snapshot: &Snapshot,
-) -> (Changes, Option<Error>) {
+    by_data: &BTreeSet<usize>,
+) -> (Changes, Option<Error>, Vec<usize>) {
     let checks = plan
         .reads()
         .iter()
         .enumerate()
         .map(|(index, read)| async move {
-            // A static role: its answer is cheap and holds no lease, so
-            // every poll reads it (a forced `rotate-role` shows at once).
-            let static_role = snapshot
-                .found(index)
-                .and_then(|f| f.secret.as_deref())
-                .is_some_and(|s| s.rotation().is_some());
-            if static_role {
-                return Ok(Some((index, None)));
-            }
+            // Leases and static roles are the credentials' business (`work`).
             let Read::Kv {
                 mount,
                 path,
@@ -1142,6 +1320,7 @@ async fn changed_reads(
             };
             match found.kv {
                 Some(KvVersion::V1) | None => Ok(Some((index, None))),
+                Some(KvVersion::V2) if by_data.contains(&index) => Ok(Some((index, None))),
                 Some(KvVersion::V2) => {
                     let current = match client.read_metadata(mount, path).await {
                         Ok(meta) if meta.current_deleted => None,
@@ -1149,9 +1328,12 @@ async fn changed_reads(
                         // standby). Never go back in time.
                         Ok(meta)
                             if found.secret.as_deref().is_some_and(|held| {
-                                written_before(
-                                    meta.current_created_time.as_deref(),
-                                    held.created_time(),
+                                stale(
+                                    (
+                                        Some(meta.current_version),
+                                        meta.current_created_time.as_deref(),
+                                    ),
+                                    (held.version(), held.created_time()),
                                 )
                             }) =>
                         {
@@ -1159,7 +1341,9 @@ async fn changed_reads(
                         }
                         Ok(meta) => Some((meta.current_version, meta.current_created_time)),
                         Err(Error::NotFound { .. }) => None,
-                        Err(e) => return Err(e),
+                        // A policy that grants the data alone: read the data.
+                        Err(Error::PermissionDenied { .. }) => return Err(Denied(index)),
+                        Err(e) => return Err(Failed(e)),
                     };
                     let seen = found
                         .secret
@@ -1176,21 +1360,78 @@ async fn changed_reads(
         });
     let mut changed = Vec::new();
     let mut error: Option<Error> = None;
+    let mut denied = Vec::new();
     for result in join_all(checks).await {
         match result {
             Ok(Some(change)) => changed.push(change),
             Ok(None) => {}
-            Err(e) => Error::keep_first(&mut error, e),
+            Err(Denied(index)) => {
+                denied.push(index);
+                changed.push((index, None));
+            }
+            Err(Failed(e)) => Error::keep_first(&mut error, e),
         }
     }
-    (changed, error)
+    (changed, error, denied)
 }
+
+/// Why a path's check did not tell whether it changed.
+enum CheckFailed {
+    /// Its metadata may not be read: read its data instead.
+    Denied(usize),
+    Failed(Error),
+}
+use CheckFailed::{Denied, Failed};
 
 /// A KV v2 secret's version and when it was written, as its metadata tells.
 type Stamp = (u64, Option<String>);
 
 /// The reads a poll found changed: KV v2 ones with the version Vault shows.
 type Changes = Vec<(usize, Option<Stamp>)>;
+
+/// Where a key's value came from, kind and text (never the value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Source {
+    kind: SourceKind,
+    shown: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SourceKind {
+    Vault,
+    Env,
+    Default,
+}
+
+/// Each mapped key's source: `vault secret/data/db#url (version 3)`, `env
+/// var DATABASE_URL`, or `default` (neither: a default, `None`, or another
+/// figment layer).
+fn sources(provider: &VaultProvider) -> BTreeMap<String, Source> {
+    provider
+        .resolved()
+        .iter()
+        .map(|r| {
+            let source = match &r.origin {
+                Origin::Vault { version, .. } => Source {
+                    kind: SourceKind::Vault,
+                    shown: match version {
+                        Some(v) => format!("{} (version {v})", r.origin),
+                        None => r.origin.to_string(),
+                    },
+                },
+                Origin::Env { .. } => Source {
+                    kind: SourceKind::Env,
+                    shown: r.origin.to_string(),
+                },
+                Origin::Missing { .. } => Source {
+                    kind: SourceKind::Default,
+                    shown: "default".to_owned(),
+                },
+            };
+            (r.key.clone(), source)
+        })
+        .collect()
+}
 
 /// A hash of each mapped key's value, to tell which changed without keeping
 /// copies (the JSON text hashed is zeroed afterwards).
@@ -1225,5 +1466,16 @@ mod tests {
             assert!(options.delay(failures) >= Duration::from_secs(1));
         }
         assert!(Instant::now().checked_add(Duration::MAX).is_none());
+    }
+
+    #[test]
+    fn a_huge_server_given_rotation_ttl_saturates() {
+        let body = serde_json::json!({"data": {
+            "ttl": u64::MAX, "rotation_period": u64::MAX,
+            "last_vault_rotation": "2026-12-04T00:00:00Z",
+        }});
+        let rotation = Rotation::from_body(&body).unwrap();
+        let clock = RotationClock::new(&rotation);
+        assert!(clock.due > Instant::now());
     }
 }

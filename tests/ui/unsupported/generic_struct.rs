@@ -2,7 +2,7 @@ use vault_config::VaultConfig;
 
 #[derive(serde::Deserialize, VaultConfig)]
 struct Config<T> {
-    #[vault("database#PORT")]
+    #[vault("database#DB_PORT")]
     port: T,
 }
 
