@@ -434,3 +434,33 @@ async fn reserved_names_only_when_chosen() {
     let vars: Vec<String> = Listener::specs().into_iter().map(|s| s.env_var).collect();
     assert_eq!(vars, ["PORT", "DB_USER", "DB_HOST"]);
 }
+
+#[derive(Debug, serde::Deserialize, VaultConfig)]
+struct NoEnv {
+    #[vault("app-prod#AOS_API_KEY", no_env)]
+    api_key: Option<SecretString>,
+    #[vault("app-prod#REGION", no_env, default = "eu")]
+    region: String,
+}
+
+#[tokio::test]
+async fn a_no_env_field_never_reads_its_variable() {
+    let server = vault_test_support::DevServer::start().await;
+    server
+        .kv_put("secret", "app-prod", serde_json::json!({"OTHER": "x"}))
+        .await
+        .unwrap();
+    let client = server
+        .client_builder(&[("AOS_API_KEY", "stale"), ("REGION", "stale")])
+        .build()
+        .unwrap();
+    let cfg = NoEnv::load(&client).await.unwrap();
+    assert!(cfg.api_key.is_none());
+    assert_eq!(cfg.region, "eu");
+    let example = NoEnv::env_example_for(&client);
+    assert!(!example.contains("AOS_API_KEY="), "{example}");
+    assert!(
+        example.contains("(optional) (no env fallback)"),
+        "{example}"
+    );
+}

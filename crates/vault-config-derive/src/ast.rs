@@ -255,6 +255,19 @@ impl FieldArgs {
                     }
                     out.nested = Some(name);
                 }
+                // No env fallback: an empty env name, as the runtime reads it.
+                Arg::Flag(name) if name == attr::NO_ENV => {
+                    out.any.get_or_insert(name.span());
+                    if out.env.is_some() {
+                        out.failed = true;
+                        cx.error_spanned_by(
+                            &name,
+                            "`no_env` and `env` contradict each other: keep one",
+                        );
+                    } else {
+                        out.env = Some(LitStr::new("", name.span()));
+                    }
+                }
                 Arg::Flag(name) => cx.syn_error(attr::flag_or_unknown(
                     &name,
                     attr::FIELD_KEYS,
@@ -274,6 +287,12 @@ impl FieldArgs {
                         attr::DYNAMIC => {
                             attr::lit_str(&name, &value).map(|l| set(&mut out.dynamic, l, &name))
                         }
+                        attr::ENV if out.env.as_ref().is_some_and(|e| e.value().is_empty()) => {
+                            Err(syn::Error::new_spanned(
+                                &name,
+                                "`no_env` and `env` contradict each other: keep one",
+                            ))
+                        }
                         attr::ENV => {
                             attr::lit_str(&name, &value).map(|l| set(&mut out.env, l, &name))
                         }
@@ -289,6 +308,10 @@ impl FieldArgs {
                         attr::NESTED => Err(syn::Error::new_spanned(
                             &value,
                             "`nested` takes no value: write #[vault(nested)]",
+                        )),
+                        attr::NO_ENV => Err(syn::Error::new_spanned(
+                            &value,
+                            "`no_env` takes no value: write #[vault(no_env)]",
                         )),
                         _ => Err(attr::unknown(
                             &name,

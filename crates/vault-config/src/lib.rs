@@ -110,6 +110,7 @@
 //! | `key = "*"` | every key of the secret, into a `HashMap`/`BTreeMap` field (no env fallback) |
 //! | `path_env = "AION_MINIO_SECRET_PATH"` | an env var that, when set at load time, replaces this field's path |
 //! | `env = "DB_URL"` | the env fallback name, used exactly (default: the key in upper case, `-` and `.` as `_`, after `env_prefix`; see below) |
+//! | `no_env` | no env fallback: a key Vault lacks is missing (or its `default`), never read from a variable a stale `.env` may have left (the whole client: [`VaultClientBuilder::env_fallback`]) |
 //! | `default = <expr>` | used when Vault and env both lack the key; any `Serialize` expression that deserializes into the field |
 //! | `version = 3` | pins that KV v2 version |
 //! | `nested` | the field is itself a `VaultConfig` struct |

@@ -127,10 +127,15 @@ pub fn render_env_example(
         if s.env_var.is_empty() {
             let _ = write!(
                 out,
-                "\n# {}: vault {}{} (a whole secret: no env fallback)\n",
+                "\n# {}: vault {}{} ({}no env fallback)\n",
                 s.field,
                 s.location(default_mount),
                 notes,
+                if s.secret_key == crate::mapping::WHOLE_SECRET {
+                    "a whole secret: "
+                } else {
+                    ""
+                },
             );
             continue;
         }

@@ -83,9 +83,12 @@ impl FieldSpec {
         } else {
             Mapping::from_parts(&self.key, &self.path, &self.secret_key)?
         };
-        if !self.env_var.is_empty() {
-            m = m.env(&self.env_var);
-        }
+        m = if self.env_var.is_empty() {
+            // `no_env`, or a whole secret: no fallback.
+            m.no_env()
+        } else {
+            m.env(&self.env_var)
+        };
         if let Some(var) = &self.path_env {
             m = m.path_env(var);
         }
