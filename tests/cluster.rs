@@ -260,3 +260,229 @@ async fn a_watcher_rides_through_leader_failovers_behind_one_address() {
     let client = client(&[proxy.addr().to_owned()], &token);
     ride_through_failovers(&mut cluster, &client).await;
 }
+
+/// A secret that the tests below write from outside the service and read
+/// through new clients.
+#[derive(Debug, Deserialize, VaultConfig)]
+struct Fresh {
+    #[vault("fresh#n")]
+    n: u32,
+}
+
+/// What new clients started right after a write made elsewhere read.
+#[derive(Debug, Default)]
+struct FreshReads {
+    rounds: u32,
+    /// Answered from before the write.
+    stale: Vec<(u32, u32)>,
+    /// Failed (the write not found, or another error).
+    failed: Vec<(u32, String)>,
+    /// How long each first load (or watcher start) took.
+    took: Vec<Duration>,
+    /// HTTP requests each first load sent.
+    requests: Vec<u64>,
+}
+
+impl FreshReads {
+    fn report(&self, setup: &str) {
+        let mut took = self.took.clone();
+        took.sort();
+        let mut requests = self.requests.clone();
+        requests.sort_unstable();
+        eprintln!(
+            "{setup}: {} stale and {} failed of {}; first load median {:?}, max {:?}; requests per first load median {}, max {}",
+            self.stale.len(),
+            self.failed.len(),
+            self.rounds,
+            took.get(took.len() / 2).copied().unwrap_or_default(),
+            took.last().copied().unwrap_or_default(),
+            requests.get(requests.len() / 2).copied().unwrap_or_default(),
+            requests.last().copied().unwrap_or_default(),
+        );
+    }
+
+    fn assert_all_fresh(&self, setup: &str) {
+        assert!(
+            self.stale.is_empty() && self.failed.is_empty(),
+            "{setup}: of {} loads right after a write made elsewhere, {} answered from before it (got, written): {:?}, and {} failed: {:?}",
+            self.rounds,
+            self.stale.len(),
+            self.stale,
+            self.failed.len(),
+            self.failed
+        );
+    }
+}
+
+/// Whether every running node answers 404 for `secret/data/fresh`: the
+/// delete reached all of them.
+async fn fresh_gone_everywhere(cluster: &Cluster) -> bool {
+    for i in 0..cluster.addrs().len() {
+        match cluster.api(i, "GET", "secret/data/fresh", None).await {
+            Err(e) if e.to_string().contains("404") => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// `rounds` times: writes `fresh` as an operator's `bao kv put` would (the
+/// root token, a plain HTTP call through the active node, nothing shared with
+/// the service), then at once starts a new client on `addrs` and loads (or
+/// starts a watcher, every other round). Every other write comes after the
+/// secret was deleted and the delete reached every node, so a node that has
+/// not seen the write answers "missing" rather than an older version.
+async fn loads_after_external_writes(
+    cluster: &Cluster,
+    token: &str,
+    addrs: &[String],
+    rounds: u32,
+) -> FreshReads {
+    let mut seen = FreshReads {
+        rounds,
+        ..FreshReads::default()
+    };
+    for round in 0..rounds {
+        let leader = cluster.wait_leader(Duration::from_secs(30)).await.unwrap();
+        let deleted_first = round % 2 == 1;
+        if deleted_first {
+            cluster
+                .api(leader, "DELETE", "secret/metadata/fresh", None)
+                .await
+                .unwrap();
+            let replicated = timeout(Duration::from_secs(10), async {
+                while !fresh_gone_everywhere(cluster).await {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await;
+            assert!(replicated.is_ok(), "the delete did not reach every node");
+        }
+        let n = 1000 + round;
+        cluster
+            .api(
+                leader,
+                "POST",
+                "secret/data/fresh",
+                Some(json!({"data": {"n": n}})),
+            )
+            .await
+            .unwrap();
+        let client = client(addrs, token);
+        let started = std::time::Instant::now();
+        let got = if round % 4 >= 2 {
+            Fresh::watch(&client, WatchOptions::default())
+                .await
+                .map(|w| w.current().n)
+        } else {
+            Fresh::load(&client).await.map(|f| f.n)
+        };
+        seen.took.push(started.elapsed());
+        seen.requests.push(client.requests_sent());
+        match got {
+            Ok(got) if got == n => {}
+            Ok(got) => seen.stale.push((got, n)),
+            Err(e) => seen.failed.push((n, e.to_string())),
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_new_client_reads_a_write_made_elsewhere_through_a_standby_or_every_address() {
+    let cluster = Cluster::start().await;
+    let token = periodic_token(&cluster).await;
+    let leader = cluster.wait_leader(Duration::from_secs(30)).await.unwrap();
+    let addrs = cluster.addrs();
+    // A standby first: the client starts there.
+    let standby_first: Vec<String> = (1..=3).map(|k| addrs[(leader + k) % 3].clone()).collect();
+    let standby = vec![standby_first[0].clone()];
+    let every = loads_after_external_writes(&cluster, &token, &standby_first, 20).await;
+    every.report("every address, a standby first");
+    let one = loads_after_external_writes(&cluster, &token, &standby, 20).await;
+    one.report("one standby's address");
+    every.assert_all_fresh("every address, a standby first");
+    one.assert_all_fresh("one standby's address");
+}
+
+#[tokio::test]
+async fn a_new_client_reads_a_write_made_elsewhere_behind_one_address() {
+    let cluster = Cluster::start().await;
+    let token = periodic_token(&cluster).await;
+    let proxy = RoundRobinProxy::start(&cluster.addrs()).await.unwrap();
+    let seen = loads_after_external_writes(&cluster, &token, &[proxy.addr().to_owned()], 20).await;
+    seen.report("one address behind a round-robin proxy");
+    seen.assert_all_fresh("one address behind a round-robin proxy");
+}
+
+/// A single server sends no `X-Vault-Index` (OpenBao 2.7.2 `-dev`, in-memory
+/// storage): a new client's first load costs what it did, and a 404 (which
+/// carries no index on any server) is confirmed once per client.
+#[tokio::test]
+async fn a_single_server_pays_nothing_for_read_after_write() {
+    let server = vault_test_support::DevServer::start().await;
+    server
+        .kv_put("secret", "fresh", json!({"n": 7}))
+        .await
+        .unwrap();
+    let proxy = vault_test_support::CountingProxy::start(server.addr())
+        .await
+        .unwrap();
+    let fresh = || {
+        server
+            .client_builder(&[])
+            .address(proxy.addr())
+            .cache_ttl(Duration::ZERO)
+            .build()
+            .unwrap()
+    };
+    let client = fresh();
+    assert_eq!(Fresh::load(&client).await.unwrap().n, 7);
+    assert_eq!(
+        proxy.count("GET", "/v1/sys/health"),
+        0,
+        "{:?}",
+        proxy.requests()
+    );
+    assert_eq!(
+        proxy.count("GET", "/v1/secret/data/fresh"),
+        1,
+        "{:?}",
+        proxy.requests()
+    );
+
+    // A secret not there: a 404 carries no index on any server, so unless
+    // another answer of the same load showed the server has none (the
+    // mount's or the token's, without one), it is asked once more of the
+    // active node (here the only one), after one `sys/health` for the
+    // cluster's ID.
+    server.kv_metadata_delete("secret", "fresh").await.unwrap();
+    proxy.reset();
+    let client = fresh();
+    assert!(Fresh::load(&client).await.is_err());
+    assert!(
+        proxy.count("GET", "/v1/sys/health") <= 1,
+        "{:?}",
+        proxy.requests()
+    );
+    assert!(
+        proxy.count("GET", "/v1/secret/data/fresh") <= 2,
+        "{:?}",
+        proxy.requests()
+    );
+    // ... once per client.
+    proxy.reset();
+    assert!(Fresh::load(&client).await.is_err());
+    assert_eq!(
+        proxy.count("GET", "/v1/sys/health"),
+        0,
+        "{:?}",
+        proxy.requests()
+    );
+    assert_eq!(
+        proxy.count("GET", "/v1/secret/data/fresh"),
+        1,
+        "{:?}",
+        proxy.requests()
+    );
+}

@@ -3,7 +3,7 @@
 
 use std::error::Error as StdError;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -302,6 +302,74 @@ impl ClusterIndex {
             value,
         })
     }
+
+    /// An index of `cluster` that no node reaches (`u64::MAX`): with
+    /// `forward-active-node`, a standby forwards the request to the active
+    /// node, and the active node (which ignores indexes) answers it. A value
+    /// that does not parse as a number would not do: a standby treats it as
+    /// reached and answers from its own state.
+    fn unreachable(cluster: &str) -> Option<HeaderValue> {
+        let body = serde_json::json!({"cluster": cluster, "value": u64::MAX.to_string()});
+        HeaderValue::from_str(&base64_encode(body.to_string().as_bytes())).ok()
+    }
+}
+
+/// Whether this client's answers are known to include every write the
+/// cluster had taken when the client started (read-after-write across
+/// clients: an operator writes with the CLI, then a service starts).
+///
+/// Measured against three OpenBao 2.7.2 nodes: right after a write through
+/// the active node, 20 of 20 plain reads from a standby answered from before
+/// it (the previous version, or 404 for a new secret). OpenBao answers with
+/// `X-Vault-Index` (the node's Raft index) and takes it back with
+/// `X-Vault-Inconsistent: forward-active-node`; a client that has seen no
+/// index yet has nothing to send, so its first reads need the active node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Anchor {
+    /// No answer seen yet: requests go out without an index.
+    Unknown,
+    /// The server answers without `X-Vault-Index` (a dev server, Vault,
+    /// OpenBao before 2.7, storage without indexes): nothing to confirm.
+    NotNeeded,
+    /// A cluster (its ID) whose active node has not answered this client
+    /// yet: requests carry an index no node reaches, so a standby forwards
+    /// them to the active node.
+    Pending(String),
+    /// An answer from the active node gave the index held: requests carry it.
+    Confirmed,
+}
+
+/// What a request carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carried {
+    /// No index.
+    Nothing,
+    /// The index held (confirmed by the active node, or the newest seen).
+    Held,
+    /// An index no node reaches: answered by the active node.
+    Unreachable,
+}
+
+/// Standard base64 with padding.
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18u32, 12, 6, 0].iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Standard base64 (padding optional); `None` on anything else.
@@ -345,8 +413,17 @@ pub(crate) struct Transport {
     shown: Vec<String>,
     /// The address that answered last: requests start there.
     current: AtomicUsize,
-    /// The newest cluster state seen (`X-Vault-Index`), sent with each request.
+    /// The newest cluster state seen (`X-Vault-Index`), sent with each
+    /// request once the active node has answered (see [`Anchor`]).
     index: Mutex<Option<ClusterIndex>>,
+    /// Whether the index held came from the active node.
+    anchor: Mutex<Anchor>,
+    /// One `sys/health` at a time to learn the cluster's ID.
+    learning: tokio::sync::Mutex<()>,
+    /// How many times the cluster's ID was asked.
+    learnt: AtomicU64,
+    /// Whether asking it failed (it is not asked again before each request).
+    unlearnt: AtomicBool,
     /// How many times requests moved to another address.
     failovers: AtomicU64,
     /// HTTP requests sent, retries and redirects included.
@@ -387,6 +464,10 @@ impl Transport {
             shown,
             current: AtomicUsize::new(0),
             index: Mutex::new(None),
+            anchor: Mutex::new(Anchor::Unknown),
+            learning: tokio::sync::Mutex::new(()),
+            learnt: AtomicU64::new(0),
+            unlearnt: AtomicBool::new(false),
             failovers: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             telemetry: Telemetry::default(),
@@ -535,6 +616,15 @@ impl Transport {
         let started = Instant::now();
         let write = method != Method::GET;
         let n = self.addrs.len();
+        // Several addresses: a cluster, most likely. Its ID first (one
+        // `sys/health`, not tried again once it failed), so that the first
+        // requests go to the active node rather than being asked twice (see
+        // `Anchor`). Without an answer, requests go out without an index, as
+        // to a single server, and the first answer with one sets `Pending`.
+        if n > 1 && !self.unlearnt.load(Ordering::Relaxed) && self.anchor_is(&Anchor::Unknown) {
+            let _permit = self.in_flight.acquire().await.ok();
+            self.learn_cluster().await;
+        }
         let mut round = 0u32;
         loop {
             let first = self.current.load(Ordering::Relaxed) % n;
@@ -606,20 +696,21 @@ impl Transport {
         let _permit = self.in_flight.acquire().await.ok();
         let mut url = self.url(at, api_path, query);
         let mut redirected = false;
-        // The newest cluster state this client has seen (Vault's
-        // X-Vault-Index): a standby that has not caught up with it forwards
-        // the request to the active node, so no answer is older than one the
-        // client already had. With no active node (a failover under way), the
-        // node answers locally.
-        let mut consistent = self
-            .index
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        // The cluster state the answer must include (Vault's X-Vault-Index):
+        // a standby that has not reached it forwards the request to the
+        // active node, so no answer is older than one the client already
+        // had, nor (once the active node answered) than what the cluster had
+        // when the client started. With no active node (a failover under
+        // way), the node answers locally.
+        let (mut carried, mut consistent) = self.consistency();
+        // A read may be asked again once, of the active node, when its
+        // answer turns out to come from a cluster (see `Anchor`).
+        let mut rechecked = false;
+        let mut fell_back = false;
         loop {
             let mut headers = headers.clone();
             if let Some(index) = &consistent {
-                headers.insert("X-Vault-Index", index.raw.clone());
+                headers.insert("X-Vault-Index", index.clone());
                 headers.insert(
                     "X-Vault-Inconsistent",
                     HeaderValue::from_static("forward-active-node"),
@@ -632,7 +723,46 @@ impl Transport {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            match self.attempt(request, api_path, at).await {
+            let (attempt, indexed) = self.attempt(request, api_path, at).await;
+            match attempt {
+                Attempt::Done(Ok(reply)) => {
+                    let again = if rechecked || fell_back {
+                        None
+                    } else {
+                        self.confirm(method, api_path, &reply, carried, indexed)
+                            .await
+                    };
+                    match again {
+                        Some((now, index)) => {
+                            tracing::debug!(
+                                path = shown_path(api_path),
+                                "vault-config: asking the active node again: the first answer may predate writes made elsewhere"
+                            );
+                            carried = now;
+                            consistent = Some(index);
+                            rechecked = true;
+                        }
+                        None => return Step::Done(Ok(reply)),
+                    }
+                }
+                // A server that refuses the index asked for (not OpenBao's
+                // format): asked again without it, and never sent it again.
+                Attempt::Done(Err(Error::Vault {
+                    status: 400,
+                    ref errors,
+                    ..
+                })) if carried == Carried::Unreachable
+                    && !rechecked
+                    && errors.iter().any(|e| {
+                        let e = e.to_ascii_lowercase();
+                        e.contains("x-vault-index") || e.contains("x-vault-inconsistent")
+                    }) =>
+                {
+                    self.set_anchor(Anchor::NotNeeded);
+                    carried = Carried::Nothing;
+                    consistent = None;
+                    rechecked = true;
+                }
                 // A node that hangs: with other addresses, a read (or another
                 // request safe to repeat) moves on.
                 Attempt::Done(Err(e @ Error::Timeout { .. }))
@@ -652,7 +782,11 @@ impl Transport {
                         Err(e) => return Step::Next(e, None),
                     }
                 }
-                Attempt::NodeDown(_) if consistent.is_some() => consistent = None,
+                Attempt::NodeDown(_) if consistent.is_some() => {
+                    carried = Carried::Nothing;
+                    consistent = None;
+                    fell_back = true;
+                }
                 Attempt::NodeDown(error) => return Step::Next(error, None),
                 Attempt::Retry { error, sent, .. } if sent && repeat == Repeat::Unsafe => {
                     return Step::Done(Err(not_repeated(error, method, api_path)));
@@ -660,6 +794,179 @@ impl Transport {
                 Attempt::Retry { error, after, .. } => return Step::Next(error, after),
             }
         }
+    }
+
+    /// The index a request carries now, and what it is.
+    fn consistency(&self) -> (Carried, Option<HeaderValue>) {
+        let anchor = self.anchor.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*anchor {
+            Anchor::Unknown => (Carried::Nothing, None),
+            Anchor::Pending(cluster) => match ClusterIndex::unreachable(cluster) {
+                Some(index) => (Carried::Unreachable, Some(index)),
+                None => (Carried::Nothing, None),
+            },
+            Anchor::Confirmed | Anchor::NotNeeded => {
+                let held = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+                match held.as_ref() {
+                    Some(index) => (Carried::Held, Some(index.raw.clone())),
+                    None => (Carried::Nothing, None),
+                }
+            }
+        }
+    }
+
+    fn anchor_is(&self, state: &Anchor) -> bool {
+        *self.anchor.lock().unwrap_or_else(PoisonError::into_inner) == *state
+    }
+
+    fn set_anchor(&self, to: Anchor) {
+        *self.anchor.lock().unwrap_or_else(PoisonError::into_inner) = to;
+    }
+
+    /// What an answer says of the cluster; `Some` when a read must be asked
+    /// again, with the index to carry: a read that went out before the client
+    /// knew it talks to a cluster may come from a standby that has not seen a
+    /// write made elsewhere (the previous version, or a 404 for a new secret).
+    async fn confirm(
+        &self,
+        method: &Method,
+        api_path: &str,
+        reply: &Reply,
+        carried: Carried,
+        indexed: bool,
+    ) -> Option<(Carried, HeaderValue)> {
+        // `sys/health`, `sys/leader` and a few others answer without an
+        // index even on a cluster: they tell nothing.
+        let telling = !api_path.trim_start_matches('/').starts_with("sys/")
+            || api_path.starts_with("sys/internal/");
+        {
+            let mut anchor = self.anchor.lock().unwrap_or_else(PoisonError::into_inner);
+            let answered = matches!(reply, Reply::Ok(_)) && telling;
+            let next = match carried {
+                Carried::Unreachable if indexed => Some(Anchor::Confirmed),
+                // The server ignored the index: it has none to give.
+                Carried::Unreachable if answered => Some(Anchor::NotNeeded),
+                // A server without indexes answered first.
+                Carried::Nothing if !indexed && answered && *anchor == Anchor::Unknown => {
+                    Some(Anchor::NotNeeded)
+                }
+                _ => None,
+            };
+            if let Some(next) = next {
+                *anchor = next;
+            }
+            // Only reads that carried nothing are asked again; a write
+            // reaches the active node anyway.
+            if carried != Carried::Nothing || *method != Method::GET {
+                return None;
+            }
+            match &*anchor {
+                Anchor::NotNeeded => return None,
+                // The answer came from a cluster (its index set `Pending`),
+                // or the active node answered another request meanwhile.
+                Anchor::Pending(_) | Anchor::Confirmed if indexed => {
+                    drop(anchor);
+                    return match self.consistency() {
+                        (Carried::Nothing, _) | (_, None) => None,
+                        (now, Some(index)) => Some((now, index)),
+                    };
+                }
+                _ => {}
+            }
+        }
+        // A 404 carries no index, whatever the server: ask the cluster's ID
+        // and confirm it with the active node (a dev server, being the
+        // active node, answers the same).
+        if !matches!(reply, Reply::NotFound) {
+            return None;
+        }
+        self.learn_cluster().await?;
+        match self.consistency() {
+            (Carried::Nothing, _) | (_, None) => None,
+            (now, Some(index)) => Some((now, index)),
+        }
+    }
+
+    /// The cluster's ID, from `sys/health` (unauthenticated: no token, no
+    /// namespace is sent) of the first address that answers, within one
+    /// request timeout; `None` when none gives one. One at a time: requests
+    /// that wait meanwhile take its answer. Sets `Pending`.
+    async fn learn_cluster(&self) -> Option<String> {
+        let tries = self.learnt.load(Ordering::Relaxed);
+        let _one = self.learning.lock().await;
+        {
+            let anchor = self.anchor.lock().unwrap_or_else(PoisonError::into_inner);
+            let held = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+            let known = match &*anchor {
+                Anchor::Pending(cluster) => Some(cluster.clone()),
+                Anchor::Confirmed => held.as_ref().map(|h| h.cluster.clone()),
+                Anchor::Unknown | Anchor::NotNeeded => None,
+            };
+            // Known, or asked while this request waited (whatever came of
+            // it: a failed try is not repeated by every request waiting).
+            if known.is_some() || self.learnt.load(Ordering::Relaxed) != tries {
+                return known;
+            }
+        }
+        self.learnt.fetch_add(1, Ordering::Relaxed);
+        // At most one request timeout in all, whatever the addresses do.
+        let learnt = tokio::time::timeout(self.timeout, self.ask_cluster()).await;
+        let Some(cluster) = learnt.ok().flatten() else {
+            self.unlearnt.store(true, Ordering::Relaxed);
+            return None;
+        };
+        let mut anchor = self.anchor.lock().unwrap_or_else(PoisonError::into_inner);
+        if *anchor == Anchor::Unknown {
+            *anchor = Anchor::Pending(cluster.clone());
+        }
+        Some(cluster)
+    }
+
+    /// `cluster_id` of `sys/health`, from the first address that gives one.
+    async fn ask_cluster(&self) -> Option<String> {
+        let n = self.addrs.len();
+        let first = self.current.load(Ordering::Relaxed) % n.max(1);
+        for k in 0..n {
+            let at = (first + k) % n;
+            let url = self.url(
+                at,
+                "sys/health",
+                &[
+                    ("standbyok", "true".to_owned()),
+                    ("perfstandbyok", "true".to_owned()),
+                ],
+            );
+            self.sent.fetch_add(1, Ordering::Relaxed);
+            let answer = self
+                .http
+                .get(url)
+                .header("X-Vault-Request", "true")
+                .send()
+                .await;
+            let mut response = match answer {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!(addr = %self.shown[at], reason = %root_cause(&e), "vault-config: sys/health did not answer");
+                    continue;
+                }
+            };
+            // A health answer is a few hundred bytes.
+            let mut bytes = Vec::new();
+            while let Ok(Some(chunk)) = response.chunk().await {
+                if bytes.len() + chunk.len() > 64 * 1024 {
+                    break;
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            let cluster = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("cluster_id")?.as_str().map(str::to_owned))
+                .filter(|id| !id.is_empty());
+            if cluster.is_some() {
+                return cluster;
+            }
+        }
+        None
     }
 
     /// Where a 307/308 may go: once, and only to a configured address (same
@@ -691,23 +998,31 @@ impl Transport {
         Ok(target)
     }
 
+    /// One exchange, and whether the answer carried an index (of a cluster).
     async fn attempt(
         &self,
         request: reqwest::RequestBuilder,
         api_path: &str,
         at: usize,
-    ) -> Attempt {
+    ) -> (Attempt, bool) {
         self.sent.fetch_add(1, Ordering::Relaxed);
-        let mut response = match request.send().await {
+        let response = match request.send().await {
             Ok(r) => r,
-            Err(e) => return self.transport_error(&e, api_path, at),
+            Err(e) => return (self.transport_error(&e, api_path, at), false),
         };
-        let status = response.status();
-        if let Some(index) = response
+        let index = response
             .headers()
             .get("x-vault-index")
-            .and_then(ClusterIndex::parse)
-        {
+            .and_then(ClusterIndex::parse);
+        let indexed = index.is_some();
+        if let Some(index) = index {
+            // A cluster: until its active node answers, requests go there.
+            {
+                let mut anchor = self.anchor.lock().unwrap_or_else(PoisonError::into_inner);
+                if *anchor == Anchor::Unknown {
+                    *anchor = Anchor::Pending(index.cluster.clone());
+                }
+            }
             let mut held = self.index.lock().unwrap_or_else(PoisonError::into_inner);
             // Newer state of the same cluster, or another cluster (rebuilt).
             if held
@@ -717,6 +1032,12 @@ impl Transport {
                 *held = Some(index);
             }
         }
+        (self.answer(response, api_path, at).await, indexed)
+    }
+
+    /// What an answer (its headers read) makes of the request.
+    async fn answer(&self, mut response: reqwest::Response, api_path: &str, at: usize) -> Attempt {
+        let status = response.status();
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
@@ -1190,6 +1511,22 @@ mod tests {
         assert_eq!(index.cluster, "1a5e70de-05f9-52ee-abf3-495c3ef21681");
         assert!(ClusterIndex::parse(&HeaderValue::from_static("not base64!")).is_none());
         assert_eq!(base64_decode("aGk=").unwrap(), b"hi");
+    }
+
+    #[test]
+    fn an_unreachable_index_names_the_cluster_and_the_largest_value() {
+        for text in [&b""[..], b"h", b"hi", b"hi!", b"hi!?"] {
+            assert_eq!(base64_decode(&base64_encode(text)).unwrap(), text);
+        }
+        assert_eq!(base64_encode(b"hi"), "aGk=");
+        let raw = ClusterIndex::unreachable("1a5e70de-05f9-52ee-abf3-495c3ef21681").unwrap();
+        let index = ClusterIndex::parse(&raw).unwrap();
+        assert_eq!(index.cluster, "1a5e70de-05f9-52ee-abf3-495c3ef21681");
+        assert_eq!(index.value, u64::MAX);
+        // What OpenBao parses: the value as a decimal string.
+        let json = base64_decode(raw.to_str().unwrap()).unwrap();
+        let body: Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(body["value"], "18446744073709551615");
     }
 
     #[test]
