@@ -4,6 +4,7 @@
 
 mod auth;
 mod cluster;
+mod convergence;
 mod derive;
 mod dynamic;
 mod errors;

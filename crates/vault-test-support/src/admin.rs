@@ -33,6 +33,26 @@ impl DevServer {
         headers: &[(&str, &str)],
         body: Option<Value>,
     ) -> TestResult<Value> {
+        let (status, text) = self.api_raw(method, path, headers, body).await?;
+        if !(200..300).contains(&status) {
+            return Err(format!("{path}: {status}: {text}").into());
+        }
+        Ok(if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        })
+    }
+
+    /// A request as root that answers its status and body text whatever the
+    /// status, for callers that expect a 404.
+    async fn api_raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> TestResult<(u16, String)> {
         let method = reqwest::Method::from_bytes(method.as_bytes())?;
         let mut req = self
             .http
@@ -45,16 +65,8 @@ impl DevServer {
             req = req.json(&body);
         }
         let resp = req.send().await?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        if !status.is_success() {
-            return Err(format!("{path}: {status}: {text}").into());
-        }
-        Ok(if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)?
-        })
+        let status = resp.status().as_u16();
+        Ok((status, resp.text().await?))
     }
 
     /// Enables an auth method of `kind` at `mount`.
@@ -176,6 +188,138 @@ impl DevServer {
                 .await?;
         }
         Ok(())
+    }
+
+    /// The data of the current version of KV v2 secret `path` on `mount`
+    /// (`version`, when given), or `None` when Vault has none to show: never
+    /// written, deleted, destroyed, or its metadata deleted.
+    pub async fn kv_read(
+        &self,
+        mount: &str,
+        path: &str,
+        version: Option<u64>,
+    ) -> TestResult<Option<serde_json::Map<String, Value>>> {
+        let query = version.map(|v| format!("?version={v}")).unwrap_or_default();
+        let (status, text) = self
+            .api_raw("GET", &format!("{mount}/data/{path}{query}"), &[], None)
+            .await?;
+        match status {
+            200 => Ok(serde_json::from_str::<Value>(&text)?
+                .pointer("/data/data")
+                .and_then(Value::as_object)
+                .cloned()),
+            404 => Ok(None),
+            _ => Err(format!("{mount}/data/{path}: {status}: {text}").into()),
+        }
+    }
+
+    /// The metadata of KV v2 secret `path` on `mount` (its `data` object:
+    /// `current_version`, `versions`, ...), or `None` when it has none.
+    pub async fn kv_metadata(&self, mount: &str, path: &str) -> TestResult<Option<Value>> {
+        let (status, text) = self
+            .api_raw("GET", &format!("{mount}/metadata/{path}"), &[], None)
+            .await?;
+        match status {
+            200 => Ok(serde_json::from_str::<Value>(&text)?.get("data").cloned()),
+            404 => Ok(None),
+            _ => Err(format!("{mount}/metadata/{path}: {status}: {text}").into()),
+        }
+    }
+
+    /// Soft-deletes the current version of KV v2 secret `path`, as `bao kv delete` does.
+    pub async fn kv_delete(&self, mount: &str, path: &str) -> TestResult {
+        self.api("DELETE", &format!("{mount}/data/{path}"), None, None)
+            .await?;
+        Ok(())
+    }
+
+    /// Restores soft-deleted `versions`, as `bao kv undelete -versions=...` does.
+    pub async fn kv_undelete(&self, mount: &str, path: &str, versions: &[u64]) -> TestResult {
+        self.api(
+            "POST",
+            &format!("{mount}/undelete/{path}"),
+            None,
+            Some(json!({ "versions": versions })),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Removes the data of `versions` for good, as `bao kv destroy -versions=...` does.
+    pub async fn kv_destroy(&self, mount: &str, path: &str, versions: &[u64]) -> TestResult {
+        self.api(
+            "PUT",
+            &format!("{mount}/destroy/{path}"),
+            None,
+            Some(json!({ "versions": versions })),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes every version and the metadata of `path`, as `bao kv metadata
+    /// delete` does: the next write is version 1 again.
+    pub async fn kv_metadata_delete(&self, mount: &str, path: &str) -> TestResult {
+        self.api("DELETE", &format!("{mount}/metadata/{path}"), None, None)
+            .await?;
+        Ok(())
+    }
+
+    /// Writes metadata settings of `path`, as `bao kv metadata put` does:
+    /// `{"max_versions": 2}`, `{"delete_version_after": "2s"}`, ...
+    pub async fn kv_metadata_put(&self, mount: &str, path: &str, settings: Value) -> TestResult {
+        self.api(
+            "POST",
+            &format!("{mount}/metadata/{path}"),
+            None,
+            Some(settings),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Merges `data` into the current version of `path` as a new version, as
+    /// `bao kv patch` does (a JSON merge patch: a `null` removes its key).
+    /// Vault refuses it when the current version is deleted or destroyed.
+    pub async fn kv_patch(&self, mount: &str, path: &str, data: Value) -> TestResult {
+        self.api_with_headers(
+            "PATCH",
+            &format!("{mount}/data/{path}"),
+            &[("Content-Type", "application/merge-patch+json")],
+            Some(json!({ "data": data })),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Writes the data of `version` again as the newest version, as `bao kv
+    /// rollback -version=N` does (check-and-set against the current version);
+    /// refused when that version is deleted or destroyed. Returns the new version.
+    pub async fn kv_rollback(&self, mount: &str, path: &str, version: u64) -> TestResult<u64> {
+        let meta = self
+            .kv_metadata(mount, path)
+            .await?
+            .ok_or_else(|| format!("{mount}/{path}: no metadata: nothing to roll back"))?;
+        let current = meta
+            .get("current_version")
+            .and_then(Value::as_u64)
+            .ok_or("no current_version in the metadata")?;
+        let data = self
+            .kv_read(mount, path, Some(version))
+            .await?
+            .ok_or_else(|| format!("{mount}/{path}: version {version} is deleted or destroyed"))?;
+        let written = self
+            .api(
+                "POST",
+                &format!("{mount}/data/{path}"),
+                None,
+                Some(json!({ "data": data, "options": { "cas": current } })),
+            )
+            .await?;
+        written
+            .pointer("/data/version")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| "no version in the answer to a write".into())
     }
 
     /// Creates a namespace.
