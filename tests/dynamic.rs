@@ -299,6 +299,25 @@ async fn a_sealed_vault_with_a_lease_due_is_polled_with_backoff() {
     assert!(health.consecutive_failures >= 2, "{health:?}");
 }
 
+/// A `Db` watcher at 200 ms under a token holding only policy `hcl`.
+async fn watch_under(server: &DevServer, name: &str, hcl: &str) -> vault_config::Watcher<Db> {
+    let token = server.token_with_policy(name, hcl).await.unwrap();
+    let client = server
+        .client_builder(&[])
+        .token(token)
+        .kv_version("secret", KvVersion::V2)
+        .build()
+        .unwrap();
+    Db::watch(
+        &client,
+        WatchOptions::default()
+            .interval(Duration::from_millis(200))
+            .jitter(0.0),
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn leases_are_renewed_while_a_metadata_read_is_denied() {
     let (server, pg) = setup("3s", "1m").await;
@@ -308,24 +327,7 @@ path "secret/data/backend/database" { capabilities = ["read"] }
 path "database/creds/app" { capabilities = ["read"] }
 path "sys/leases/renew/database/creds/app/*" { capabilities = ["update"] }
 "#;
-    let token = server
-        .token_with_policy("no-metadata", policy)
-        .await
-        .unwrap();
-    let client = server
-        .client_builder(&[])
-        .token(token)
-        .kv_version("secret", KvVersion::V2)
-        .build()
-        .unwrap();
-    let watcher = Db::watch(
-        &client,
-        WatchOptions::default()
-            .interval(Duration::from_millis(200))
-            .jitter(0.0),
-    )
-    .await
-    .unwrap();
+    let watcher = watch_under(&server, "no-metadata", policy).await;
     let first = watcher.current();
     eventually(Duration::from_secs(15), || {
         watcher
@@ -804,21 +806,7 @@ path "secret/data/backend/database" { capabilities = ["read"] }
 path "secret/metadata/backend/database" { capabilities = ["read"] }
 path "database/creds/app" { capabilities = ["read"] }
 "#;
-    let token = server.token_with_policy("no-renew", policy).await.unwrap();
-    let client = server
-        .client_builder(&[])
-        .token(token)
-        .kv_version("secret", KvVersion::V2)
-        .build()
-        .unwrap();
-    let watcher = Db::watch(
-        &client,
-        WatchOptions::default()
-            .interval(Duration::from_millis(200))
-            .jitter(0.0),
-    )
-    .await
-    .unwrap();
+    let watcher = watch_under(&server, "no-renew", policy).await;
     let first = watcher.current().username.clone();
     eventually(Duration::from_secs(10), || {
         watcher.health().last_error.is_some()
