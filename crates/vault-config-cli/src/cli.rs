@@ -5,21 +5,26 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Secrets from Vault or OpenBao into a shell, a supervised process, a
-/// rotation or a status report.
+/// rotation, a status report or the policy to grant them.
 ///
 /// Vault is reached through the same environment as the vault-config library:
 /// VAULT_ADDR (or VAULT_ADDRS for a cluster), VAULT_TOKEN or VAULT_AUTH_METHOD
 /// with its credentials (AppRole, JWT, Kubernetes), VAULT_NAMESPACE,
 /// VAULT_CACERT and the TLS settings, VAULT_KV_MOUNT; each VAULT_X unset is
 /// read as OpenBao's BAO_X. Paths are relative to the KV mount (`app-prod`,
-/// not `secret/data/app-prod`); a path with a `creds` or `static-creds`
-/// segment (`database/creds/app`) is read as leased credentials.
+/// not `secret/data/app-prod`); a path on a mount of another secrets engine
+/// (`database/creds/app` on a `database` mount, as the mount's type says) is
+/// read as leased credentials. A token a login (AppRole, JWT, Kubernetes)
+/// made for a run is revoked when it ends (unless `env` printed leased
+/// credentials, which would end with it); VAULT_TOKEN never is.
 ///
 /// Exit codes: 0 ok; 1 another failure; 2 a usage error; 3 a configuration
 /// error (the Vault settings); 10 vault_connection_failed (unreachable,
 /// timeout, TLS); 11 vault_sealed; 12 vault_authentication_failed; 13
 /// permission denied; 14 not found; 15 invalid (a key conflict, a key that is
-/// not a variable name under --strict); 126/127 the command could not be
+/// not a variable name under --strict, a name that runs code such as
+/// LD_PRELOAD or PATH without --allow-name, a value the --format cannot
+/// hold); 126/127 the command could not be
 /// started. `exec` otherwise exits with its child's code (128+N for signal N).
 #[derive(Debug, Parser)]
 #[command(name = "vault-config", version, max_term_width = 100)]
@@ -30,13 +35,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the keys of KV paths as shell assignments (or dotenv, or JSON).
+    /// Print the keys of KV paths as shell assignments (or dotenv, docker
+    /// --env-file lines, or JSON).
     ///
     /// eval "$(vault-config env app-prod database)"
     ///
     /// Nothing is printed unless every path was read: no half-exported
     /// environment. Values come back byte for byte after `eval` (POSIX sh
-    /// single quotes).
+    /// single quotes). Names that make programs run code (LD_PRELOAD, PATH,
+    /// BASH_ENV...) are refused unless --allow-name.
     Env(EnvArgs),
     /// Run a command with secrets in its environment, and restart (or signal)
     /// it when one of its values changes in Vault.
@@ -46,8 +53,10 @@ pub enum Command {
     /// The child starts only once every secret was read, with them in its
     /// environment (never on its command line). Token and lease renewals and
     /// writes of the same values never restart it; a value that changed does,
-    /// once per --debounce. Signals are forwarded; the exit code is the
-    /// child's.
+    /// once per --debounce. The child runs in a process group of its own,
+    /// which gets the forwarded signals, and is ended (SIGKILL after
+    /// --kill-timeout) on a restart and when vault-config exits; the exit
+    /// code is the child's.
     Exec(ExecArgs),
     /// Write a new value for one key of a KV secret, keep the others, read it
     /// back and verify it.
@@ -62,6 +71,18 @@ pub enum Command {
     /// TTL and policies, and, for each PATH, whether it exists and what the
     /// token may do on it. The exit code names the first problem found.
     Status(StatusArgs),
+    /// Print the least-privilege Vault policy (HCL) for the paths `env` and
+    /// `exec` are given.
+    ///
+    /// Read on a KV secret's data and metadata; read on leased credentials
+    /// plus the renewal and revocation of their own leases.
+    ///
+    /// vault-config policy app-prod database/creds/app | bao policy write app -
+    ///
+    /// Leased or KV, and the KV version, come from Vault's mount table (the
+    /// token needs to see the mounts). A policy grants whole paths: PATH#KEY
+    /// grants PATH. What was decided for each path goes to standard error.
+    Policy(PolicyArgs),
 }
 
 /// Where the secrets are.
@@ -76,8 +97,13 @@ pub struct MountArg {
 pub enum Format {
     /// `export NAME='value'` lines for `eval` or `source`.
     Sh,
-    /// `NAME=value` lines for `docker --env-file` (values with a newline are refused).
+    /// `NAME="value"` lines (`'value'` for one with a `$`) that dotenvy,
+    /// python-dotenv and docker compose's env_file read back byte for byte;
+    /// a value no quoting keeps whole in all three is refused.
     Dotenv,
+    /// `NAME=value` lines for `docker run --env-file`, which takes the rest
+    /// of the line as it is (no quotes); a value with a line break is refused.
+    Docker,
     /// One JSON object, `{"NAME": "value"}`.
     Json,
 }
@@ -95,6 +121,13 @@ pub struct NamingArgs {
     /// When two paths define one name, let the later one win instead of failing.
     #[arg(long)]
     pub last_wins: bool,
+    /// Pass on NAME although it is one of the names that make programs run
+    /// code (LD_*, DYLD_*, BASH_ENV, PROMPT_COMMAND, PATH, HOME, IFS,
+    /// NODE_OPTIONS, PYTHONPATH, PERL5OPT, JAVA_TOOL_OPTIONS, GIT_SSH_COMMAND,
+    /// EDITOR...: the README lists them), which are otherwise refused with
+    /// exit 15; repeat for more.
+    #[arg(long = "allow-name", value_name = "NAME")]
+    pub allow_names: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -178,9 +211,22 @@ pub enum Mode {
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// A KV path (every key), `PATH#KEY` (one key), or leased credentials
-    /// (`database/creds/app`); repeat for more.
-    #[arg(long = "secret", value_name = "PATH[#KEY]", required = true)]
+    /// (`database/creds/app`, on a mount that is not KV); repeat for more.
+    #[arg(
+        long = "secret",
+        value_name = "PATH[#KEY]",
+        required_unless_present = "to_files"
+    )]
     pub secrets: Vec<String>,
+    /// Write the value of PATH#KEY to the file DEST (mode 0600, through a
+    /// temporary file in DEST's folder renamed over it: never half-written)
+    /// before the child starts, and again before each signal or restart;
+    /// removed when vault-config exits unless --keep-files. Repeat for more.
+    #[arg(long = "to-file", value_name = "PATH#KEY=DEST")]
+    pub to_files: Vec<String>,
+    /// Leave the --to-file files in place when vault-config exits.
+    #[arg(long)]
+    pub keep_files: bool,
     #[command(flatten)]
     pub naming: NamingArgs,
     #[command(flatten)]
@@ -195,10 +241,19 @@ pub struct ExecArgs {
     /// Changes within this long of the first make one restart.
     #[arg(long, value_parser = parse_duration, default_value = "2s")]
     pub debounce: Duration,
-    /// The signal that asks the child to stop, before a restart.
+    /// After the debounce, wait a random time in [0, DURATION) more before
+    /// the restart (or signal), so that a fleet rotated at once does not
+    /// restart at once. A write reaches the child within --interval (+10%
+    /// jitter) + --debounce + --splay.
+    #[arg(long, value_parser = parse_duration, default_value = "0s", value_name = "DURATION")]
+    pub splay: Duration,
+    /// The signal that asks the child's process group to stop, before a
+    /// restart (and what is left of the group when the child exits).
     #[arg(long, value_parser = parse_signal, default_value = "TERM")]
     pub kill_signal: nix::sys::signal::Signal,
-    /// How long the child may take to stop before SIGKILL.
+    /// How long the child's process group may take to stop (after
+    /// --kill-signal, or a SIGTERM, SIGINT or SIGQUIT passed on) before
+    /// SIGKILL to the whole group.
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     pub kill_timeout: Duration,
     /// Vault down at start: `required` retries for --start-timeout then
@@ -265,13 +320,22 @@ pub struct RotateArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Print JSON: the seeds' health shape (`{"secrets": {"vault_enabled",
+    /// Print JSON: a health endpoint's shape (`{"secrets": {"vault_enabled",
     /// "vault_connected"}}`) and the rest.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     pub mount: MountArg,
-    /// KV paths to check.
+    /// KV paths (or leased credentials, not read) to check.
     #[arg(value_name = "PATH")]
     pub paths: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    #[command(flatten)]
+    pub mount: MountArg,
+    /// The paths, as `env` and `exec --secret` take them.
+    #[arg(value_name = "PATH[#KEY]", required = true)]
+    pub targets: Vec<String>,
 }

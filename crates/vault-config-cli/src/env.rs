@@ -1,5 +1,6 @@
 //! `vault-config env`: the keys of KV paths, printed for a shell, a dotenv
-//! file or a tool, all or nothing.
+//! file, `docker run --env-file` or a tool, all or nothing; names that run
+//! code (`naming::REFUSED`) only with `--allow-name`.
 
 use std::io::Write;
 

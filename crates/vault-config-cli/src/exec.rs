@@ -1,24 +1,42 @@
-//! `vault-config exec`: a child process with secrets in its environment,
-//! restarted (or signalled) when a value it received changes in Vault.
+//! `vault-config exec`: a child process with secrets in its environment (and,
+//! with `--to-file`, in files), restarted (or signalled) when a value it
+//! received changes in Vault.
 //!
 //! The library's watcher does the watching: it publishes only when a value
 //! changed, so token and lease renewals and same-value writes never reach
 //! this loop; new leased credentials do.
+//!
+//! The child runs in a process group of its own, so that a wrapper
+//! (`sh -c 'server & wait'`, `npm start`) and everything it started are
+//! signalled, stopped and, after `--kill-timeout`, killed together. When
+//! standard input is a terminal whose foreground group is vault-config's, the
+//! child's group takes the terminal, as a shell's job does: Ctrl-C, Ctrl-\
+//! and Ctrl-Z reach the child and its children (not vault-config, which would
+//! take them for a request to stop), and the terminal comes back when the
+//! child exits. vault-config reaps every orphan the kernel hands it: as PID
+//! 1 (a container's entrypoint) all of them, and elsewhere (on Linux, where
+//! it is a child subreaper) those of the child's tree, so that the processes
+//! of a stopped group are gone when it checks, not zombies of a slow init.
 
-use std::collections::BTreeMap;
-use std::os::unix::process::ExitStatusExt;
-use std::process::ExitStatus;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{File, OpenOptions, Permissions};
+use std::io::{IsTerminal, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
-use nix::unistd::Pid;
+use nix::errno::Errno;
+use nix::sys::signal::{killpg, pthread_sigmask, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{getpgrp, tcgetpgrp, tcsetpgrp, Pid};
 use serde_json::Value;
-use tokio::process::{Child, Command};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 use vault_config::{Mapping, VaultClient, VaultProvider, WatchOptions, Watcher};
+use zeroize::Zeroizing;
 
 use crate::cli::{ExecArgs, Mode, NamingArgs, OnChange};
 use crate::exit::{Failure, Kind, Result};
@@ -26,7 +44,8 @@ use crate::naming::{variables, Var};
 use crate::read;
 use crate::target::Target;
 
-/// What the watcher publishes: each target's value under `t<index>`.
+/// What the watcher publishes: each `--secret` target's value under
+/// `t<index>`, each `--to-file` one's under `f<index>`.
 type Values = BTreeMap<String, Value>;
 
 /// The parent's Vault credentials, kept from the child unless asked.
@@ -51,30 +70,55 @@ pub const LOG: &str = "vault_config_cli";
 /// `--mode fallback`, until it answers).
 const MAX_START_BACKOFF: Duration = Duration::from_secs(5);
 
+/// How long processes SIGKILL did not end are waited for before
+/// vault-config gives up on them (a process stuck in the kernel, or a
+/// zombie whose parent outside the group does not reap it).
+const AFTER_SIGKILL: Duration = Duration::from_secs(5);
+
+/// How often a process group whose leader has exited is checked for the
+/// processes left in it (they send vault-config nothing when they exit).
+const GROUP_POLL: Duration = Duration::from_millis(50);
+
+/// The wait before writing `--to-file` files again after a failure.
+const FILE_RETRY: Duration = Duration::from_secs(1);
+
 /// Runs the command; returns the exit code `vault-config` exits with.
 pub async fn run(args: ExecArgs) -> Result<u8> {
     let targets = Target::parse_all(&args.secrets)?;
+    let files = ToFile::parse_all(&args.to_files)?;
     let client = read::client(args.mount.mount.as_deref())?;
-    let mappings = mappings(&targets)?;
+    let file_targets: Vec<Target> = files.iter().map(|f| f.target.clone()).collect();
+    // Checked now; built again once Vault says which paths are leased.
+    mappings(&targets, &file_targets)?;
     // Replaced credentials outlive the child that used them by the time a
     // restart may take.
-    let grace = args.debounce + args.kill_timeout + Duration::from_secs(5);
+    let grace = args.debounce + args.splay + args.kill_timeout + Duration::from_secs(5);
     let options = WatchOptions::default()
         .interval(args.interval)
         .revoke_on_shutdown(true)
         .revoke_replaced_leases_after(grace);
     let start = Start {
         client: client.clone(),
-        mappings,
+        targets: targets.clone(),
+        file_targets,
         options,
     };
-    // Caught before anything starts, so that none is lost.
+    // Caught before anything starts, so that none is lost; and, as PID 1,
+    // orphans are reaped from now on.
     let mut signals = Signals::new()?;
+    let reaper = Reaper::new()?;
 
-    // Secrets first; the child only after.
+    // Secrets first; the child only after. A stop signal meanwhile: no child.
+    let first = tokio::select! {
+        first = start.first(&args) => first?,
+        sig = signals.next_stop() => {
+            tracing::info!(target: LOG, %sig, "vault-config exec: stopped before the command started; not starting it");
+            return Ok(signal_code(sig));
+        }
+    };
     let mut watcher = None;
     let mut late = None;
-    match start.first(&args).await? {
+    match first {
         Some(w) => watcher = Some(w),
         None => {
             // --mode fallback, Vault down: the parent's environment for now.
@@ -88,7 +132,20 @@ pub async fn run(args: ExecArgs) -> Result<u8> {
             late = Some((rx, task));
         }
     }
-    let result = supervise(&args, &targets, &mut signals, &mut watcher, &mut late).await;
+    let plan = Plan {
+        targets,
+        files: files.clone(),
+    };
+    let mut supervisor = Supervisor {
+        args: &args,
+        plan: &plan,
+        reaper,
+        signals: &mut signals,
+        terminal: Terminal::detect(),
+        files: Files::new(files, args.keep_files),
+    };
+    let result = supervisor.supervise(&mut watcher, &mut late).await;
+    supervisor.files.remove().await;
     if let Some((_, task)) = late {
         task.abort();
     }
@@ -105,162 +162,129 @@ type Late = (
     tokio::task::JoinHandle<()>,
 );
 
-/// Starts the child and looks after it until it exits; returns its code.
-async fn supervise(
-    args: &ExecArgs,
-    targets: &[Target],
-    signals: &mut Signals,
-    watcher: &mut Option<Watcher<Values>>,
-    late: &mut Option<Late>,
-) -> Result<u8> {
-    let mut given = match watcher.as_ref() {
-        Some(w) => vars_of(&w.current(), targets, &args.naming)?,
-        None => Vec::new(),
-    };
-    let mut rx: Option<watch::Receiver<Arc<Values>>> = watcher.as_ref().map(Watcher::subscribe);
-    let mut child = spawn(args, &given)?;
-    tracing::info!(
-        target: LOG,
-        pid = child.id(),
-        variables = given.len(),
-        "vault-config exec: started the command"
-    );
-    // When a change seen but not yet acted on is due.
-    let mut due: Option<Instant> = None;
-    // A stop signal was passed on: the child is on its way out and is
-    // never started again.
-    let mut stopping = false;
-    loop {
-        tokio::select! {
-            // The child's end first: a child that exits is never restarted.
-            biased;
-            status = child.wait() => {
-                let status = status.map_err(|e| Failure::new(Kind::Other, format!("waiting for the command: {e}")))?;
-                return Ok(exit_code(status));
-            }
-            Some(sig) = signals.next() => {
-                forward(&child, sig);
-                if matches!(sig, Signal::SIGINT | Signal::SIGTERM | Signal::SIGQUIT) {
-                    stopping = true;
-                    due = None;
-                }
-            }
-            changed = changed(&mut rx) => {
-                let Some(values) = changed else {
-                    tracing::warn!(target: LOG, "vault-config exec: the watcher stopped; the command keeps the values it has");
-                    rx = None;
-                    continue;
-                };
-                match vars_of(&values, targets, &args.naming) {
-                    Ok(vars) if vars != given => {
-                        let names = changed_names(&given, &vars);
-                        tracing::info!(target: LOG, changed = %names.join(","), "vault-config exec: secrets changed");
-                        if !stopping {
-                            due = Some(due.unwrap_or_else(|| Instant::now() + args.debounce));
-                        }
-                    }
-                    Ok(_) => due = None,
-                    Err(e) => tracing::warn!(target: LOG, error = %e, "vault-config exec: the new values cannot be passed on; the command keeps the ones it has"),
-                }
-            }
-            found = recv_late(late) => {
-                *late = None;
-                let Some(w) = found else { continue };
-                tracing::info!(target: LOG, "vault-config exec: Vault is back; the command gets its secrets");
-                rx = Some(w.subscribe());
-                *watcher = Some(w);
-                if !stopping {
-                    due = Some(Instant::now() + args.debounce);
-                }
-            }
-            () = wait_due(due) => {
-                due = None;
-                // The newest values, however long the debounce was.
-                let Some(current) = rx.as_mut().map(|rx| rx.borrow_and_update().clone()) else { continue };
-                let vars = match vars_of(&current, targets, &args.naming) {
-                    Ok(vars) => vars,
-                    Err(e) => {
-                        tracing::warn!(target: LOG, error = %e, "vault-config exec: the new values cannot be passed on");
-                        continue;
-                    }
-                };
-                if vars == given {
-                    continue;
-                }
-                // Coming out of fallback, only a restart gives the child
-                // an environment it never had.
-                let action = if given.is_empty() && !vars.is_empty() {
-                    OnChange::Restart
-                } else {
-                    args.on_change.clone()
-                };
-                match action {
-                    OnChange::Restart => {
-                        let stopped = stop(&mut child, args.kill_signal, args.kill_timeout).await;
-                        tracing::info!(target: LOG, status = %stopped, "vault-config exec: stopped the command; starting it with the new values");
-                        child = spawn(args, &vars)?;
-                        given = vars;
-                    }
-                    OnChange::Signal(sig) => {
-                        forward(&child, sig);
-                        given = vars;
-                    }
-                    OnChange::None => {
-                        tracing::info!(target: LOG, "vault-config exec: --on-change none: the command keeps running as it is");
-                        given = vars;
-                    }
-                }
-            }
-        }
+/// What the command line asks for, parsed.
+struct Plan {
+    targets: Vec<Target>,
+    files: Vec<ToFile>,
+}
+
+/// What the child was given: its variables, and the contents of its files.
+#[derive(PartialEq, Eq)]
+struct Given {
+    vars: Vec<Var>,
+    files: Vec<Zeroizing<String>>,
+}
+
+/// The published values, as the child would get them.
+enum Resolved {
+    /// Every target is there.
+    Ready(Given),
+    /// These targets (`PATH#KEY`, or `PATH`) are not in Vault any more.
+    Vanished(Vec<String>),
+}
+
+/// The variables and file contents of the published values, or the targets
+/// they lack (never passed on as empty values).
+fn resolve(values: &Values, plan: &Plan, naming: &NamingArgs) -> Result<Resolved> {
+    let vanished: Vec<String> = plan
+        .targets
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !values.contains_key(&format!("t{i}")))
+        .map(|(_, t)| t.to_string())
+        .chain(
+            plan.files
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !values.contains_key(&format!("f{i}")))
+                .map(|(_, f)| f.target.to_string()),
+        )
+        .collect();
+    if !vanished.is_empty() {
+        return Ok(Resolved::Vanished(vanished));
+    }
+    let ordered: Vec<Value> = (0..plan.targets.len())
+        .map(|i| values.get(&format!("t{i}")).cloned().unwrap_or(Value::Null))
+        .collect();
+    let vars = variables(&plan.targets, &ordered, naming)?;
+    let files = (0..plan.files.len())
+        .map(|i| Zeroizing::new(text(values.get(&format!("f{i}")).unwrap_or(&Value::Null))))
+        .collect();
+    Ok(Resolved::Ready(Given { vars, files }))
+}
+
+/// A value as a file holds it: a string as it is, anything else as JSON.
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
     }
 }
 
-/// One mapping per target, keyed `t<index>`: a whole secret fills a map.
-/// No env fallback: a key Vault lacks is an error, not whatever the shell holds.
-fn mappings(targets: &[Target]) -> Result<Vec<Mapping>> {
-    targets
+/// What changed between `old` and `new`, by name (never a value).
+fn changed_names(old: Option<&Given>, new: &Given, plan: &Plan) -> Vec<String> {
+    let no_vars = Vec::new();
+    let old_vars = old.map_or(&no_vars, |g| &g.vars);
+    let mut names: Vec<String> = new
+        .vars
+        .iter()
+        .filter(|n| {
+            !old_vars
+                .iter()
+                .any(|o| o.name == n.name && o.value == n.value)
+        })
+        .map(|n| n.name.clone())
+        .collect();
+    names.extend(
+        old_vars
+            .iter()
+            .filter(|o| !new.vars.iter().any(|n| n.name == o.name))
+            .map(|o| o.name.clone()),
+    );
+    for (i, file) in plan.files.iter().enumerate() {
+        if old.and_then(|g| g.files.get(i)) != new.files.get(i) {
+            names.push(file.dest.display().to_string());
+        }
+    }
+    names
+}
+
+/// One mapping per target, keyed `t<index>` (`--secret`) or `f<index>`
+/// (`--to-file`): a whole secret fills a map. No env fallback: a key Vault
+/// lacks is an error, not whatever the shell holds.
+fn mappings(targets: &[Target], file_targets: &[Target]) -> Result<Vec<Mapping>> {
+    let keyed = targets
         .iter()
         .enumerate()
-        .map(|(i, t)| {
-            let key = t.key.as_deref().unwrap_or("*");
+        .map(|(i, t)| (format!("t{i}"), t))
+        .chain(
+            file_targets
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (format!("f{i}"), t)),
+        );
+    keyed
+        .map(|(key, t)| {
+            let secret_key = t.key.as_deref().unwrap_or("*");
             let m = if t.leased {
-                Mapping::dynamic(format!("t{i}"), &t.path, key)
+                Mapping::dynamic(key, &t.path, secret_key)
             } else {
-                Mapping::from_parts(format!("t{i}"), &t.path, key)
+                Mapping::from_parts(key, &t.path, secret_key)
             };
             m.map(Mapping::no_env).map_err(Failure::from)
         })
         .collect()
 }
 
-/// The variables of the published values, in target order.
-fn vars_of(values: &Values, targets: &[Target], naming: &NamingArgs) -> Result<Vec<Var>> {
-    let ordered: Vec<Value> = (0..targets.len())
-        .map(|i| values.get(&format!("t{i}")).cloned().unwrap_or(Value::Null))
-        .collect();
-    variables(targets, &ordered, naming)
-}
-
-/// The names whose values differ between `old` and `new` (never the values).
-fn changed_names(old: &[Var], new: &[Var]) -> Vec<String> {
-    let mut names: Vec<String> = new
-        .iter()
-        .filter(|n| !old.iter().any(|o| o.name == n.name && o.value == n.value))
-        .map(|n| n.name.clone())
-        .collect();
-    names.extend(
-        old.iter()
-            .filter(|o| !new.iter().any(|n| n.name == o.name))
-            .map(|o| o.name.clone()),
-    );
-    names
-}
-
 /// How the watcher is started.
 #[derive(Clone)]
 struct Start {
     client: VaultClient,
-    mappings: Vec<Mapping>,
+    /// `--secret` targets.
+    targets: Vec<Target>,
+    /// `--to-file` targets.
+    file_targets: Vec<Target>,
     options: WatchOptions,
 }
 
@@ -268,8 +292,18 @@ impl Start {
     /// A watcher whose first values hold every target: a secret Vault does
     /// not have fills no map entry, and is an error here as in `env`.
     async fn attempt(&self) -> Result<Watcher<Values>> {
+        // Leased or KV: the mounts' types say (read::resolve).
+        let all: Vec<Target> = self
+            .targets
+            .iter()
+            .chain(&self.file_targets)
+            .cloned()
+            .collect();
+        let resolved = read::resolve(&self.client, &all).await?;
+        let (targets, file_targets) = resolved.split_at(self.targets.len());
+        let mappings = mappings(targets, file_targets)?;
         let watcher: Watcher<Values> = match VaultProvider::builder()
-            .mappings(self.mappings.clone())
+            .mappings(mappings.clone())
             .watch(&self.client, self.options)
             .await
         {
@@ -277,10 +311,7 @@ impl Start {
             Err(e) => return Err(read::explain(&self.client, e).await),
         };
         let current = watcher.current();
-        let missing = self
-            .mappings
-            .iter()
-            .find(|m| !current.contains_key(m.key()));
+        let missing = mappings.iter().find(|m| !current.contains_key(m.key()));
         if let Some(m) = missing {
             let message = if m.is_whole_secret() {
                 format!("no secret at {}", m.path())
@@ -366,70 +397,803 @@ impl Start {
     }
 }
 
-/// Starts the command with `vars` in its environment.
-fn spawn(args: &ExecArgs, vars: &[Var]) -> Result<Child> {
-    let Some((program, rest)) = args.command.split_first() else {
-        return Err(Failure::new(Kind::Other, "no command to run after `--`"));
-    };
-    let mut command = Command::new(program);
-    command.args(rest);
-    if args.pristine {
-        command.env_clear();
-    } else if !args.keep_vault_credentials {
-        for name in CREDENTIALS {
-            command.env_remove(name);
+/// The running command: the leader of a process group of its own (whose
+/// id is the leader's pid).
+struct Child {
+    pid: Pid,
+    /// The leader's exit code, once it exited.
+    exit: Option<u8>,
+    /// The group was ended: nothing is left to signal.
+    ended: bool,
+}
+
+impl Drop for Child {
+    /// Whatever way vault-config leaves (an error, a panic), the group does
+    /// not outlive it.
+    fn drop(&mut self) {
+        if !self.ended {
+            let _ = killpg(self.pid, Signal::SIGKILL);
         }
     }
-    command.envs(vars.iter().map(|v| (&v.name, &v.value)));
-    command.spawn().map_err(|e| {
-        let (kind, hint) = match e.kind() {
-            std::io::ErrorKind::NotFound => (Kind::CommandNotFound, "not found on PATH"),
-            std::io::ErrorKind::PermissionDenied => (Kind::NotExecutable, "not executable"),
-            _ => (Kind::Other, "could not be started"),
+}
+
+/// Everything the supervising loop works with.
+struct Supervisor<'a> {
+    args: &'a ExecArgs,
+    plan: &'a Plan,
+    reaper: Reaper,
+    signals: &'a mut Signals,
+    terminal: Option<Terminal>,
+    files: Files,
+}
+
+impl Supervisor<'_> {
+    /// Starts the child and looks after it until it exits; returns its code.
+    async fn supervise(
+        &mut self,
+        watcher: &mut Option<Watcher<Values>>,
+        late: &mut Option<Late>,
+    ) -> Result<u8> {
+        let args = self.args;
+        // What the child got; `None` while it runs on the parent's
+        // environment (`--mode fallback`, Vault down at start).
+        let mut applied: Option<Given> = match watcher.as_ref() {
+            Some(w) => match resolve(&w.current(), self.plan, &args.naming)? {
+                Resolved::Ready(given) => Some(given),
+                // The watcher's first values hold every target (`Start::attempt`).
+                Resolved::Vanished(missing) => {
+                    return Err(Failure::new(
+                        Kind::NotFound,
+                        format!("not in Vault: {}", missing.join(", ")),
+                    ))
+                }
+            },
+            None => None,
         };
-        Failure::new(kind, format!("`{program}` {hint}: {e}"))
-    })
-}
-
-/// Stops `child`: `sig`, then SIGKILL after `grace`.
-async fn stop(child: &mut Child, sig: Signal, grace: Duration) -> String {
-    forward(child, sig);
-    let status = match timeout(grace, child.wait()).await {
-        Ok(status) => status,
-        Err(_) => {
-            tracing::warn!(
-                target: LOG,
-                grace = %humantime::format_duration(grace),
-                "vault-config exec: the command did not stop in time; SIGKILL"
-            );
-            let _ = child.start_kill();
-            child.wait().await
+        if let Some(given) = &applied {
+            self.files.write(&given.files).await?;
         }
-    };
+        let mut rx: Option<watch::Receiver<Arc<Values>>> = watcher.as_ref().map(Watcher::subscribe);
+        let no_vars = Vec::new();
+        let mut child = self.spawn(applied.as_ref().map_or(&no_vars, |g| &g.vars))?;
+        // When a change seen but not yet acted on is due.
+        let mut due: Option<Instant> = None;
+        // A stop signal was passed on: the child is on its way out, is never
+        // started again, and its group is killed at this instant.
+        let mut stopping: Option<Signal> = None;
+        let mut kill_at: Option<Instant> = None;
+        // The targets a publish lacked, until they are back.
+        let mut vanished: Vec<String> = Vec::new();
+        loop {
+            tokio::select! {
+                // The child's end first: a child that exits is never restarted.
+                biased;
+                event = self.reaper.event(child.pid) => match event {
+                    Event::Exited(code) => {
+                        self.exited(&mut child, code);
+                        let deadline = kill_at.unwrap_or_else(|| Instant::now() + args.kill_timeout);
+                        self.end_group(&mut child, args.kill_signal, deadline).await;
+                        return Ok(code);
+                    }
+                    Event::Stopped(sig) => self.suspended(&child, sig),
+                },
+                Some(sig) = self.signals.next() => {
+                    signal_group(child.pid, sig);
+                    if is_stop(sig) {
+                        stopping.get_or_insert(sig);
+                        due = None;
+                        kill_at.get_or_insert_with(|| Instant::now() + args.kill_timeout);
+                    }
+                }
+                () = wait_due(kill_at) => {
+                    kill_at = None;
+                    tracing::warn!(
+                        target: LOG,
+                        signal = ?stopping,
+                        kill_timeout = %humantime::format_duration(args.kill_timeout),
+                        "vault-config exec: the command did not stop within --kill-timeout; SIGKILL to its process group"
+                    );
+                    signal_group(child.pid, Signal::SIGKILL);
+                }
+                changed = changed(&mut rx) => {
+                    let Some(values) = changed else {
+                        tracing::warn!(target: LOG, "vault-config exec: the watcher stopped; the command keeps the values it has");
+                        rx = None;
+                        continue;
+                    };
+                    match resolve(&values, self.plan, &args.naming) {
+                        Ok(Resolved::Vanished(missing)) => {
+                            tracing::warn!(
+                                target: LOG,
+                                missing = %missing.join(","),
+                                "vault-config exec: no longer in Vault; the command keeps running with the values it has, and gets new ones once they are back"
+                            );
+                            vanished = missing;
+                            due = None;
+                        }
+                        Ok(Resolved::Ready(given)) => {
+                            if !vanished.is_empty() {
+                                tracing::info!(target: LOG, back = %vanished.join(","), "vault-config exec: back in Vault");
+                                vanished.clear();
+                            }
+                            if applied.as_ref() == Some(&given) {
+                                due = None;
+                                continue;
+                            }
+                            let names = changed_names(applied.as_ref(), &given, self.plan);
+                            if stopping.is_some() {
+                                tracing::info!(target: LOG, changed = %names.join(","), "vault-config exec: secrets changed; the command is stopping and is not started again");
+                            } else if due.is_none() {
+                                due = Some(self.schedule(&names));
+                            }
+                        }
+                        Err(e) => tracing::warn!(target: LOG, error = %e, "vault-config exec: the new values cannot be passed on; the command keeps the ones it has"),
+                    }
+                }
+                found = recv_late(late) => {
+                    *late = None;
+                    let Some(w) = found else { continue };
+                    tracing::info!(target: LOG, "vault-config exec: Vault is back; the command gets its secrets");
+                    rx = Some(w.subscribe());
+                    *watcher = Some(w);
+                    if stopping.is_none() {
+                        due = Some(self.schedule(&[]));
+                    }
+                }
+                () = wait_due(due) => {
+                    due = None;
+                    // The newest values, however long the debounce was.
+                    let Some(current) = rx.as_mut().map(|rx| rx.borrow_and_update().clone()) else { continue };
+                    let given = match resolve(&current, self.plan, &args.naming) {
+                        Ok(Resolved::Ready(given)) => given,
+                        // Warned when published; the command keeps its values.
+                        Ok(Resolved::Vanished(_)) => continue,
+                        Err(e) => {
+                            tracing::warn!(target: LOG, error = %e, "vault-config exec: the new values cannot be passed on");
+                            continue;
+                        }
+                    };
+                    if applied.as_ref() == Some(&given) {
+                        continue;
+                    }
+                    // The files first: the child reads them on the signal, or
+                    // when it starts again.
+                    if let Err(e) = self.files.write(&given.files).await {
+                        tracing::warn!(target: LOG, error = %e, retry_in = ?FILE_RETRY, "vault-config exec: the command keeps running as it is until the files are written");
+                        due = Some(Instant::now() + FILE_RETRY);
+                        continue;
+                    }
+                    // Coming out of fallback, only a restart gives the child
+                    // an environment it never had.
+                    let action = if applied.is_none() {
+                        OnChange::Restart
+                    } else {
+                        args.on_change.clone()
+                    };
+                    match action {
+                        OnChange::Restart => {
+                            tracing::info!(target: LOG, signal = %args.kill_signal, "vault-config exec: stopping the command to start it with the new values");
+                            let deadline = Instant::now() + args.kill_timeout;
+                            let stop = self.end_group(&mut child, args.kill_signal, deadline).await;
+                            let code = child.exit.unwrap_or(1);
+                            if let Some(sig) = stop {
+                                tracing::info!(target: LOG, %sig, status = code, "vault-config exec: stopped while the command was being restarted; not starting it again");
+                                return Ok(code);
+                            }
+                            tracing::info!(target: LOG, status = code, "vault-config exec: stopped the command; starting it with the new values");
+                            child = self.spawn(&given.vars)?;
+                        }
+                        OnChange::Signal(sig) => {
+                            tracing::info!(target: LOG, %sig, "vault-config exec: signalling the command's process group");
+                            signal_group(child.pid, sig);
+                        }
+                        OnChange::None => {
+                            tracing::info!(target: LOG, "vault-config exec: --on-change none: the command keeps running as it is");
+                        }
+                    }
+                    applied = Some(given);
+                }
+            }
+        }
+    }
+
+    /// When a change seen now is acted on: after `--debounce`, and a random
+    /// part of `--splay`.
+    fn schedule(&self, names: &[String]) -> Instant {
+        let splay = random_below(self.args.splay);
+        let wait = self.args.debounce + splay;
+        tracing::info!(
+            target: LOG,
+            changed = %names.join(","),
+            debounce_ms = millis(self.args.debounce),
+            splay_ms = millis(splay),
+            "vault-config exec: secrets changed; acting on them in {}",
+            humantime::format_duration(Duration::from_millis(millis(wait)))
+        );
+        Instant::now() + wait
+    }
+
+    /// Starts the command with `vars` in its environment, in a process group
+    /// of its own (given the terminal when vault-config has it).
+    fn spawn(&self, vars: &[Var]) -> Result<Child> {
+        let args = self.args;
+        let Some((program, rest)) = args.command.split_first() else {
+            return Err(Failure::new(Kind::Other, "no command to run after `--`"));
+        };
+        let mut command = std::process::Command::new(program);
+        command.args(rest).process_group(0);
+        if args.pristine {
+            command.env_clear();
+        } else if !args.keep_vault_credentials {
+            for name in CREDENTIALS {
+                command.env_remove(name);
+            }
+        }
+        command.envs(vars.iter().map(|v| (&v.name, &v.value)));
+        let pid = self.reaper.spawn(&mut command).map_err(|e| {
+            let (kind, hint) = match e.kind() {
+                std::io::ErrorKind::NotFound => (Kind::CommandNotFound, "not found on PATH"),
+                std::io::ErrorKind::PermissionDenied => (Kind::NotExecutable, "not executable"),
+                _ => (Kind::Other, "could not be started"),
+            };
+            Failure::new(kind, format!("`{program}` {hint}: {e}"))
+        })?;
+        if let Some(terminal) = &self.terminal {
+            terminal.hand_to(pid);
+            // Had it read the terminal before it was handed over, SIGTTIN
+            // stopped it: it goes on now, in the foreground.
+            signal_group(pid, Signal::SIGCONT);
+        }
+        tracing::info!(
+            target: LOG,
+            pid = pid.as_raw(),
+            variables = vars.len(),
+            files = self.plan.files.len(),
+            "vault-config exec: started the command"
+        );
+        Ok(Child {
+            pid,
+            exit: None,
+            ended: false,
+        })
+    }
+
+    /// The leader of the child's group exited.
+    fn exited(&self, child: &mut Child, code: u8) {
+        child.exit = Some(code);
+        if let Some(terminal) = &self.terminal {
+            terminal.take_back();
+        }
+    }
+
+    /// Ends the child's process group: `sig` (then SIGCONT, for a suspended
+    /// process to act on it) to every process in it, SIGKILL to whatever is
+    /// left at `deadline`. Returns once the leader exited and the group is
+    /// empty (or SIGKILL could not empty it in [`AFTER_SIGKILL`]). Signals
+    /// that arrive meanwhile go to the group too; the first stop signal
+    /// among them is returned, so that no new child starts.
+    async fn end_group(
+        &mut self,
+        child: &mut Child,
+        sig: Signal,
+        deadline: Instant,
+    ) -> Option<Signal> {
+        let pgid = child.pid;
+        let mut stop = None;
+        if child.exit.is_none() || group_alive(pgid) {
+            if child.exit.is_some() {
+                tracing::info!(target: LOG, %sig, "vault-config exec: the command exited; ending the processes left in its group");
+            }
+            signal_group(pgid, sig);
+            if !matches!(sig, Signal::SIGKILL | Signal::SIGCONT) {
+                signal_group(pgid, Signal::SIGCONT);
+            }
+        }
+        let mut deadline = deadline;
+        let mut killed = false;
+        loop {
+            if child.exit.is_some() && !group_alive(pgid) {
+                break;
+            }
+            tokio::select! {
+                biased;
+                event = self.reaper.event(pgid), if child.exit.is_none() => {
+                    if let Event::Exited(code) = event {
+                        self.exited(child, code);
+                    }
+                }
+                Some(received) = self.signals.next() => {
+                    signal_group(pgid, received);
+                    if is_stop(received) {
+                        stop.get_or_insert(received);
+                    }
+                }
+                () = sleep_until(deadline), if !killed || child.exit.is_some() => {
+                    if killed {
+                        tracing::warn!(target: LOG, "vault-config exec: processes of the command's group outlived SIGKILL; leaving them");
+                        break;
+                    }
+                    tracing::warn!(
+                        target: LOG,
+                        kill_timeout = %humantime::format_duration(self.args.kill_timeout),
+                        "vault-config exec: the command did not stop in time; SIGKILL to its process group"
+                    );
+                    signal_group(pgid, Signal::SIGKILL);
+                    killed = true;
+                    deadline = Instant::now() + AFTER_SIGKILL;
+                }
+                () = sleep(GROUP_POLL), if child.exit.is_some() => {}
+            }
+        }
+        child.ended = true;
+        stop
+    }
+
+    /// The child was stopped by `sig`. At a terminal (Ctrl-Z), vault-config
+    /// stops too, so that the shell sees its job stopped; `fg` or `bg`
+    /// continues both. Elsewhere a stopped child is left as it is.
+    fn suspended(&self, child: &Child, sig: Signal) {
+        let Some(terminal) = &self.terminal else {
+            tracing::info!(target: LOG, %sig, "vault-config exec: the command was stopped");
+            return;
+        };
+        if matches!(sig, Signal::SIGTTIN | Signal::SIGTTOU)
+            && terminal.foreground() == Some(child.pid)
+        {
+            // It touched the terminal just before it got it.
+            signal_group(child.pid, Signal::SIGCONT);
+            return;
+        }
+        terminal.take_back();
+        // Returns once continued: by `fg` (the terminal is vault-config's
+        // again) or `bg`.
+        let _ = nix::sys::signal::raise(Signal::SIGSTOP);
+        if terminal.foreground() == Some(terminal.own) {
+            terminal.hand_to(child.pid);
+        }
+        signal_group(child.pid, Signal::SIGCONT);
+    }
+}
+
+/// Sends `sig` to every process of the group `pgid`.
+fn signal_group(pgid: Pid, sig: Signal) {
+    if let Err(e) = killpg(pgid, sig) {
+        tracing::debug!(target: LOG, %sig, error = %e, "vault-config exec: could not signal the command's process group");
+    }
+}
+
+/// Whether any process is left in the group `pgid`.
+fn group_alive(pgid: Pid) -> bool {
+    !matches!(killpg(pgid, None), Err(Errno::ESRCH))
+}
+
+/// SIGINT, SIGTERM and SIGQUIT ask for the end: passed on, and the child is
+/// never started again.
+fn is_stop(sig: Signal) -> bool {
+    matches!(sig, Signal::SIGINT | Signal::SIGTERM | Signal::SIGQUIT)
+}
+
+/// The code a shell reports for a process killed by `sig`.
+fn signal_code(sig: Signal) -> u8 {
+    u8::try_from(128 + sig as i32).unwrap_or(1)
+}
+
+/// The code a shell would report for a waited-for process: the exit code,
+/// or 128+N for signal N; `None` for a process that did not end.
+fn exit_code(status: WaitStatus) -> Option<u8> {
     match status {
-        Ok(status) => exit_code(status).to_string(),
-        Err(e) => e.to_string(),
+        WaitStatus::Exited(_, code) => Some(u8::try_from(code & 0xff).unwrap_or(1)),
+        WaitStatus::Signaled(_, sig, _) => Some(signal_code(sig)),
+        _ => None,
     }
 }
 
-/// Sends `sig` to `child`, if it still runs.
-fn forward(child: &Child, sig: Signal) {
-    let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) else {
-        return;
-    };
-    if let Err(e) = nix::sys::signal::kill(Pid::from_raw(pid), sig) {
-        tracing::debug!(target: LOG, %sig, error = %e, "vault-config exec: could not signal the command");
+/// `d` in whole milliseconds, for logs.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A random duration in `[0, max)`.
+fn random_below(max: Duration) -> Duration {
+    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+    if nanos == 0 {
+        return Duration::ZERO;
+    }
+    let mut bytes = [0u8; 8];
+    if getrandom::getrandom(&mut bytes).is_err() {
+        return max / 2;
+    }
+    Duration::from_nanos(u64::from_le_bytes(bytes) % nanos)
+}
+
+/// What became of a child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Event {
+    /// It ended, with this code (128+N for signal N).
+    Exited(u8),
+    /// It was stopped by this signal.
+    Stopped(Signal),
+}
+
+/// Waits for children: the command vault-config started, and every orphan
+/// the kernel hands it (as PID 1, or as a child subreaper), reaped and
+/// forgotten so that none is left a zombie. A task of its own reaps on
+/// every SIGCHLD, whatever the supervising loop is busy with.
+struct Reaper {
+    shared: Arc<Reaped>,
+    changes: watch::Receiver<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Makes vault-config the child subreaper of its descendants (Linux): a
+/// process of the child's tree whose parent exits is handed to
+/// vault-config, not to PID 1, and is reaped at once when it exits.
+#[cfg(target_os = "linux")]
+fn become_subreaper() -> bool {
+    nix::sys::prctl::set_child_subreaper(true).is_ok()
+}
+
+/// No subreapers here: orphans go to PID 1.
+#[cfg(not(target_os = "linux"))]
+fn become_subreaper() -> bool {
+    false
+}
+
+/// What the reaping task and the supervising loop share.
+struct Reaped {
+    /// Reap every child (PID 1, a subreaper), not only the ones started here.
+    all: bool,
+    state: Mutex<ReapState>,
+}
+
+#[derive(Default)]
+struct ReapState {
+    /// Children started here that have not exited.
+    watched: HashSet<Pid>,
+    /// Their exit codes, until taken.
+    exited: HashMap<Pid, u8>,
+    /// Their last stop, until taken.
+    stopped: HashMap<Pid, Signal>,
+}
+
+impl Reaper {
+    fn new() -> Result<Reaper> {
+        let mut sigchld = signal(SignalKind::child())
+            .map_err(|e| Failure::new(Kind::Other, format!("cannot catch SIGCHLD: {e}")))?;
+        let all = std::process::id() == 1 || become_subreaper();
+        let shared = Arc::new(Reaped {
+            all,
+            state: Mutex::default(),
+        });
+        let (tx, changes) = watch::channel(0u64);
+        let reaped = Arc::clone(&shared);
+        let task = tokio::spawn(async move {
+            loop {
+                reaped.reap();
+                tx.send_modify(|n| *n = n.wrapping_add(1));
+                if sigchld.recv().await.is_none() {
+                    return;
+                }
+            }
+        });
+        Ok(Reaper {
+            shared,
+            changes,
+            task,
+        })
+    }
+
+    /// Starts `command`, and watches the child from its first instant (a
+    /// child that ends at once is not missed, nor reaped as an orphan).
+    fn spawn(&self, command: &mut std::process::Command) -> std::io::Result<Pid> {
+        let mut state = self.shared.lock();
+        // Waited for with waitpid by the reaping task, not through `Child`.
+        #[allow(clippy::zombie_processes)]
+        let child = command.spawn()?;
+        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+        // Under the lock: the task, which reaps under it too, sees the
+        // child watched before it can see it exit.
+        state.watched.insert(pid);
+        Ok(pid)
+    }
+
+    /// The next event of the child `pid`.
+    async fn event(&self, pid: Pid) -> Event {
+        let mut changes = self.changes.clone();
+        loop {
+            changes.borrow_and_update();
+            if let Some(event) = self.shared.take(pid) {
+                return event;
+            }
+            if changes.changed().await.is_err() {
+                // The task is gone: nothing will come.
+                std::future::pending::<()>().await;
+            }
+        }
     }
 }
 
-/// The code a shell would report for `status`: the exit code, or 128+N for
-/// signal N.
-fn exit_code(status: ExitStatus) -> u8 {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(1),
-        (None, Some(sig)) => u8::try_from((128 + sig) & 0xff).unwrap_or(1),
-        (None, None) => 1,
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        self.task.abort();
     }
+}
+
+impl Reaped {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReapState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Collects what happened to children since the last SIGCHLD.
+    fn reap(&self) {
+        let mut state = self.lock();
+        let flags = Some(WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED);
+        if self.all {
+            loop {
+                match waitpid(Pid::from_raw(-1), flags) {
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(status) => state.record(status),
+                }
+            }
+            return;
+        }
+        let watched: Vec<Pid> = state.watched.iter().copied().collect();
+        for pid in watched {
+            loop {
+                match waitpid(pid, flags) {
+                    Ok(WaitStatus::StillAlive) => break,
+                    Ok(status) => {
+                        let ended = exit_code(status).is_some();
+                        state.record(status);
+                        if ended {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(target: LOG, pid = pid.as_raw(), error = %e, "vault-config exec: cannot wait for the command");
+                        state.watched.remove(&pid);
+                        state.exited.insert(pid, 1);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next event of `pid`, if one happened: its end before a stop.
+    fn take(&self, pid: Pid) -> Option<Event> {
+        let mut state = self.lock();
+        if let Some(code) = state.exited.remove(&pid) {
+            state.stopped.remove(&pid);
+            return Some(Event::Exited(code));
+        }
+        state.stopped.remove(&pid).map(Event::Stopped)
+    }
+}
+
+impl ReapState {
+    fn record(&mut self, status: WaitStatus) {
+        if let Some(code) = exit_code(status) {
+            let Some(pid) = status.pid() else { return };
+            if self.watched.remove(&pid) {
+                self.exited.insert(pid, code);
+            } else {
+                tracing::debug!(target: LOG, pid = pid.as_raw(), status = code, "vault-config exec: reaped an orphan");
+            }
+        } else if let WaitStatus::Stopped(pid, sig) = status {
+            if self.watched.contains(&pid) {
+                self.stopped.insert(pid, sig);
+            }
+        }
+    }
+}
+
+/// The terminal vault-config was started in the foreground of: while the
+/// child runs, the child's group is the terminal's foreground group.
+struct Terminal {
+    /// vault-config's own process group.
+    own: Pid,
+}
+
+impl Terminal {
+    /// The terminal on standard input, if vault-config's group is its
+    /// foreground group (run from an interactive shell, not in the
+    /// background, not under `setsid`).
+    fn detect() -> Option<Terminal> {
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            return None;
+        }
+        let own = getpgrp();
+        (tcgetpgrp(&stdin).ok()? == own).then_some(Terminal { own })
+    }
+
+    /// The terminal's foreground group now.
+    fn foreground(&self) -> Option<Pid> {
+        tcgetpgrp(std::io::stdin()).ok()
+    }
+
+    /// Makes the group `pgid` the terminal's foreground group.
+    fn hand_to(&self, pgid: Pid) {
+        set_foreground(pgid);
+    }
+
+    /// Makes vault-config's group the terminal's foreground group again.
+    fn take_back(&self) {
+        set_foreground(self.own);
+    }
+}
+
+/// `tcsetpgrp` on standard input, with SIGTTOU blocked: from a background
+/// group (the child's has the terminal) the kernel would otherwise stop
+/// vault-config for trying.
+fn set_foreground(pgid: Pid) {
+    let mut ttou = SigSet::empty();
+    ttou.add(Signal::SIGTTOU);
+    let mut old = SigSet::empty();
+    let blocked = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut old)).is_ok();
+    if let Err(e) = tcsetpgrp(std::io::stdin(), pgid) {
+        tracing::debug!(target: LOG, error = %e, "vault-config exec: cannot hand the terminal over");
+    }
+    if blocked {
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    }
+}
+
+/// One `--to-file PATH#KEY=DEST`.
+#[derive(Debug, Clone)]
+struct ToFile {
+    target: Target,
+    /// Absolute: written again and removed from wherever vault-config is.
+    dest: PathBuf,
+}
+
+impl ToFile {
+    /// Parses `PATH#KEY=DEST` (the first `=` after the `#` ends the key).
+    fn parse(arg: &str) -> Result<ToFile> {
+        let bad = |why: &str| {
+            Failure::new(
+                Kind::Invalid,
+                format!("--to-file `{arg}`: {why}; write PATH#KEY=DEST (app#TLS_KEY=/run/secrets/tls.key)"),
+            )
+        };
+        let hash = arg.find('#').ok_or_else(|| bad("no `#KEY`"))?;
+        let eq = arg[hash..]
+            .find('=')
+            .map(|i| hash + i)
+            .ok_or_else(|| bad("no `=DEST`"))?;
+        let target = Target::parse(&arg[..eq])?;
+        let dest = &arg[eq + 1..];
+        if dest.is_empty() || dest.ends_with('/') {
+            return Err(bad("DEST is not a file name"));
+        }
+        let dest = std::path::absolute(dest)
+            .map_err(|e| bad(&format!("DEST cannot be made absolute ({e})")))?;
+        if dest.file_name().is_none() {
+            return Err(bad("DEST is not a file name"));
+        }
+        Ok(ToFile { target, dest })
+    }
+
+    /// Parses every argument; two for one DEST are refused.
+    fn parse_all(args: &[String]) -> Result<Vec<ToFile>> {
+        let files: Vec<ToFile> = args
+            .iter()
+            .map(|a| ToFile::parse(a))
+            .collect::<Result<_>>()?;
+        for (i, file) in files.iter().enumerate() {
+            if files[..i].iter().any(|f| f.dest == file.dest) {
+                return Err(Failure::new(
+                    Kind::Invalid,
+                    format!("--to-file names {} twice", file.dest.display()),
+                ));
+            }
+        }
+        Ok(files)
+    }
+}
+
+/// The `--to-file` files: written whole, removed at exit unless kept.
+struct Files {
+    list: Vec<ToFile>,
+    keep: bool,
+    /// Written at least once (so removed at exit).
+    written: Vec<bool>,
+}
+
+impl Files {
+    fn new(list: Vec<ToFile>, keep: bool) -> Files {
+        let written = vec![false; list.len()];
+        Files {
+            list,
+            keep,
+            written,
+        }
+    }
+
+    /// Writes each file's content (in `--to-file` order); the first failure
+    /// stops, naming the file and its key (never the value).
+    async fn write(&mut self, contents: &[Zeroizing<String>]) -> Result<()> {
+        for (i, (file, content)) in self.list.iter().zip(contents).enumerate() {
+            let dest = file.dest.clone();
+            let content = content.clone();
+            let written =
+                tokio::task::spawn_blocking(move || write_whole(&dest, content.as_bytes()))
+                    .await
+                    .map_err(|e| {
+                        Failure::new(Kind::Other, format!("writing {}: {e}", file.dest.display()))
+                    })?;
+            written.map_err(|e| {
+                Failure::new(
+                    Kind::Other,
+                    format!(
+                        "cannot write {} (--to-file {}): {e}",
+                        file.dest.display(),
+                        file.target
+                    ),
+                )
+            })?;
+            self.written[i] = true;
+        }
+        Ok(())
+    }
+
+    /// Removes the files written, unless `--keep-files`.
+    async fn remove(&self) {
+        if self.keep {
+            return;
+        }
+        for (file, _) in self.list.iter().zip(&self.written).filter(|(_, w)| **w) {
+            let dest = file.dest.clone();
+            let removed = tokio::task::spawn_blocking(move || std::fs::remove_file(dest)).await;
+            if let Ok(Err(e)) = removed {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(target: LOG, file = %file.dest.display(), error = %e, "vault-config exec: cannot remove the --to-file file");
+                }
+            }
+        }
+    }
+}
+
+/// Replaces `dest` with a file of mode 0600 holding `bytes`: written and
+/// synced under a temporary name in the same folder, then renamed over it,
+/// so that a reader sees the old file or the new one, never part of one.
+fn write_whole(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = dest
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut nonce = [0u8; 6];
+    getrandom::getrandom(&mut nonce).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let temp = dir.join(format!(".{name}.vault-config-{nonce}.tmp"));
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)?;
+        // Exactly 0600, whatever the umask.
+        file.set_permissions(Permissions::from_mode(0o600))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&temp, dest)?;
+        // The rename itself, on disk (best effort: not every file system
+        // lets a folder be synced).
+        if let Ok(folder) = File::open(dir) {
+            let _ = folder.sync_all();
+        }
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
 }
 
 /// The signals passed on to the child.
@@ -464,6 +1228,20 @@ impl Signals {
         });
         futures_util::future::select_all(waits).await.0
     }
+
+    /// The next stop signal (SIGINT, SIGTERM, SIGQUIT); others, with no
+    /// child to pass them to, are dropped.
+    async fn next_stop(&mut self) -> Signal {
+        loop {
+            match self.next().await {
+                Some(sig) if is_stop(sig) => return sig,
+                Some(sig) => {
+                    tracing::debug!(target: LOG, %sig, "vault-config exec: no command to pass the signal to yet");
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
 }
 
 /// The next published values; never resolves without a watcher.
@@ -485,7 +1263,7 @@ async fn recv_late(late: &mut Option<Late>) -> Option<Watcher<Values>> {
     }
 }
 
-/// Resolves when a change is due; never without one.
+/// Resolves at `due`; never without one.
 async fn wait_due(due: Option<Instant>) {
     match due {
         Some(at) => sleep_until(at).await,
@@ -496,11 +1274,17 @@ async fn wait_due(due: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn exit_codes_are_a_shells() {
-        assert_eq!(exit_code(ExitStatus::from_raw(7 << 8)), 7);
-        assert_eq!(exit_code(ExitStatus::from_raw(15)), 128 + 15);
+        let pid = Pid::from_raw(42);
+        assert_eq!(exit_code(WaitStatus::Exited(pid, 7)), Some(7));
+        assert_eq!(
+            exit_code(WaitStatus::Signaled(pid, Signal::SIGTERM, false)),
+            Some(128 + 15)
+        );
+        assert_eq!(exit_code(WaitStatus::Stopped(pid, Signal::SIGTSTP)), None);
     }
 
     #[test]
@@ -509,10 +1293,83 @@ mod tests {
         let targets =
             Target::parse_all(&["database#port".into(), "database/creds/app#username".into()])
                 .unwrap();
-        let mappings = mappings(&targets).unwrap();
+        let files = ToFile::parse_all(&["app#TLS_KEY=/run/tls.key".into()]).unwrap();
+        let mappings = mappings(&targets, &[files[0].target.clone()]).unwrap();
+        assert_eq!(mappings.len(), 3);
+        assert_eq!(mappings[2].key(), "f0");
         assert!(
             mappings.iter().all(|m| m.env_var(None).is_empty()),
             "{mappings:?}"
         );
+    }
+
+    #[test]
+    fn to_file_arguments() {
+        let f = ToFile::parse("app/tls#key.pem=/run/a=b/key.pem").unwrap();
+        assert_eq!(f.target.to_string(), "app/tls#key.pem");
+        assert_eq!(f.dest, Path::new("/run/a=b/key.pem"));
+        let relative = ToFile::parse("app#K=out/k").unwrap();
+        assert!(relative.dest.is_absolute() && relative.dest.ends_with("out/k"));
+        for bad in ["app=/x", "app#K", "app#K=", "app#K=/run/", "#K=/x"] {
+            assert_eq!(ToFile::parse(bad).unwrap_err().kind, Kind::Invalid, "{bad}");
+        }
+        let twice = ToFile::parse_all(&["a#K=/x".into(), "b#L=/x".into()]).unwrap_err();
+        assert!(twice.message.contains("twice"), "{}", twice.message);
+    }
+
+    #[test]
+    fn a_vanished_key_is_named_not_emptied() {
+        let plan = Plan {
+            targets: Target::parse_all(&["app#API_KEY".into(), "db".into()]).unwrap(),
+            files: ToFile::parse_all(&["tls#key=/k".into()]).unwrap(),
+        };
+        let naming = NamingArgs {
+            prefix: String::new(),
+            strict: false,
+            last_wins: false,
+            allow_names: Vec::new(),
+        };
+        let mut values: Values = BTreeMap::new();
+        values.insert("t1".into(), json!({"URL": "u"}));
+        match resolve(&values, &plan, &naming).unwrap() {
+            Resolved::Vanished(missing) => assert_eq!(missing, ["app#API_KEY", "tls#key"]),
+            Resolved::Ready(_) => panic!("a vanished key must not be passed on"),
+        }
+        values.insert("t0".into(), json!("k"));
+        values.insert("f0".into(), json!("pem"));
+        let Resolved::Ready(given) = resolve(&values, &plan, &naming).unwrap() else {
+            panic!("every target is there");
+        };
+        assert_eq!(given.vars.len(), 2);
+        assert_eq!(given.files[0].as_str(), "pem");
+    }
+
+    #[test]
+    fn splay_stays_below_its_bound() {
+        assert_eq!(random_below(Duration::ZERO), Duration::ZERO);
+        for _ in 0..100 {
+            assert!(random_below(Duration::from_millis(3)) < Duration::from_millis(3));
+        }
+    }
+
+    #[test]
+    fn files_are_replaced_whole_with_mode_0600() {
+        let dir = std::env::temp_dir().join(format!("vault-config-write-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dest = dir.join("secret.txt");
+        std::fs::write(&dest, "old").unwrap();
+        std::fs::set_permissions(&dest, Permissions::from_mode(0o644)).unwrap();
+        write_whole(&dest, b"new\nvalue").unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"new\nvalue");
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["secret.txt"], "no temporary file is left");
+        // A folder that does not exist: an error, nothing left behind.
+        assert!(write_whole(&dir.join("nope/secret.txt"), b"x").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -13,16 +13,21 @@ mod exec;
 mod exit;
 mod format;
 mod naming;
+mod policy;
 mod read;
 mod rotate;
 mod status;
 mod target;
 
+use std::future::Future;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
+use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::{Cli, Command};
+use crate::exit::Result;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -46,13 +51,21 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Env(args) => env::run(args).await,
+        let result = match cli.command {
+            // exec passes signals on to its child, and ends when the child does.
             Command::Exec(args) => exec::run(args).await,
-            Command::Rotate(args) => rotate::run(args).await,
-            Command::Status(args) => status::run(args).await,
-        }
+            Command::Env(args) => until_signal(env::run(args)).await,
+            Command::Rotate(args) => until_signal(rotate::run(args)).await,
+            Command::Status(args) => until_signal(status::run(args)).await,
+            Command::Policy(args) => until_signal(policy::run(args)).await,
+        };
+        // The one way out of every command, failed or not: the tokens logins
+        // made for this run are revoked (never a token the user gave).
+        read::logout_all().await;
+        result
     });
+    // Not held up by a read of standard input a signal interrupted.
+    runtime.shutdown_timeout(Duration::from_millis(100));
     match result {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
@@ -60,4 +73,25 @@ fn main() -> ExitCode {
             ExitCode::from(failure.kind.code())
         }
     }
+}
+
+/// `work`, unless SIGINT, SIGTERM or SIGHUP comes first: then it is dropped
+/// and the code is 128+N, so that the tokens this run logged in for are
+/// still revoked on the way out.
+async fn until_signal(work: impl Future<Output = Result<u8>>) -> Result<u8> {
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return work.await;
+    };
+    let code = tokio::select! {
+        result = work => return result,
+        _ = int.recv() => 128 + 2,
+        _ = term.recv() => 128 + 15,
+        _ = hup.recv() => 128 + 1,
+    };
+    eprintln!("vault-config: stopped by a signal");
+    Ok(code)
 }

@@ -1,18 +1,31 @@
 //! Reading what the command line names, and the client that reads it.
 
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::future::join_all;
 use serde_json::Value;
 use vault_config::kv::KvSecret;
+use vault_config::sys::mount_holding;
 use vault_config::{EnvSource, Error, ExposeSecret, FallbackMode, VaultClient, VaultClientBuilder};
 
+use crate::exec::LOG;
 use crate::exit::{Failure, Kind, Result};
 use crate::target::Target;
+
+/// Every client this run made: [`logout_all`] revokes the tokens they
+/// logged in for when the command ends.
+static CLIENTS: Mutex<Vec<VaultClient>> = Mutex::new(Vec::new());
+
+/// Leased credentials this run handed out to outlive it (`env
+/// database/creds/app`): their leases end with the token that read them, so
+/// that token is kept.
+static HANDED_OUT: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// A client on the library's env contract, for a command line: no read
 /// cache (a rotation must read what is there now), no env fallback for
 /// values (a key Vault lacks is an error, not whatever the shell holds).
+/// Its token, when it logs in for one, is revoked at exit ([`logout_all`]).
 pub fn client(mount: Option<&str>) -> Result<VaultClient> {
     let mut builder = VaultClientBuilder::from_env()?
         .cache_ttl(Duration::ZERO)
@@ -21,7 +34,61 @@ pub fn client(mount: Option<&str>) -> Result<VaultClient> {
     if let Some(mount) = mount {
         builder = builder.kv_mount(mount);
     }
-    Ok(builder.build()?)
+    let client = builder.build()?;
+    CLIENTS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(client.clone());
+    Ok(client)
+}
+
+/// Revokes every token the clients of this run logged in for (AppRole, JWT,
+/// Kubernetes), never a token the user gave (`VAULT_TOKEN`,
+/// `~/.vault-token`): a command line leaves no live token behind. Each
+/// logout is bounded by the client's request timeout; a failure is a
+/// warning (the token then expires on its own), never the exit code.
+///
+/// Except when the run printed leased credentials (`env
+/// database/creds/app`): Vault would revoke their lease with the token, and
+/// the credentials would stop working as they are handed over. That token is
+/// kept, and a warning says so.
+pub async fn logout_all() {
+    let clients = std::mem::take(&mut *CLIENTS.lock().unwrap_or_else(PoisonError::into_inner));
+    let handed_out =
+        std::mem::take(&mut *HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner));
+    let logged_in = |c: &VaultClient| c.auth_status().is_some_and(|s| s.method != "token");
+    if !handed_out.is_empty() && clients.iter().any(logged_in) {
+        tracing::warn!(
+            target: LOG,
+            "vault-config: the token this run logged in for is kept, not revoked: the leased credentials printed ({}) end with it; it expires with its TTL (`exec` revokes both when its command ends)",
+            handed_out.join(", ")
+        );
+        return;
+    }
+    for outcome in join_all(clients.iter().map(VaultClient::logout)).await {
+        if let Err(e) = outcome {
+            tracing::warn!(target: LOG, error = %e, "vault-config: the token this run logged in for could not be revoked; it stays valid until it expires");
+        }
+    }
+}
+
+/// `targets`, each marked leased when its path is on a secrets engine other
+/// than KV (`database/creds/app` on a `database` mount): decided by the
+/// mount's type, from one listing of the mounts the token may use, never by
+/// the path's spelling (`team/creds` on the KV mount is a KV secret). A path
+/// on no mount the token may use is a KV path of the client's KV mount.
+pub async fn resolve(client: &VaultClient, targets: &[Target]) -> Result<Vec<Target>> {
+    let mounts = match client.mounts().await {
+        Ok(mounts) => mounts,
+        Err(e) => return Err(explain(client, e).await),
+    };
+    Ok(targets
+        .iter()
+        .map(|t| Target {
+            leased: mount_holding(&mounts, &t.path).is_some_and(|m| !m.is_kv()),
+            ..t.clone()
+        })
+        .collect())
 }
 
 /// A failure from `e`; a denial is told apart from a token Vault does not
@@ -79,10 +146,11 @@ pub fn pick(client: &VaultClient, target: &Target, secret: &KvSecret) -> Result<
     }
 }
 
-/// Every target, read at once, each distinct path once (the username and
-/// password of `database/creds/app` come from one lease); the first failure
-/// (in command-line order) if any read failed.
+/// Every target ([`resolve`]d), read at once, each distinct path once (the
+/// username and password of `database/creds/app` come from one lease); the
+/// first failure (in command-line order) if any read failed.
 pub async fn read_all(client: &VaultClient, targets: &[Target]) -> Result<Vec<Value>> {
+    let targets = &resolve(client, targets).await?;
     let mut distinct: Vec<&Target> = Vec::new();
     for t in targets {
         if !distinct
@@ -100,7 +168,7 @@ pub async fn read_all(client: &VaultClient, targets: &[Target]) -> Result<Vec<Va
             Err(e) => return Err(explain(client, e).await),
         }
     }
-    targets
+    let values = targets
         .iter()
         .map(|t| {
             let at = distinct
@@ -112,5 +180,18 @@ pub async fn read_all(client: &VaultClient, targets: &[Target]) -> Result<Vec<Va
                 None => Err(Failure::new(Kind::Other, format!("{t} was not read"))),
             }
         })
-        .collect()
+        .collect::<Result<Vec<Value>>>()?;
+    // Leased credentials handed over: their leases end with this run's token
+    // (a static role's come with no lease).
+    HANDED_OUT
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .extend(
+            distinct
+                .iter()
+                .zip(&secrets)
+                .filter(|(_, secret)| secret.lease().is_some())
+                .map(|(t, _)| t.path.clone()),
+        );
+    Ok(values)
 }

@@ -44,14 +44,16 @@ pub async fn run(args: RotateArgs) -> Result<u8> {
     }
     let client = read::client(args.mount.mount.as_deref())?;
     let mount = client.kv_mount().to_owned();
+    // Vault, the login and the mount first: a value is asked for only once
+    // it can be written.
+    let kv = match client.kv_version(&mount).await {
+        Ok(kv) => kv,
+        Err(e) => return Err(read::explain(&client, e).await),
+    };
     let value = if args.value_stdin {
         from_stdin().await?
     } else {
         generate(usize::from(args.length), args.charset)?
-    };
-    let kv = match client.kv_version(&mount).await {
-        Ok(kv) => kv,
-        Err(e) => return Err(read::explain(&client, e).await),
     };
     let shown = format!("{path}#{}", args.key);
     let (old, new) = match kv {
@@ -96,22 +98,67 @@ fn wipe(mut data: Map<String, Value>) {
     }
 }
 
-/// Reads `path`, for a rotation: a missing secret is an error saying how to create it.
+/// Reads `path`, for a rotation: a secret that is not there is an error
+/// saying why and what to do.
 async fn current(
     client: &VaultClient,
     mount: &str,
     path: &str,
+    key: &str,
 ) -> Result<vault_config::kv::KvSecret> {
     match client.read(mount, path).await {
         Ok(secret) => Ok(secret),
-        Err(Error::NotFound { .. }) => Err(Failure::new(
-            Kind::NotFound,
-            format!(
-                "no secret at {mount}/{path} to rotate a key of; create it first (bao kv put -mount={mount} {path} KEY=...)"
-            ),
-        )),
+        Err(Error::NotFound { .. }) => Err(missing(client, mount, path, key).await),
         Err(e) => Err(read::explain(client, e).await),
     }
+}
+
+/// Why `path` has nothing to rotate: its current version is deleted or
+/// destroyed (what brings its keys back: `undelete`, `rollback`), or it
+/// never existed (then `kv put` creates it, with no other keys to lose).
+async fn missing(client: &VaultClient, mount: &str, path: &str, key: &str) -> Failure {
+    let meta = match client.kv_version(mount).await {
+        Ok(KvVersion::V2) => client.read_metadata(mount, path).await.ok(),
+        _ => None,
+    };
+    let Some(meta) = meta.filter(|m| m.current_deleted) else {
+        return Failure::new(
+            Kind::NotFound,
+            format!(
+                "no secret at {mount}/{path} to rotate a key of; create it first (bao kv put -mount={mount} {path} {key}=...)"
+            ),
+        );
+    };
+    let n = meta.current_version;
+    let what = if meta.current_destroyed {
+        format!(
+            "version {n} of {mount}/{path}, its current version, was destroyed (its keys are gone)"
+        )
+    } else {
+        format!("version {n} of {mount}/{path}, its current version, is deleted")
+    };
+    let mut fixes = Vec::new();
+    if !meta.current_destroyed {
+        fixes.push(format!(
+            "bring it back with `bao kv undelete -mount={mount} -versions={n} {path}`"
+        ));
+    }
+    if let Some(r) = meta.newest_readable_version.filter(|r| *r != n) {
+        fixes.push(format!(
+            "make version {r} current again with `bao kv rollback -mount={mount} -version={r} {path}`"
+        ));
+    }
+    let todo = if fixes.is_empty() {
+        format!(
+            "no version of it is readable: write every key it needs anew (bao kv put -mount={mount} {path} {key}=... OTHER=...)"
+        )
+    } else {
+        format!(
+            "{}; then rotate again: like `bao kv patch -mount={mount} {path} {key}=...`, it keeps the other keys (`bao kv put` would drop them)",
+            fixes.join(", or ")
+        )
+    };
+    Failure::new(Kind::NotFound, format!("nothing rotated: {what}; {todo}"))
 }
 
 /// KV v2: read, change one key, write check-and-set against the version
@@ -125,7 +172,7 @@ async fn write_cas(
 ) -> Result<(Option<u64>, Option<u64>)> {
     let mut wait = Duration::from_millis(20);
     for attempt in 0..=args.cas_retries {
-        let secret = current(client, mount, path).await?;
+        let secret = current(client, mount, path, &args.key).await?;
         let version = secret.version();
         let mut data = data_of(&secret)?;
         drop(secret);
@@ -168,7 +215,7 @@ async fn write_v1(
     key: &str,
     value: &str,
 ) -> Result<(Option<u64>, Option<u64>)> {
-    let secret = current(client, mount, path).await?;
+    let secret = current(client, mount, path, key).await?;
     let mut data = data_of(&secret)?;
     drop(secret);
     data.insert(key.to_owned(), Value::String(value.to_owned()));

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 use vault_config::kv::KvVersion;
-use vault_config::sys::{ServerStatus, TokenInfo};
+use vault_config::sys::{mount_holding, ServerStatus, TokenInfo};
 use vault_config::{Error, VaultClient};
 
 use crate::cli::StatusArgs;
@@ -15,6 +15,9 @@ use crate::read;
 /// One PATH's findings.
 struct PathReport {
     path: String,
+    /// The secrets engine of a path on another mount than KV: leased
+    /// credentials, looked at but not read (a read would make a lease).
+    engine: Option<String>,
     exists: Option<bool>,
     version: Option<u64>,
     capabilities: Vec<String>,
@@ -152,13 +155,32 @@ async fn check(client: &VaultClient, paths: &[String], report: &mut Report) {
             return;
         }
     }
+    // The mounts first: the KV mount's version comes with them.
+    let mounts = if paths.is_empty() {
+        Vec::new()
+    } else {
+        match client.mounts().await {
+            Ok(mounts) => mounts,
+            Err(e) => {
+                report.problem(Failure::from(e));
+                Vec::new()
+            }
+        }
+    };
     match client.kv_version(&report.kv_mount).await {
         Ok(kv) => report.kv_version = Some(kv),
         Err(e) => report.problem(Failure::from(e)),
     }
     for path in paths {
         let path = path.trim_matches('/').to_owned();
-        let found = check_path(client, &report.kv_mount, report.kv_version, &path).await;
+        // Leased or KV: the mount's type says, not the path's spelling.
+        let engine = mount_holding(&mounts, &path)
+            .filter(|m| !m.is_kv())
+            .map(|m| m.engine.clone());
+        let found = match engine {
+            Some(engine) => check_leased(client, &path, engine).await,
+            None => check_path(client, &report.kv_mount, report.kv_version, &path).await,
+        };
         if let Some(p) = found.1 {
             report.problem(p);
         }
@@ -175,6 +197,7 @@ async fn check_path(
 ) -> (PathReport, Option<Failure>) {
     let mut out = PathReport {
         path: path.to_owned(),
+        engine: None,
         exists: None,
         version: None,
         capabilities: Vec::new(),
@@ -234,6 +257,39 @@ async fn check_path(
     (out, problem)
 }
 
+/// What the token may do on a path of another secrets engine (leased
+/// credentials): not read, since a read makes a lease.
+async fn check_leased(
+    client: &VaultClient,
+    path: &str,
+    engine: String,
+) -> (PathReport, Option<Failure>) {
+    let mut out = PathReport {
+        path: path.to_owned(),
+        engine: Some(engine),
+        exists: None,
+        version: None,
+        capabilities: Vec::new(),
+        error: None,
+    };
+    let api_path = path.to_owned();
+    match client.capabilities(std::slice::from_ref(&api_path)).await {
+        Ok(mut caps) => out.capabilities = caps.remove(&api_path).unwrap_or_default(),
+        Err(e) => out.error = Some(e.to_string()),
+    }
+    let may_read = out.capabilities.iter().any(|c| c == "read" || c == "root");
+    let problem = (!may_read).then(|| {
+        Failure::new(
+            Kind::Denied,
+            format!(
+                "the token may not read {path} (its capabilities there: {})",
+                shown_caps(&out.capabilities)
+            ),
+        )
+    });
+    (out, problem)
+}
+
 fn shown_caps(caps: &[String]) -> String {
     if caps.is_empty() {
         "none".to_owned()
@@ -271,6 +327,8 @@ fn to_json(r: &Report, code: u8) -> Value {
             (
                 p.path.clone(),
                 json!({
+                    "leased": p.engine.is_some(),
+                    "engine": p.engine,
                     "exists": p.exists,
                     "version": p.version,
                     "capabilities": p.capabilities,
@@ -303,17 +361,14 @@ fn to_json(r: &Report, code: u8) -> Value {
 }
 
 fn to_text(r: &Report) -> String {
-    let mut out = String::new();
-    let line = |out: &mut String, label: &str, text: &str| {
-        let _ = writeln!(out, "{:<12}{text}", format!("{label}:"));
-    };
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut line = |label: &str, text: String| rows.push((format!("{label}:"), text));
     if !r.enabled {
         line(
-            &mut out,
             "vault",
-            "disabled (VAULT_ENABLED=false): every value comes from the environment",
+            "disabled (VAULT_ENABLED=false): every value comes from the environment".to_owned(),
         );
-        return out;
+        return aligned(&rows);
     }
     let kv = match r.kv_version {
         Some(KvVersion::V1) => " (KV v1)",
@@ -321,9 +376,8 @@ fn to_text(r: &Report) -> String {
         None => "",
     };
     line(
-        &mut out,
         "vault",
-        &format!(
+        format!(
             "{}{}, namespace {}, kv mount {}{kv}",
             r.address.as_deref().unwrap_or("-"),
             if r.addresses.len() > 1 {
@@ -336,7 +390,7 @@ fn to_text(r: &Report) -> String {
         ),
     );
     if let (Some(method), Some(credentials)) = (&r.auth_method, &r.credentials) {
-        line(&mut out, "auth", &format!("{method} ({credentials})"));
+        line("auth", shown_auth(method, credentials));
     }
     if let Some(s) = &r.server {
         let state = if !s.initialized {
@@ -351,9 +405,8 @@ fn to_text(r: &Report) -> String {
             "unsealed, active"
         };
         line(
-            &mut out,
             "server",
-            &format!(
+            format!(
                 "{state}, version {}{}",
                 s.version.as_deref().unwrap_or("?"),
                 s.cluster_name
@@ -368,9 +421,8 @@ fn to_text(r: &Report) -> String {
             format!("expires in {}", humantime::format_duration(d))
         });
         line(
-            &mut out,
             "token",
-            &format!(
+            format!(
                 "{ttl}, {}, policies: {}",
                 if t.renewable {
                     "renewable"
@@ -382,25 +434,82 @@ fn to_text(r: &Report) -> String {
         );
     }
     for p in &r.paths {
-        let exists = match p.exists {
-            Some(true) => format!(
+        let exists = match (&p.engine, p.exists) {
+            (Some(engine), _) => format!(
+                "leased credentials from the {engine} engine (not read: a read makes a lease)"
+            ),
+            (None, Some(true)) => format!(
                 "exists{}",
                 p.version
                     .map(|v| format!(" (version {v})"))
                     .unwrap_or_default()
             ),
-            Some(false) => "not found".to_owned(),
-            None => "unknown".to_owned(),
+            (None, Some(false)) => "not found".to_owned(),
+            (None, None) => "unknown".to_owned(),
         };
         line(
-            &mut out,
             &p.path,
-            &format!("{exists}; the token may: {}", shown_caps(&p.capabilities)),
+            format!("{exists}; the token may: {}", shown_caps(&p.capabilities)),
         );
     }
     match &r.problem {
-        None => line(&mut out, "status", "ok"),
-        Some(p) => line(&mut out, "status", &p.to_string()),
+        None => line("status", "ok".to_owned()),
+        Some(p) => line("status", p.to_string()),
+    }
+    aligned(&rows)
+}
+
+/// `label: text` lines, the texts in one column however long a label (a
+/// path) is.
+fn aligned(rows: &[(String, String)]) -> String {
+    let width = rows
+        .iter()
+        .map(|(label, _)| label.chars().count() + 1)
+        .max()
+        .unwrap_or(0)
+        .max(12);
+    let mut out = String::new();
+    for (label, text) in rows {
+        let _ = writeln!(out, "{label:<width$}{text}");
     }
     out
+}
+
+/// The auth line: where the credentials come from, which already names the
+/// method (`approle (secret ID from VAULT_SECRET_ID)`, `token from
+/// VAULT_TOKEN`), else the method with them.
+fn shown_auth(method: &str, credentials: &str) -> String {
+    if credentials.starts_with(method) {
+        credentials.to_owned()
+    } else {
+        format!("{method} ({credentials})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_paths_keep_the_column_and_the_method_is_named_once() {
+        let rows = vec![
+            ("vault:".to_owned(), "a".to_owned()),
+            ("team/a-rather-long/path/name:".to_owned(), "b".to_owned()),
+        ];
+        let text = aligned(&rows);
+        let columns: Vec<usize> = text.lines().map(|l| l.rfind(' ').unwrap()).collect();
+        assert_eq!(columns[0], columns[1], "{text}");
+        assert_eq!(
+            shown_auth("approle", "approle (secret ID from VAULT_SECRET_ID)"),
+            "approle (secret ID from VAULT_SECRET_ID)"
+        );
+        assert_eq!(
+            shown_auth("token", "token from VAULT_TOKEN"),
+            "token from VAULT_TOKEN"
+        );
+        assert_eq!(
+            shown_auth("approle", "set in code"),
+            "approle (set in code)"
+        );
+    }
 }

@@ -1,6 +1,8 @@
 //! What a command line names: `PATH` (every key of a secret), `PATH#KEY`
-//! (one key), on the KV mount or, for paths with a `creds` or `static-creds`
-//! segment, leased credentials.
+//! (one key), on the KV mount or, for a path on another secrets engine
+//! (`database/creds/app` on a `database` mount), leased credentials: which
+//! one, the mount's type says ([`crate::read::resolve`]), never the path's
+//! spelling.
 
 use std::fmt;
 
@@ -13,7 +15,8 @@ pub struct Target {
     pub path: String,
     /// One key, or every key.
     pub key: Option<String>,
-    /// Leased credentials from a secrets engine, not a KV secret.
+    /// Leased credentials from a secrets engine, not a KV secret: false
+    /// until [`crate::read::resolve`] looked the path's mount up.
     pub leased: bool,
 }
 
@@ -39,13 +42,10 @@ impl Target {
                 ),
             ));
         }
-        let leased = path
-            .split('/')
-            .any(|segment| segment == "creds" || segment == "static-creds");
         Ok(Target {
             path: path.to_owned(),
             key: key.map(str::to_owned),
-            leased,
+            leased: false,
         })
     }
 
@@ -69,19 +69,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_keys_and_leases() {
+    fn paths_and_keys() {
         let t = Target::parse("/app-prod/#API_KEY").unwrap();
         assert_eq!(
             (t.path.as_str(), t.key.as_deref(), t.leased),
             ("app-prod", Some("API_KEY"), false)
         );
-        assert!(Target::parse("database/creds/app").unwrap().leased);
-        assert!(
-            Target::parse("database/static-creds/app#password")
-                .unwrap()
-                .leased
-        );
-        assert!(!Target::parse("team/credentials").unwrap().leased);
+        // Leased or not is the mount's type, looked up later: not the spelling.
+        assert!(!Target::parse("team/creds").unwrap().leased);
+        assert!(!Target::parse("database/creds/app").unwrap().leased);
         assert_eq!(Target::parse("#KEY").unwrap_err().kind, Kind::Invalid);
         assert_eq!(Target::parse("app#").unwrap_err().kind, Kind::Invalid);
         assert_eq!(Target::parse("app#KEY").unwrap().to_string(), "app#KEY");

@@ -160,19 +160,20 @@ async fn env_is_all_or_nothing_and_says_why() {
     assert_eq!(out.status.code(), Some(14));
     assert!(text(&out.stderr).contains("URL"), "{}", text(&out.stderr));
 
-    // dotenv for docker --env-file, with a prefix; JSON for tools.
+    // Lines for docker --env-file, with a prefix (tests/formats.rs reads
+    // them and dotenv back with real readers); JSON for tools.
     let out = run(
         &server,
         &home,
-        &["env", "--format", "dotenv", "--prefix", "APP_", "app"],
+        &["env", "--format", "docker", "--prefix", "APP_", "app"],
     )
     .await;
     assert_eq!(text(&out.stdout), "APP_URL=u-app\nAPP_api_key=k1\n");
-    let out = run(&server, &home, &["env", "--format", "dotenv", "db"]).await;
+    let out = run(&server, &home, &["env", "--format", "docker", "db"]).await;
     assert_eq!(
         out.status.code(),
         Some(15),
-        "a line break cannot go in a dotenv file"
+        "a line break cannot go in a docker --env-file"
     );
     let out = run(&server, &home, &["env", "--format", "json", "db"]).await;
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -29,6 +29,18 @@
 //! its TTL). Concurrent requests wait for the one login in
 //! flight. [`AuthStatus`] (in [`Health::token`](crate::Health::token)) shows
 //! the method, logins, renewals and expiry, never the token.
+//!
+//! # Logging out
+//!
+//! A token from a login lives on in Vault after the process ends, for its
+//! whole TTL (768 h by default), unless revoked.
+//! [`VaultClient::logout`](crate::VaultClient::logout) revokes every token
+//! the client logged in for that may still be alive (the one in use and the
+//! ones it replaced), never a token it was given: call it at shutdown. Vault
+//! revokes the leases made under a token with it, so call it once the
+//! leased credentials are no longer used (after
+//! [`Watcher::shutdown`](crate::Watcher::shutdown)). A client used after a
+//! logout logs in again.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -208,7 +220,9 @@ impl fmt::Debug for AuthMethod {
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum AuthState {
-    /// No token yet: nothing was sent so far.
+    /// No token: nothing was sent so far, or the client logged out
+    /// ([`VaultClient::logout`](crate::VaultClient::logout)) and logs in again
+    /// at its next request.
     #[default]
     Pending,
     /// The client holds a token that worked.
@@ -264,6 +278,8 @@ struct TokenState {
     renewable: bool,
     /// A static token that can no longer be renewed: warned about once, then left be.
     settled: bool,
+    /// A batch token: it cannot be revoked, and expires on its own.
+    batch: bool,
 }
 
 impl TokenState {
@@ -288,6 +304,11 @@ impl TokenState {
     fn due(&self) -> bool {
         self.due_in().is_some_and(|d| d.is_zero())
     }
+
+    /// Not known to have expired (a token without a TTL always is).
+    fn alive(&self) -> bool {
+        self.remaining().is_none_or(|r| !r.is_zero())
+    }
 }
 
 #[derive(Default)]
@@ -308,6 +329,10 @@ struct State {
     rejected: Option<u64>,
     /// When the client last logged in again after a 403, successfully.
     relogged_at: Option<Instant>,
+    /// Tokens this client logged in for and then replaced, left to expire
+    /// with the leases made under them: [`Auth::logout`] revokes those still
+    /// alive.
+    retired: Vec<TokenState>,
 }
 
 /// Holds the token; logs in, renews and re-logs in as needed. The state lock is
@@ -393,12 +418,26 @@ impl Auth {
         *self.schedule.lock().unwrap_or_else(PoisonError::into_inner) = at;
     }
 
-    /// A token good for the next request: logs in, or renews, when due.
-    pub(crate) async fn token(&self, t: &Transport) -> Result<SecretString> {
-        Ok(self.token_for_request(t).await?.0)
+    /// Renews or replaces the token when it is due, and says whether that
+    /// failed, even while the token still serves (a request would go on with
+    /// it): a watcher backs its renewals off on that error instead of trying
+    /// again at once.
+    pub(crate) async fn refresh_due(&self, t: &Transport) -> Result<()> {
+        let mut state = self.state.lock().await;
+        let (due, expired) = match &state.token {
+            None => (true, true),
+            Some(ts) => (ts.due(), ts.remaining().is_some_and(|r| r.is_zero())),
+        };
+        let result = if due {
+            self.refresh(t, &mut state, expired).await
+        } else {
+            Ok(())
+        };
+        self.publish_status(&state);
+        result
     }
 
-    /// [`token`](Self::token), and whether the caller should learn a static
+    /// A token good for the next request (logging in, or renewing, when due), and whether the caller should learn a static
     /// token's TTL ([`learn`](Self::learn)) beside its request: the first use
     /// of a static token sends its request at once instead of waiting for the
     /// lookup.
@@ -420,6 +459,7 @@ impl Auth {
                         first_ttl: None,
                         renewable: false,
                         settled: false,
+                        batch: false,
                     });
                 }
             }
@@ -605,11 +645,14 @@ impl Auth {
             let fresh = self.login(t, state).await?;
             if let Some(old) = self.install(state, fresh) {
                 // Not revoked: that would revoke the leases made under it
-                // before a watcher has replaced them. It is near its end.
+                // before a watcher has replaced them. It is near its end;
+                // a logout revokes it if it is still alive then.
                 tracing::debug!(
                     expires_in_secs = old.remaining().map(|d| d.as_secs()),
                     "vault-config: the replaced token is left to expire, with the leases made under it"
                 );
+                state.retired.retain(TokenState::alive);
+                state.retired.push(old);
             }
         } else if let Some(ts) = &mut state.token {
             if !state.warned_expiry {
@@ -641,6 +684,107 @@ impl Auth {
         }
     }
 
+    /// Revokes every token this client logged in for that may still be alive
+    /// (the one in use, and the ones it replaced and left to expire), within
+    /// `bound` in all; never a static token. A token Vault no longer accepts
+    /// counts as revoked. The tokens revoked are forgotten, so the next
+    /// request logs in again; one Vault could not be asked about is kept (and
+    /// still used), for a later logout to try again.
+    pub(crate) async fn logout(&self, t: &Transport, bound: Duration) -> Result<()> {
+        if !self.can_login() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let Ok(mut state) = tokio::time::timeout(bound, self.state.lock()).await else {
+            return Err(self.logout_timeout(t, bound));
+        };
+        let current = state.token.take();
+        let retired: Vec<TokenState> = std::mem::take(&mut state.retired)
+            .into_iter()
+            .filter(|ts| ts.alive() && !ts.batch)
+            .collect();
+        let mut failure = None;
+        let mut kept_current = None;
+        let mut kept_retired = Vec::new();
+        let mut revoked = 0u32;
+        let tokens = current
+            .into_iter()
+            .filter(|ts| !ts.batch)
+            .map(|ts| (true, ts))
+            .chain(retired.into_iter().map(|ts| (false, ts)));
+        for (is_current, ts) in tokens {
+            let left = bound.saturating_sub(started.elapsed());
+            let outcome = match tokio::time::timeout(left, self.revoke_self(t, &ts.token)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(self.logout_timeout(t, bound)),
+            };
+            match outcome {
+                Ok(()) => revoked += 1,
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    if is_current {
+                        kept_current = Some(ts);
+                    } else {
+                        kept_retired.push(ts);
+                    }
+                }
+            }
+        }
+        state.token = kept_current;
+        state.retired = kept_retired;
+        state.relogged_at = None;
+        if state.token.is_none() {
+            self.bump(|s| s.state = AuthState::Pending);
+        }
+        self.publish_status(&state);
+        match failure {
+            None => {
+                if revoked > 0 {
+                    tracing::debug!(
+                        method = self.method.name(),
+                        revoked,
+                        "vault-config: logged out (the tokens this client logged in for are revoked)"
+                    );
+                }
+                Ok(())
+            }
+            Some(e) => {
+                tracing::warn!(method = self.method.name(), error = %e, "vault-config: logging out failed; the token stays valid until it expires");
+                Err(e)
+            }
+        }
+    }
+
+    /// `auth/token/revoke-self` for `token`; a token Vault no longer accepts
+    /// (expired, revoked) is as good as revoked, and a batch token cannot be.
+    async fn revoke_self(&self, t: &Transport, token: &SecretString) -> Result<()> {
+        match t
+            .post(
+                "auth/token/revoke-self",
+                &json!({}),
+                Some(token),
+                Repeat::Safe,
+            )
+            .await
+        {
+            Ok(_) | Err(Error::PermissionDenied { .. }) => Ok(()),
+            Err(Error::Vault {
+                status: 400,
+                errors,
+                ..
+            }) if errors.iter().any(|m| m.contains("batch")) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn logout_timeout(&self, t: &Transport, bound: Duration) -> Error {
+        Error::Timeout {
+            addr: t.addr().to_owned(),
+            path: "auth/token/revoke-self".to_owned(),
+            after: bound,
+        }
+    }
+
     /// The token's TTL as `lookup-self` tells it; and whether that answer
     /// settles it (false only while Vault cannot be reached).
     async fn lookup_static(&self, t: &Transport, token: &SecretString) -> (TokenState, bool) {
@@ -651,6 +795,7 @@ impl Auth {
             first_ttl: None,
             renewable: false,
             settled: false,
+            batch: false,
         };
         let settled = match t
             .get("auth/token/lookup-self", &[], Some(token), Repeat::Safe)
@@ -858,6 +1003,7 @@ impl Auth {
             first_ttl: ttl,
             renewable: auth["renewable"].as_bool().unwrap_or(false),
             settled: false,
+            batch: auth["token_type"].as_str() == Some("batch"),
         })
     }
 

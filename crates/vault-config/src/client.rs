@@ -203,6 +203,42 @@ impl VaultClient {
         self.inner.auth.as_ref().map(Auth::status)
     }
 
+    /// Revokes the tokens this client logged in for (AppRole, JWT,
+    /// Kubernetes): the one in use, and any it replaced that may still be
+    /// alive. A token it was given (`VAULT_TOKEN`, `~/.vault-token`,
+    /// [`VaultClientBuilder::token`]) is never revoked: for it, and for a
+    /// client that has not logged in (or Vault turned off), this does nothing
+    /// and returns `Ok`.
+    ///
+    /// Without it, every process that logged in leaves a live token behind for
+    /// the token's whole TTL (768 h unless the role says otherwise). Call it at
+    /// shutdown, **after** the service stopped using leased credentials (after
+    /// [`Watcher::shutdown`](crate::Watcher::shutdown)): Vault revokes the
+    /// leases made under a token with it, so a database user read through
+    /// this client stops working.
+    ///
+    /// Bounded in time: at most the client's request timeout
+    /// (`VAULT_CLIENT_TIMEOUT`, 10 s by default) in all. Idempotent: a second
+    /// call finds nothing to revoke. A token Vault no longer accepts counts as
+    /// revoked. When Vault cannot be reached the error is returned and the
+    /// token kept, for a later call to try again. A client used after a logout
+    /// logs in again.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: vault_config::VaultClient, watcher: vault_config::Watcher<()>) {
+    /// watcher.shutdown().await; // leases revoked, nothing uses them any more
+    /// if let Err(e) = client.logout().await {
+    ///     eprintln!("the Vault token stays valid until it expires: {e}");
+    /// }
+    /// # }
+    /// ```
+    pub async fn logout(&self) -> Result<()> {
+        match (&self.inner.transport, &self.inner.auth) {
+            (Some(transport), Some(auth)) => auth.logout(transport, transport.timeout()).await,
+            _ => Ok(()),
+        }
+    }
+
     /// `GET /v1/<api_path>` with the client's token (a read: safe to retry);
     /// a 403 from a client that can log in (AppRole, JWT, Kubernetes) logs in
     /// once more and retries once.
@@ -299,7 +335,7 @@ impl VaultClient {
     /// the token's own schedule, whatever its poll interval).
     pub(crate) async fn refresh_token(&self) -> Result<()> {
         if let (Some(transport), Some(auth)) = (&self.inner.transport, &self.inner.auth) {
-            auth.token(transport).await?;
+            auth.refresh_due(transport).await?;
         }
         Ok(())
     }
@@ -320,6 +356,20 @@ impl VaultClient {
             path: api_path.to_owned(),
             setting: self.contract_var("ENABLED"),
         }
+    }
+
+    /// Remembers the KV version of `mount` learned from a mount listing,
+    /// unless one is declared or known already.
+    pub(crate) fn learn_kv_version(&self, mount: &str, version: KvVersion) {
+        let cell = self
+            .inner
+            .kv_versions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(mount.to_owned())
+            .or_default()
+            .clone();
+        let _ = cell.set(version);
     }
 
     /// The KV version of `mount` if declared on the builder or already detected.

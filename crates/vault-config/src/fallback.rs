@@ -7,8 +7,10 @@
 /// stale or development credentials. Development setups either turn Vault off
 /// (`VAULT_ENABLED=false`) or opt in to `VAULT_MODE=fallback`.
 ///
-/// A key that Vault lacks reads its env var in both modes; a permission error
-/// is an error in both modes (it is a policy to fix, not an outage).
+/// A key that Vault lacks reads its env var in both modes (unless
+/// [`VaultClientBuilder::env_fallback`](crate::VaultClientBuilder::env_fallback)
+/// or `#[vault(no_env)]` says not to); a permission error is an error in
+/// both modes (it is a policy to fix, not an outage).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum FallbackMode {
     /// Fail the load with the error (`VAULT_MODE=required`).

@@ -307,6 +307,12 @@ pub struct KvMetadata {
     /// `delete_version_after` passed) or destroyed (`kv destroy`): a read
     /// finds no secret until `kv undelete`, a rollback or a new write.
     pub current_deleted: bool,
+    /// The current version was destroyed (`kv destroy`): its data is gone
+    /// for good, `kv undelete` cannot bring it back.
+    pub current_destroyed: bool,
+    /// The newest version neither deleted nor destroyed (what a `kv
+    /// rollback` can make current again), if any.
+    pub newest_readable_version: Option<u64>,
 }
 
 impl KvMetadata {
@@ -319,9 +325,17 @@ impl KvMetadata {
             .get("current_version")
             .and_then(Value::as_u64)
             .ok_or_else(|| malformed(api_path, "no numeric `data.current_version`"))?;
-        let current = data
-            .get("versions")
-            .and_then(|v| v.get(current_version.to_string()));
+        let versions = data.get("versions").and_then(Value::as_object);
+        let current = versions.and_then(|v| v.get(&current_version.to_string()));
+        let readable = |v: &Value| {
+            !v.get("destroyed").and_then(Value::as_bool).unwrap_or(false) && !deletion_passed(v)
+        };
+        let newest_readable_version = versions.and_then(|all| {
+            all.iter()
+                .filter(|(_, v)| readable(v))
+                .filter_map(|(n, _)| n.parse::<u64>().ok())
+                .max()
+        });
         let current_created_time = current
             .and_then(|v| v.get("created_time"))
             .and_then(Value::as_str)
@@ -330,16 +344,13 @@ impl KvMetadata {
             .and_then(|v| v.get("destroyed"))
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        // A deletion time in the future is a scheduled one (`delete_version_after`).
-        let deleted = current
-            .and_then(|v| v.get("deletion_time"))
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .is_some_and(|t| unix_seconds(t).is_none_or(|at| at <= now_unix()));
+        let deleted = current.is_some_and(deletion_passed);
         Ok(KvMetadata {
             current_version,
             current_created_time,
             current_deleted: destroyed || deleted,
+            current_destroyed: destroyed,
+            newest_readable_version,
             oldest_version: data
                 .get("oldest_version")
                 .and_then(Value::as_u64)
@@ -350,6 +361,16 @@ impl KvMetadata {
                 .map(str::to_owned),
         })
     }
+}
+
+/// Whether a version's deletion time has passed (one in the future is a
+/// scheduled deletion, `delete_version_after`).
+fn deletion_passed(version: &Value) -> bool {
+    version
+        .get("deletion_time")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .is_some_and(|t| unix_seconds(t).is_none_or(|at| at <= now_unix()))
 }
 
 impl VaultClient {
@@ -843,6 +864,17 @@ mod tests {
         assert!(meta("2020-01-01T00:00:00Z", false), "deleted");
         assert!(!meta("2999-01-01T00:00:00Z", false), "scheduled, not yet");
         assert!(meta("", true), "destroyed");
+        let m = KvMetadata::from_body(
+            "p",
+            &json!({"data": {"current_version": 4, "versions": {
+                "1": {"deletion_time": "", "destroyed": false},
+                "2": {"deletion_time": "", "destroyed": false},
+                "3": {"deletion_time": "2020-01-01T00:00:00Z", "destroyed": false},
+                "4": {"deletion_time": "", "destroyed": true}}}}),
+        )
+        .unwrap();
+        assert!(m.current_deleted && m.current_destroyed);
+        assert_eq!(m.newest_readable_version, Some(2));
     }
 
     #[test]

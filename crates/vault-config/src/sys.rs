@@ -1,8 +1,9 @@
 //! What a person checks first about a Vault: the server's seal and HA state
 //! ([`VaultClient::server_status`]), the client's token
 //! ([`VaultClient::token_info`], never the token itself) and what that token
-//! may do on a path ([`VaultClient::capabilities`]). The `vault-config
-//! status` command is built on these.
+//! may do on a path ([`VaultClient::capabilities`]), and the secrets engines
+//! it may use ([`VaultClient::mounts`]). The `vault-config status` command
+//! is built on these.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use serde_json::Value;
 
 use crate::client::VaultClient;
 use crate::error::{Error, Result};
-use crate::kv::malformed;
+use crate::kv::{malformed, KvVersion};
 use crate::transport::{Repeat, Reply};
 
 /// A Vault server's `sys/health`: whether it is initialized, sealed, a standby.
@@ -54,7 +55,86 @@ pub struct TokenInfo {
     pub period: Option<Duration>,
 }
 
+/// A secrets engine mounted in Vault, as `sys/internal/ui/mounts` lists it
+/// for the client's token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Mount {
+    /// Where it is mounted, without the trailing `/` (`secret`, `database`, `team/db`).
+    pub path: String,
+    /// The engine's type: `kv` (or the older `generic`) for a KV store,
+    /// `database`, `aws`, `pki`, `cubbyhole`, ...
+    pub engine: String,
+    /// The KV version of a KV mount.
+    pub kv_version: Option<KvVersion>,
+}
+
+impl Mount {
+    /// Whether this is a KV secrets engine (`kv`, or the older `generic`).
+    pub fn is_kv(&self) -> bool {
+        self.engine == "kv" || self.engine == "generic"
+    }
+
+    /// Whether `api_path` (`database/creds/app`) is on this mount.
+    pub fn holds(&self, api_path: &str) -> bool {
+        let api_path = api_path.trim_start_matches('/');
+        api_path
+            .strip_prefix(self.path.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+}
+
+/// The mount among `mounts` that holds `api_path`: the longest that does.
+pub fn mount_holding<'a>(mounts: &'a [Mount], api_path: &str) -> Option<&'a Mount> {
+    mounts
+        .iter()
+        .filter(|m| m.holds(api_path))
+        .max_by_key(|m| m.path.len())
+}
+
 impl VaultClient {
+    /// The secrets engines the client's token may use something on, from one
+    /// `sys/internal/ui/mounts` request (Vault lists only those, so a mount
+    /// the token may not touch is not told from one that does not exist).
+    /// The KV versions learned are remembered, as
+    /// [`kv_version`](Self::kv_version) would. Find the mount of a path with
+    /// [`mount_holding`].
+    pub async fn mounts(&self) -> Result<Vec<Mount>> {
+        const API_PATH: &str = "sys/internal/ui/mounts";
+        let body = match self.get(API_PATH).await {
+            Ok(Reply::Ok(body)) => body,
+            // Nothing visible to this token.
+            Ok(Reply::NotFound) | Err(Error::PermissionDenied { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let secret = body
+            .pointer("/data/secret")
+            .and_then(Value::as_object)
+            .ok_or_else(|| malformed(API_PATH, "no `data.secret` object"))?;
+        let mut mounts = Vec::with_capacity(secret.len());
+        for (path, info) in secret {
+            let engine = info
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let mut mount = Mount {
+                path: path.trim_matches('/').to_owned(),
+                engine,
+                kv_version: None,
+            };
+            if mount.is_kv() {
+                let wrapped = serde_json::json!({ "data": info });
+                if let Ok(version) = KvVersion::from_mount_info(API_PATH, &wrapped) {
+                    mount.kv_version = Some(version);
+                    self.learn_kv_version(&mount.path, version);
+                }
+            }
+            mounts.push(mount);
+        }
+        Ok(mounts)
+    }
+
     /// The `sys/health` of the server this client talks to. Sealed,
     /// uninitialized and standby servers are answers here, not errors; an
     /// unreachable server is an error.
@@ -179,5 +259,30 @@ impl VaultClient {
                 Ok((path.clone(), caps))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_mount_holding_a_path_is_its_mount() {
+        let mount = |path: &str, engine: &str| Mount {
+            path: path.to_owned(),
+            engine: engine.to_owned(),
+            kv_version: None,
+        };
+        let mounts = [
+            mount("secret", "kv"),
+            mount("team", "kv"),
+            mount("team/db", "database"),
+        ];
+        let of = |p: &str| mount_holding(&mounts, p).map(|m| m.path.as_str());
+        assert_eq!(of("team/db/creds/app"), Some("team/db"));
+        assert_eq!(of("team/dbx/creds"), Some("team"));
+        assert_eq!(of("secretive/x"), None);
+        assert_eq!(of("database/creds/app"), None);
+        assert!(mounts[0].is_kv() && !mounts[2].is_kv());
     }
 }

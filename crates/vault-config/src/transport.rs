@@ -498,6 +498,11 @@ impl Transport {
         &self.shown
     }
 
+    /// The per-request timeout.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// HTTP requests sent so far.
     pub(crate) fn requests_sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)

@@ -528,7 +528,11 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                     match &outcome {
                         // Held back: Vault answered, its values are wrong.
                         Ok(_) => self.polls.ok(),
-                        Err(e) if e.is_about_values() => self.polls.ok(),
+                        // Not while the config came from env: each such
+                        // poll reads (and leases) everything again.
+                        Err(e) if e.is_about_values() && self.snapshot.is_from_vault() => {
+                            self.polls.ok()
+                        }
                         Err(_) => self.polls.fail(&self.options),
                     }
                     next_poll = after(self.options.delay(self.polls.failures));
@@ -1442,7 +1446,18 @@ fn prints(provider: &VaultProvider) -> BTreeMap<String, u64> {
         .iter()
         .filter_map(|r| {
             let value = figment.find_value(&r.key).ok()?;
-            let mut text = serde_json::to_string(&value).ok()?;
+            // Scalars by their text: `"6000"` and `6000` deserialize into
+            // the same field, and a write that only retypes one changes
+            // nothing a subscriber sees.
+            let mut text = match &value {
+                figment::value::Value::String(_, s) => s.clone(),
+                figment::value::Value::Num(_, n) => match serde_json::to_value(n) {
+                    Ok(serde_json::Value::Number(n)) => n.to_string(),
+                    _ => serde_json::to_string(&value).ok()?,
+                },
+                figment::value::Value::Bool(_, b) => b.to_string(),
+                _ => serde_json::to_string(&value).ok()?,
+            };
             let mut h = DefaultHasher::new();
             text.hash(&mut h);
             text.zeroize();

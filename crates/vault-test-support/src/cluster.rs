@@ -212,7 +212,8 @@ impl Cluster {
     }
 
     async fn unseal(&self, i: usize) -> TestResult {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // Generous: several clusters may start at once on two cores.
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             // A joining node only takes the key once it has joined.
             if let Ok(answer) = self
