@@ -24,6 +24,8 @@ struct Node {
 
 /// Three Raft nodes, initialised (one key share) and unsealed.
 pub struct Cluster {
+    /// One of the few clusters that may run at once (released on drop).
+    _slot: tokio::sync::SemaphorePermit<'static>,
     nodes: Vec<Node>,
     binary: PathBuf,
     root: PathBuf,
@@ -40,6 +42,11 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
+/// How many clusters may run at once: each is three Raft nodes, and on a
+/// 2-core machine more than two at once (beside the rest of the suite)
+/// starved elections past the tests' 60 s write window.
+static CLUSTERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 impl Cluster {
     /// Starts three nodes, initialises and unseals them, and waits until all
     /// three are healthy voters with a leader.
@@ -55,6 +62,8 @@ impl Cluster {
 
     async fn try_start() -> TestResult<Cluster> {
         let binary = server_binary()?;
+        // Waits for a slot before choosing ports, so they are still free.
+        let slot = CLUSTERS.acquire().await?;
         let root = std::env::temp_dir().join(format!("vault-test-raft-{:x}", unique()));
         let mut nodes = Vec::new();
         for i in 0..3 {
@@ -72,6 +81,7 @@ impl Cluster {
             .timeout(Duration::from_secs(10))
             .build()?;
         let mut cluster = Cluster {
+            _slot: slot,
             nodes,
             binary,
             root,
