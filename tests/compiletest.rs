@@ -27,10 +27,10 @@ fn ui() {
 #[test]
 fn the_derive_and_the_runtime_reserve_the_same_env_names() {
     let derive = include_str!("../crates/vault-config-derive/src/env_names.rs");
-    let runtime = include_str!("../crates/vault-config/src/env_names.rs");
+    let runtime = include_str!("../crates/vault-config/src/base/env_names.rs");
     assert!(
         derive == runtime,
-        "crates/vault-config-derive/src/env_names.rs and crates/vault-config/src/env_names.rs differ: edit one, copy it onto the other"
+        "crates/vault-config-derive/src/env_names.rs and crates/vault-config/src/base/env_names.rs differ: edit one, copy it onto the other"
     );
     assert!(vault_config::env::RESERVED_ENV_NAMES.contains(&"PORT"));
 }

@@ -513,6 +513,9 @@ async fn a_key_deleted_under_a_stale_env_shows_its_source_or_is_refused() {
         .unwrap();
     eventually_async(|| refused.current().api_key.expose_secret() == "key-3").await;
     assert_eq!(refused.health().last_error, None);
+    // The two watchers poll on their own clocks: the lenient one reaches
+    // version 3 within a poll of the strict one, not at the same instant.
+    eventually_async(|| moved.current().api_key.expose_secret() == "key-3").await;
     assert_eq!(
         moved.health().sources["api_key"],
         "vault secret/data/app-prod#AOS_API_KEY (version 3)"

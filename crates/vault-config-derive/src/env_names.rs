@@ -2,7 +2,7 @@
 //!
 //! This file exists twice, byte for byte: `vault-config-derive/src/env_names.rs`
 //! (the compile-time check of `#[derive(VaultConfig)]`) and
-//! `vault-config/src/env_names.rs` (the run-time check of a `Mapping`). The
+//! `vault-config/src/base/env_names.rs` (the run-time check of a `Mapping`). The
 //! derive cannot depend on the runtime, so `tests/compiletest.rs` checks that
 //! the two copies are equal: edit one, copy it onto the other.
 

@@ -5,15 +5,15 @@ use std::future::Future;
 use figment::Profile;
 use serde::de::DeserializeOwned;
 
+use crate::base::KvVersion;
 use crate::client::{VaultClient, DEFAULT_KV_MOUNT};
+use crate::describe::policy::{render_env_example, render_policy};
+use crate::describe::spec::{Description, FieldSpec, Scope};
 use crate::error::Result;
-use crate::kv::KvVersion;
+use crate::load::plan::Plan;
+use crate::load::provider::VaultProvider;
+use crate::load::snapshot::{Freshness, Snapshot};
 use crate::load::{load, Loaded};
-use crate::plan::Plan;
-use crate::policy::{render_env_example, render_policy};
-use crate::provider::VaultProvider;
-use crate::snapshot::{Freshness, Snapshot};
-use crate::spec::{Description, FieldSpec, Scope};
 use crate::watch::{WatchOptions, Watcher};
 
 /// A configuration struct whose fields map to Vault `path#key`s.

@@ -168,42 +168,34 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod auth;
-mod builder;
-mod cache;
+mod base;
 mod client;
 mod config;
-pub mod env;
-mod env_names;
+mod describe;
+mod engines;
 mod error;
-mod fallback;
-pub mod health;
-pub mod kv;
-pub mod lease;
 mod load;
-mod mapping;
-mod plan;
-pub mod policy;
-pub mod provider;
-mod snapshot;
-mod spec;
-pub mod sys;
 pub mod telemetry;
-mod transport;
 pub mod watch;
 
+pub use client::{auth, env};
+pub use describe::policy;
+pub use engines::{kv, lease, sys};
+pub use load::provider;
+pub use watch::health;
+
 pub use auth::{AuthMethod, SecretId};
-pub use builder::VaultClientBuilder;
+pub use client::builder::VaultClientBuilder;
+pub use client::fallback::FallbackMode;
 pub use client::{VaultClient, DEFAULT_CACHE_TTL, DEFAULT_KV_MOUNT, DEFAULT_TIMEOUT};
 pub use config::VaultConfig;
 pub use env::EnvSource;
 pub use error::{Error, Result};
-pub use fallback::FallbackMode;
 /// The former name of [`FallbackMode`].
 #[deprecated(since = "0.1.0", note = "renamed FallbackMode")]
 pub type Mode = FallbackMode;
+pub use describe::mapping::Mapping;
 pub use health::Health;
-pub use mapping::Mapping;
 pub use provider::{VaultProvider, VaultProviderBuilder};
 pub use vault_config_derive::VaultConfig;
 pub use watch::{WatchOptions, Watcher};
@@ -216,7 +208,7 @@ pub use secrecy::{ExposeSecret, SecretBox, SecretString};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::config::VaultConfig;
-    pub use crate::spec::{Description, FieldDecl, Scope};
+    pub use crate::describe::spec::{Description, FieldDecl, Scope};
 }
 
 #[doc = include_str!("../../../README.md")]

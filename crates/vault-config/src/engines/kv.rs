@@ -25,30 +25,16 @@ use secrecy::{ExposeSecret, SecretBox};
 use serde_json::{Map, Value};
 use zeroize::Zeroize;
 
-use crate::cache::{CacheKey, Cached};
+pub(crate) use crate::base::check_segments;
+use crate::base::zeroize_value;
+pub use crate::base::KvVersion;
+use crate::client::transport::{Repeat, Reply};
 use crate::client::VaultClient;
+use crate::engines::cache::{CacheKey, Cached};
+use crate::engines::lease::{Lease, Rotation};
 use crate::error::{Error, Result};
-use crate::lease::{Lease, Rotation};
-use crate::transport::{Repeat, Reply};
-
-/// The version of a KV secrets engine mount.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum KvVersion {
-    /// KV version 1: secrets at `<mount>/<path>`, no history.
-    V1,
-    /// KV version 2: secrets at `<mount>/data/<path>`, versioned, with metadata.
-    V2,
-}
 
 impl KvVersion {
-    /// The API path (below `/v1/`) that reads `path` on `mount`.
-    pub fn data_path(self, mount: &str, path: &str) -> String {
-        match self {
-            KvVersion::V1 => format!("{mount}/{path}"),
-            KvVersion::V2 => format!("{mount}/data/{path}"),
-        }
-    }
-
     /// Parses the `data.options.version` of a `sys/internal/ui/mounts/<mount>` answer.
     pub(crate) fn from_mount_info(api_path: &str, body: &Value) -> Result<Self> {
         let data = body
@@ -120,16 +106,6 @@ impl fmt::Debug for SecretMap {
         f.debug_map()
             .entries(self.0.keys().map(|k| (k, "[REDACTED]")))
             .finish()
-    }
-}
-
-/// Zeroes every string inside `v` (secrets held in JSON).
-pub(crate) fn zeroize_value(v: &mut Value) {
-    match v {
-        Value::String(s) => s.zeroize(),
-        Value::Array(items) => items.iter_mut().for_each(zeroize_value),
-        Value::Object(map) => map.values_mut().for_each(zeroize_value),
-        _ => {}
     }
 }
 
@@ -442,7 +418,7 @@ impl VaultClient {
         };
         // A write repeated after a lost answer writes the same data again.
         let reply = self.send(&api_path, &[], Some(&body), Repeat::Safe).await?;
-        self.inner.cache.clear();
+        self.kv_cache().clear();
         Ok(match reply {
             Reply::Ok(body) => body.pointer("/data/version").and_then(Value::as_u64),
             Reply::NotFound => None,
@@ -596,12 +572,12 @@ impl VaultClient {
             path: path.to_owned(),
             version,
         };
-        if let Some(hit) = self.inner.cache.get(&key) {
+        if let Some(hit) = self.kv_cache().get(&key) {
             tracing::trace!(mount, path, version, "vault kv read served from cache");
             return Ok(hit);
         }
         let fresh = self.read_opt(mount, path, version).await?.map(Arc::new);
-        self.inner.cache.put(key, fresh.clone());
+        self.kv_cache().put(key, fresh.clone());
         Ok(fresh)
     }
 
@@ -612,7 +588,7 @@ impl VaultClient {
             path: path.to_owned(),
             version,
         };
-        self.inner.cache.put(key, value);
+        self.kv_cache().put(key, value);
     }
 
     fn not_found(&self, mount: &str, path: &str, version: Option<u64>) -> Error {
@@ -728,7 +704,7 @@ pub(crate) fn written_before(a: Option<&str>, b: Option<&str>) -> bool {
 }
 
 fn now_unix() -> i64 {
-    i64::try_from(crate::health::unix_now()).unwrap_or(i64::MAX)
+    i64::try_from(crate::base::unix_now()).unwrap_or(i64::MAX)
 }
 
 /// A path Vault would read as another one is refused before any request: an
@@ -736,24 +712,6 @@ fn now_unix() -> i64 {
 pub(crate) fn check_path(mount: &str, path: &str) -> Result<()> {
     check_segments("mount", mount, &format!("{mount}/{path}"))?;
     check_segments("path", path, &format!("{mount}/{path}"))
-}
-
-/// The check of [`check_path`] for one part (`what`) of the location `shown`.
-pub(crate) fn check_segments(what: &str, value: &str, shown: &str) -> Result<()> {
-    let trimmed = value.trim_matches('/');
-    let bad = trimmed.is_empty()
-        || trimmed
-            .split('/')
-            .any(|s| s.is_empty() || s == "." || s == "..");
-    if bad {
-        return Err(Error::Mapping {
-            mapping: shown.to_owned(),
-            reason: format!(
-                "the Vault {what} `{value}` is empty or has an empty, `.` or `..` segment; name the secret by its plain path"
-            ),
-        });
-    }
-    Ok(())
 }
 
 pub(crate) fn malformed(api_path: &str, reason: impl Into<String>) -> Error {

@@ -20,9 +20,9 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use crate::kv::KvVersion;
-use crate::mapping::Mapping;
-pub use crate::spec::FieldSpec;
+use crate::base::KvVersion;
+use crate::describe::mapping::Mapping;
+pub use crate::describe::spec::FieldSpec;
 
 /// Renders the least-privilege Vault policy (HCL) granting `read` on exactly the
 /// paths in `specs`: `<mount>/data/<path>` and `<mount>/metadata/<path>` on KV v2
@@ -197,7 +197,7 @@ pub fn render_env_example(
                 s.field,
                 s.location(default_mount),
                 notes,
-                if s.secret_key == crate::mapping::WHOLE_SECRET {
+                if s.secret_key == crate::describe::mapping::WHOLE_SECRET {
                     "a whole secret: "
                 } else {
                     ""
@@ -228,8 +228,8 @@ fn moved_paths(specs: &[FieldSpec]) -> BTreeSet<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::tests::decl;
-    use crate::spec::{Description, Scope};
+    use crate::describe::spec::tests::decl;
+    use crate::describe::spec::{Description, Scope};
 
     #[test]
     fn policy_lists_each_path_once() {

@@ -53,10 +53,10 @@ use serde_json::json;
 #[cfg(test)]
 use serde_json::Value;
 
+use crate::base::zeroize_value;
+use crate::client::transport::{Repeat, Reply, Transport};
 use crate::error::{Error, Result};
-use crate::kv::zeroize_value;
 use crate::telemetry::{Count, Telemetry};
-use crate::transport::{Repeat, Reply, Transport};
 
 /// Where a Kubernetes pod's service-account token is mounted.
 pub const KUBERNETES_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -1119,7 +1119,7 @@ impl Auth {
         self.reschedule(state);
         if let Some(left) = state.token.as_ref().and_then(TokenState::remaining) {
             self.telemetry
-                .token_expiry(crate::health::unix_now().saturating_add(left.as_secs()));
+                .token_expiry(crate::base::unix_now().saturating_add(left.as_secs()));
         }
         let (expires, renewable) = match &state.token {
             Some(ts) => (ts.remaining().map(|d| d.as_secs()), ts.renewable),

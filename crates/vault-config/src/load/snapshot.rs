@@ -13,12 +13,12 @@ use figment::value::Value;
 use futures_util::future::join_all;
 use secrecy::ExposeSecret;
 
+use crate::client::fallback::FallbackMode;
 use crate::client::VaultClient;
+use crate::engines::kv::{KvSecret, KvVersion};
 use crate::error::{Error, Result};
-use crate::fallback::FallbackMode;
-use crate::kv::{KvSecret, KvVersion};
-use crate::plan::{Plan, Read};
-use crate::provider::{Origin, Resolved, VaultProvider};
+use crate::load::plan::{Plan, Read};
+use crate::load::provider::{Origin, Resolved, VaultProvider};
 
 /// What one read returned.
 #[derive(Debug, Clone)]

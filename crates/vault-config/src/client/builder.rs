@@ -1,5 +1,5 @@
 //! [`VaultClientBuilder`]: a client's settings, from code or the env contract
-//! (read in [`env`](mod@crate::env)), checked when the client is built.
+//! (read in [`env`](mod@crate::client::env)), checked when the client is built.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -10,15 +10,15 @@ use std::time::Duration;
 use secrecy::SecretString;
 use tokio::sync::OnceCell;
 
-use crate::auth::{Auth, AuthMethod};
-use crate::cache::Cache;
+use crate::base::EnvSource;
+use crate::base::KvVersion;
+use crate::client::auth::{Auth, AuthMethod};
+use crate::client::env::ContractNames;
+use crate::client::fallback::FallbackMode;
+use crate::client::transport::{redact_address, TransportSettings};
 use crate::client::{Inner, VaultClient, DEFAULT_CACHE_TTL, DEFAULT_KV_MOUNT};
-use crate::env::{ContractNames, EnvSource};
 use crate::error::{Error, Result};
-use crate::fallback::FallbackMode;
-use crate::kv::KvVersion;
 use crate::telemetry::Telemetry;
-use crate::transport::{redact_address, TransportSettings};
 
 /// Settings for a [`VaultClient`], from code, from the env contract, or both.
 ///
@@ -308,7 +308,7 @@ impl VaultClientBuilder {
             | AuthMethod::Kubernetes { mount, .. },
         ) = &self.auth
         {
-            crate::kv::check_segments("auth mount", mount, &format!("auth/{mount}")).map_err(|_| {
+            crate::base::check_segments("auth mount", mount, &format!("auth/{mount}")).map_err(|_| {
                 Error::config(
                     self.names.vault("AUTH_MOUNT"),
                     format!("the auth mount `{mount}` is empty or has an empty, `.` or `..` segment; name the mount, e.g. `approle`"),
@@ -365,7 +365,8 @@ impl VaultClientBuilder {
                 kv_mount: self.kv_mount,
                 fallback_mode: self.fallback_mode,
                 env_fallback: self.env_fallback,
-                cache: Cache::new(self.cache_ttl),
+                cache_ttl: self.cache_ttl,
+                extensions: Default::default(),
                 kv_versions: Mutex::new(kv_versions),
                 declared_kv_versions,
                 telemetry,

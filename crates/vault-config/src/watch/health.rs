@@ -7,11 +7,10 @@
 //! the top, and never holds a secret: errors name fields and paths only.
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::auth::AuthStatus;
+use crate::client::auth::AuthStatus;
 
 /// The state of a [`Watcher`](crate::Watcher), shaped for a service's health
 /// endpoint: it serializes with `vault_enabled` and `vault_connected` at the top,
@@ -94,11 +93,4 @@ pub struct LeaseHealth {
     pub renewable: bool,
     /// Renewals of this lease so far.
     pub renewals: u64,
-}
-
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

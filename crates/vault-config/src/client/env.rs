@@ -3,63 +3,17 @@
 //! their values parse, [`EnvSource`], where they and the env fallbacks are
 //! read from, and [`RESERVED_ENV_NAMES`], the names a default fallback may not be.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::auth::{AuthMethod, SecretId, KUBERNETES_TOKEN_FILE};
-use crate::builder::VaultClientBuilder;
+pub use crate::base::EnvSource;
+use crate::client::auth::{AuthMethod, SecretId, KUBERNETES_TOKEN_FILE};
+use crate::client::builder::VaultClientBuilder;
 use crate::error::{Error, Result};
 
-pub use crate::env_names::RESERVED_ENV_NAMES;
-
-/// Where environment variables are read from: the process environment by
-/// default, or any function (a map in tests, a `.env` file parsed by the caller).
-#[derive(Clone)]
-pub struct EnvSource(Arc<LookupFn>);
-
-type LookupFn = dyn Fn(&str) -> Option<String> + Send + Sync;
-
-impl EnvSource {
-    /// The process environment (`std::env::var`).
-    pub fn process() -> Self {
-        EnvSource(Arc::new(|name| std::env::var(name).ok()))
-    }
-
-    /// Reads variables through `lookup`.
-    ///
-    /// ```
-    /// use std::collections::HashMap;
-    /// use vault_config::EnvSource;
-    /// let vars = HashMap::from([("DATABASE_URL".to_owned(), "postgres://localhost/app".to_owned())]);
-    /// let env = EnvSource::from_fn(move |name| vars.get(name).cloned());
-    /// assert_eq!(env.get("DATABASE_URL").as_deref(), Some("postgres://localhost/app"));
-    /// assert_eq!(env.get("UNSET"), None);
-    /// ```
-    pub fn from_fn(lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
-        EnvSource(Arc::new(lookup))
-    }
-
-    /// The value of `name`; empty values count as unset.
-    pub fn get(&self, name: &str) -> Option<String> {
-        (self.0)(name).filter(|v| !v.is_empty())
-    }
-}
-
-impl Default for EnvSource {
-    fn default() -> Self {
-        EnvSource::process()
-    }
-}
-
-impl fmt::Debug for EnvSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("EnvSource(..)")
-    }
-}
+pub use crate::base::env_names::RESERVED_ENV_NAMES;
 
 /// Names the variables of the contract: `VAULT_<X>`, or `<PREFIX>_VAULT_<X>`.
 #[derive(Debug, Clone)]
@@ -429,8 +383,8 @@ mod contract_tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::client::fallback::FallbackMode;
     use crate::client::VaultClient;
-    use crate::fallback::FallbackMode;
 
     fn env(vars: &[(&str, &str)]) -> EnvSource {
         let map: HashMap<String, String> = vars

@@ -5,16 +5,20 @@
 //! [`VaultConfig::load`](crate::VaultConfig::load) and the
 //! [`Watcher`](crate::Watcher) both run plan → snapshot → [`extract`].
 
+pub(crate) mod plan;
+pub mod provider;
+pub(crate) mod snapshot;
+
 use figment::error::{Actual, Kind};
 use figment::{Figment, Profile};
 use serde::de::DeserializeOwned;
 
 use crate::client::VaultClient;
+use crate::describe::spec::Description;
 use crate::error::{Error, Result};
-use crate::plan::Plan;
-use crate::provider::{Origin, VaultProvider};
-use crate::snapshot::{Freshness, Snapshot};
-use crate::spec::Description;
+use crate::load::plan::Plan;
+use crate::load::provider::{Origin, VaultProvider};
+use crate::load::snapshot::{Freshness, Snapshot};
 use crate::telemetry::outcome_of;
 use std::time::Instant;
 use tracing::Instrument;

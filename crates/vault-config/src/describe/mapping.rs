@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::env_names;
+use crate::base::env_names;
 use crate::error::{Error, Result};
 
 /// One configuration key filled from one key of one Vault secret, with an
@@ -167,7 +167,10 @@ impl Mapping {
     /// This mapping with its path as `env` moves it: `Ok(None)` when it has no
     /// `path_env` or the variable is unset; an error naming the variable when
     /// its value is not a usable path.
-    pub(crate) fn moved_by(&self, env: &crate::env::EnvSource) -> Result<Option<(String, String)>> {
+    pub(crate) fn moved_by(
+        &self,
+        env: &crate::base::EnvSource,
+    ) -> Result<Option<(String, String)>> {
         let Some(var) = &self.path_env else {
             return Ok(None);
         };
@@ -403,7 +406,7 @@ mod tests {
         assert!(m().no_env().check_default_env(None).is_ok());
         let all = Mapping::new("all", "database#*").unwrap();
         assert!(all.check_default_env(None).is_ok());
-        for name in crate::env::RESERVED_ENV_NAMES {
+        for name in crate::base::env_names::RESERVED_ENV_NAMES {
             let m = Mapping::new("k", &format!("p#{}", name.to_lowercase())).unwrap();
             assert!(m.check_default_env(None).is_err(), "{name}");
         }

@@ -1,10 +1,12 @@
-//! The per-client cache of KV reads, with a time to live.
+//! The per-client cache of KV reads, with a time to live (kept in the
+//! client's extensions).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::kv::KvSecret;
+use crate::client::VaultClient;
+use crate::engines::kv::KvSecret;
 
 /// What a cached read found: a secret, or nothing at that path.
 pub(crate) type Cached = Option<Arc<KvSecret>>;
@@ -60,9 +62,17 @@ impl Cache {
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
     }
+}
 
-    pub(crate) fn ttl(&self) -> Duration {
-        self.ttl
+impl VaultClient {
+    /// Forgets every cached read, so the next load reads Vault again.
+    pub fn clear_cache(&self) {
+        self.kv_cache().clear();
+    }
+
+    /// This client's cache of KV reads.
+    pub(crate) fn kv_cache(&self) -> Arc<Cache> {
+        self.extension(|| Cache::new(self.inner.cache_ttl))
     }
 }
 

@@ -5,7 +5,7 @@ use std::error::Error as StdError;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -14,8 +14,9 @@ use serde_json::Value;
 use url::Url;
 use zeroize::Zeroize;
 
+use crate::base::random_fraction;
+use crate::client::env::ContractNames;
 use crate::client::DEFAULT_TIMEOUT;
-use crate::env::ContractNames;
 use crate::error::{Error, Result};
 use crate::telemetry::{operation_of, outcome_of, shown_path, Telemetry};
 use tracing::Instrument;
@@ -46,19 +47,6 @@ impl RetryPolicy {
             .min(Duration::from_secs(5));
         base + base.mul_f64(random_fraction() / 4.0)
     }
-}
-
-/// A number in `[0, 1)` that differs between calls and processes: enough to
-/// spread retries and polls, not for anything secret.
-pub(crate) fn random_fraction() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    h.write_u32(nanos);
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// The settings that shape the HTTP client: where Vault is, TLS, timeouts and retries.

@@ -3,16 +3,16 @@
 //! The first stage of a load: mappings (from the derive's description or a
 //! [`VaultProviderBuilder`](crate::VaultProviderBuilder)) become a list of
 //! [`Read`]s, one per distinct secret, and each mapping points at the read that
-//! fills it. A [`Snapshot`](crate::snapshot::Snapshot) then holds what those
+//! fills it. A [`Snapshot`](crate::load::snapshot::Snapshot) then holds what those
 //! reads returned.
 
 use std::collections::HashMap;
 use std::fmt;
 
 use crate::client::VaultClient;
+use crate::describe::mapping::Mapping;
+use crate::describe::spec::Description;
 use crate::error::{Error, Result};
-use crate::mapping::Mapping;
-use crate::spec::Description;
 
 /// One request a load makes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -67,7 +67,7 @@ impl Plan {
     /// Plans `mappings`, reading KV paths without a mount of their own from
     /// `client`'s default mount. Fails on a configuration key mapped twice, and
     /// on a default env fallback name the service's environment already holds
-    /// (`PORT`, `USER`: [`RESERVED_ENV_NAMES`](crate::env::RESERVED_ENV_NAMES)).
+    /// (`PORT`, `USER`: [`RESERVED_ENV_NAMES`](crate::client::env::RESERVED_ENV_NAMES)).
     pub(crate) fn new(
         client: &VaultClient,
         mappings: Vec<Mapping>,
@@ -266,7 +266,7 @@ mod tests {
 
     #[test]
     fn a_path_env_var_moves_the_read() {
-        let env = crate::env::EnvSource::from_fn(|n| match n {
+        let env = crate::base::EnvSource::from_fn(|n| match n {
             "AION_DB_SECRET_PATH" => Some("/aionos/db-replica/".into()),
             "BAD_PATH" => Some("team/../admin".into()),
             _ => None,

@@ -2,8 +2,15 @@
 //! (token, and one re-login after a 403).
 //!
 //! Its settings come from [`VaultClientBuilder`](crate::VaultClientBuilder)
-//! (or the env contract, [`env`](mod@crate::env)); the KV calls are in
+//! (or the env contract, [`env`](mod@crate::client::env)); the KV calls are in
 //! [`kv`](crate::kv), the lease calls in [`lease`](crate::lease).
+
+pub mod auth;
+pub(crate) mod builder;
+pub mod env;
+mod extensions;
+pub(crate) mod fallback;
+pub(crate) mod transport;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -13,15 +20,16 @@ use std::time::Duration;
 use secrecy::SecretString;
 use tokio::sync::OnceCell;
 
-use crate::auth::{Auth, AuthStatus};
-use crate::builder::VaultClientBuilder;
-use crate::cache::Cache;
-use crate::env::{ContractNames, EnvSource};
+use crate::base::EnvSource;
+use crate::base::KvVersion;
+use crate::client::auth::{Auth, AuthStatus};
+use crate::client::builder::VaultClientBuilder;
+use crate::client::env::ContractNames;
+use crate::client::extensions::Extensions;
+use crate::client::fallback::FallbackMode;
+use crate::client::transport::{Repeat, Reply, Transport};
 use crate::error::{Error, Result};
-use crate::fallback::FallbackMode;
-use crate::kv::KvVersion;
 use crate::telemetry::{shown_path, Telemetry};
-use crate::transport::{Repeat, Reply, Transport};
 
 /// The KV mount used when none is configured.
 pub const DEFAULT_KV_MOUNT: &str = "secret";
@@ -56,7 +64,10 @@ pub(crate) struct Inner {
     pub(crate) fallback_mode: FallbackMode,
     /// Whether a key Vault lacks reads its env var.
     pub(crate) env_fallback: bool,
-    pub(crate) cache: Cache,
+    /// How long KV reads are cached (the cache itself is the KV engine's).
+    pub(crate) cache_ttl: Duration,
+    /// State the layers above keep per client (the KV cache, the watch hub).
+    pub(crate) extensions: Extensions,
     /// Each mount's KV version: declared on the builder, or detected once.
     pub(crate) kv_versions: Mutex<HashMap<String, Arc<OnceCell<KvVersion>>>>,
     /// The mounts whose version the builder declared: never detected anew.
@@ -76,7 +87,7 @@ impl fmt::Debug for VaultClient {
             .field("kv_mount", &i.kv_mount)
             .field("enabled", &i.transport.is_some())
             .field("fallback_mode", &i.fallback_mode)
-            .field("cache_ttl", &i.cache.ttl())
+            .field("cache_ttl", &i.cache_ttl)
             .finish()
     }
 }
@@ -193,9 +204,13 @@ impl VaultClient {
         self.inner.names.vault(suffix)
     }
 
-    /// Forgets every cached read, so the next load reads Vault again.
-    pub fn clear_cache(&self) {
-        self.inner.cache.clear();
+    /// The client's `T` (state of a layer above: the KV cache, the watch
+    /// hub), made by `init` the first time; shared by every clone.
+    pub(crate) fn extension<T: std::any::Any + Send + Sync>(
+        &self,
+        init: impl FnOnce() -> T,
+    ) -> Arc<T> {
+        self.inner.extensions.get_or_init(init)
     }
 
     /// What the client knows about its token (none when Vault is disabled).
@@ -412,8 +427,9 @@ mod tests {
 
     #[tokio::test]
     async fn errors_name_the_clients_own_variables() {
-        let env =
-            crate::env::EnvSource::from_fn(|n| (n == "AION_VAULT_ENABLED").then(|| "false".into()));
+        let env = crate::base::EnvSource::from_fn(|n| {
+            (n == "AION_VAULT_ENABLED").then(|| "false".into())
+        });
         let client = VaultClientBuilder::from_env_source(Some("AION"), env)
             .and_then(VaultClientBuilder::build)
             .unwrap();

@@ -28,6 +28,8 @@
 //! awaited; only `shutdown` can revoke leases
 //! ([`WatchOptions::revoke_on_shutdown`]), since a drop cannot wait.
 
+pub mod health;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -40,18 +42,19 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use zeroize::Zeroize;
 
+use crate::base::{random_fraction, unix_now};
+use crate::client::transport::RIDE_FAILOVER;
 use crate::client::VaultClient;
+use crate::describe::spec::Description;
+use crate::engines::kv::{stale, KvSecret, KvVersion};
+use crate::engines::lease::{LeaseClock, Rotation};
 use crate::error::{Error, Result};
-use crate::health::{unix_now, Health, LeaseHealth, RotationHealth};
-use crate::kv::{stale, KvSecret, KvVersion};
-use crate::lease::{LeaseClock, Rotation};
+use crate::load::plan::{Plan, Read};
+use crate::load::provider::{Origin, VaultProvider};
+use crate::load::snapshot::{read_one, Freshness, Snapshot};
 use crate::load::{extract, load_plan, Loaded};
-use crate::plan::{Plan, Read};
-use crate::provider::{Origin, VaultProvider};
-use crate::snapshot::{read_one, Freshness, Snapshot};
-use crate::spec::Description;
 use crate::telemetry::{outcome_of, Count};
-use crate::transport::{random_fraction, RIDE_FAILOVER};
+use crate::watch::health::{Health, LeaseHealth, RotationHealth};
 use tracing::Instrument;
 
 /// How a [`Watcher`] polls.
@@ -1464,6 +1467,39 @@ fn prints(provider: &VaultProvider) -> BTreeMap<String, u64> {
             Some((r.key.clone(), h.finish()))
         })
         .collect()
+}
+
+/// Watching the mappings of a provider builder: in the watch layer, which
+/// the load layer (where the builder lives) does not import.
+impl crate::VaultProviderBuilder {
+    /// Loads a `T` from these mappings (as [`fetch`](Self::fetch) then
+    /// [`VaultProvider::extract`] do), then keeps it current the way
+    /// [`VaultConfig::watch`](crate::VaultConfig::watch) does: for services
+    /// that build their mappings at run time.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: vault_config::VaultClient) -> Result<(), vault_config::Error> {
+    /// use std::collections::HashMap;
+    /// use vault_config::{Mapping, VaultProvider, WatchOptions};
+    /// // Which secret holds the database is decided at deploy time.
+    /// let watcher = VaultProvider::builder()
+    ///     .mapping(Mapping::new("db.password", "aionos/db-main#password")?.path_env("AION_DB_SECRET_PATH"))
+    ///     .map("api_keys", "gateway/api-keys#*")
+    ///     .watch::<HashMap<String, serde_json::Value>>(&client, WatchOptions::default())
+    ///     .await?;
+    /// let health = watcher.health();
+    /// # let _ = health; Ok(()) }
+    /// ```
+    pub async fn watch<T>(self, client: &VaultClient, options: WatchOptions) -> Result<Watcher<T>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let plan = Plan::new(client, self.mappings, self.env_prefix)?;
+        Watcher::start_plan(client, plan, None, options).await
+    }
 }
 
 #[cfg(test)]

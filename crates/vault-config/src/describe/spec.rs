@@ -4,8 +4,8 @@
 
 use figment::value::{Dict, Value};
 
+use crate::describe::mapping::{default_env_var, Mapping, WHOLE_SECRET};
 use crate::error::{Error, Result};
-use crate::mapping::{default_env_var, Mapping, WHOLE_SECRET};
 
 /// One field of a `VaultConfig` struct mapped to a Vault `path#key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +49,7 @@ impl FieldSpec {
 
     /// This spec with its path as `env` moves it: the value of its
     /// `path_env` when that is set, else as declared.
-    pub(crate) fn resolved(&self, env: &crate::env::EnvSource) -> FieldSpec {
+    pub(crate) fn resolved(&self, env: &crate::base::EnvSource) -> FieldSpec {
         let mut spec = self.clone();
         if let Some(path) = self
             .path_env
@@ -273,7 +273,7 @@ fn merge_dicts(mut into: Dict, from: Dict) -> Dict {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::client::DEFAULT_KV_MOUNT as DOC_MOUNT;
+    use crate::DEFAULT_KV_MOUNT as DOC_MOUNT;
 
     /// A plain `String` field mapped to `path#key`, for tests here and in `policy`.
     pub(crate) fn decl(field: &'static str, path: &'static str, key: &'static str) -> FieldDecl {

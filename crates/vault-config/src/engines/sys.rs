@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::client::transport::{Repeat, Reply};
 use crate::client::VaultClient;
+use crate::engines::kv::{malformed, KvVersion};
 use crate::error::{Error, Result};
-use crate::kv::{malformed, KvVersion};
-use crate::transport::{Repeat, Reply};
 
 /// A Vault server's `sys/health`: whether it is initialized, sealed, a standby.
 #[derive(Debug, Clone, PartialEq, Eq)]

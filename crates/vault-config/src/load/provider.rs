@@ -8,11 +8,10 @@ use figment::{Figment, Metadata, Profile, Provider};
 use serde::de::DeserializeOwned;
 
 use crate::client::VaultClient;
+use crate::describe::mapping::Mapping;
 use crate::error::{Error, Result};
-use crate::mapping::Mapping;
-use crate::plan::Plan;
-use crate::snapshot::{Freshness, Snapshot};
-use crate::watch::{WatchOptions, Watcher};
+use crate::load::plan::Plan;
+use crate::load::snapshot::{Freshness, Snapshot};
 
 /// Where one configuration key's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,9 +109,9 @@ pub struct Resolved {
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct VaultProviderBuilder {
-    mappings: Vec<Mapping>,
-    env_prefix: Option<String>,
-    error: Option<Error>,
+    pub(crate) mappings: Vec<Mapping>,
+    pub(crate) env_prefix: Option<String>,
+    pub(crate) error: Option<Error>,
 }
 
 impl VaultProviderBuilder {
@@ -141,7 +140,7 @@ impl VaultProviderBuilder {
 
     /// Prepends `prefix` to every default env fallback name (`APP_` + `DATABASE_URL`).
     /// A default name that is still one the environment already holds (`PORT`,
-    /// `USER`: [`RESERVED_ENV_NAMES`](crate::env::RESERVED_ENV_NAMES)) makes
+    /// `USER`: [`RESERVED_ENV_NAMES`](crate::client::env::RESERVED_ENV_NAMES)) makes
     /// [`fetch`](Self::fetch) fail with [`Error::Mapping`].
     pub fn env_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.env_prefix = Some(prefix.into());
@@ -163,35 +162,6 @@ impl VaultProviderBuilder {
     /// (and refreshes the cache with what it read).
     pub async fn fetch_fresh(self, client: &VaultClient) -> Result<VaultProvider> {
         self.fetch_with(client, Freshness::Fresh).await
-    }
-
-    /// Loads a `T` from these mappings (as [`fetch`](Self::fetch) then
-    /// [`VaultProvider::extract`] do), then keeps it current the way
-    /// [`VaultConfig::watch`](crate::VaultConfig::watch) does: for services
-    /// that build their mappings at run time.
-    ///
-    /// ```no_run
-    /// # async fn demo(client: vault_config::VaultClient) -> Result<(), vault_config::Error> {
-    /// use std::collections::HashMap;
-    /// use vault_config::{Mapping, VaultProvider, WatchOptions};
-    /// // Which secret holds the database is decided at deploy time.
-    /// let watcher = VaultProvider::builder()
-    ///     .mapping(Mapping::new("db.password", "aionos/db-main#password")?.path_env("AION_DB_SECRET_PATH"))
-    ///     .map("api_keys", "gateway/api-keys#*")
-    ///     .watch::<HashMap<String, serde_json::Value>>(&client, WatchOptions::default())
-    ///     .await?;
-    /// let health = watcher.health();
-    /// # let _ = health; Ok(()) }
-    /// ```
-    pub async fn watch<T>(self, client: &VaultClient, options: WatchOptions) -> Result<Watcher<T>>
-    where
-        T: DeserializeOwned + Send + Sync + 'static,
-    {
-        if let Some(e) = self.error {
-            return Err(e);
-        }
-        let plan = Plan::new(client, self.mappings, self.env_prefix)?;
-        Watcher::start_plan(client, plan, None, options).await
     }
 
     async fn fetch_with(self, client: &VaultClient, freshness: Freshness) -> Result<VaultProvider> {

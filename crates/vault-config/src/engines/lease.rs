@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::client::transport::{Repeat, Reply};
 use crate::client::VaultClient;
+use crate::engines::kv::{check_segments, malformed, KvSecret};
 use crate::error::{Error, Result};
-use crate::kv::{check_segments, malformed, KvSecret};
-use crate::transport::{Repeat, Reply};
 
 /// A lease on dynamic credentials. Its ID is not a secret; the credentials are.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,16 @@
+//! The engines layer: what the client reads and writes on Vault's secrets
+//! engines and system backend, as methods of [`VaultClient`](crate::VaultClient)
+//! and the types they return. Uses the client layer and the base; knows
+//! nothing of descriptions, loads or watchers.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`kv`] | KV v1/v2 reads, writes, versions and metadata; the secret types |
+//! | `cache` | the per-client cache of KV reads |
+//! | [`lease`] | leased (dynamic) credentials: read, renew, revoke |
+//! | [`sys`] | seal and HA state, the token's policies and TTL, capabilities |
+
+pub(crate) mod cache;
+pub mod kv;
+pub mod lease;
+pub mod sys;
