@@ -1,5 +1,11 @@
 //! [`VaultClientBuilder`]: a client's settings, from code or the env contract
-//! (read in [`env`](mod@crate::client::env)), checked when the client is built.
+//! (read in [`env`](mod@crate::env)), checked when the client is built; and
+//! the constructors of [`VaultClient`] ([`VaultClient::builder`],
+//! [`VaultClient::from_env`]), which start from a builder.
+//!
+//! Uses the handle (`client/mod.rs`), auth, the transport's settings, the
+//! contract's names and [`FallbackMode`]; the env contract (`env.rs`) adds
+//! `from_env*` to the builder, so this file does not name it.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,10 +18,12 @@ use tokio::sync::OnceCell;
 
 use crate::base::EnvSource;
 use crate::base::KvVersion;
-use crate::client::auth::{Auth, AuthMethod};
-use crate::client::env::ContractNames;
+use crate::client::auth::token::Auth;
+use crate::client::auth::AuthMethod;
 use crate::client::fallback::FallbackMode;
-use crate::client::transport::{redact_address, TransportSettings};
+use crate::client::names::ContractNames;
+use crate::client::transport::redact_address;
+use crate::client::transport::settings::TransportSettings;
 use crate::client::{Inner, VaultClient, DEFAULT_CACHE_TTL, DEFAULT_KV_MOUNT};
 use crate::error::{Error, Result};
 use crate::telemetry::Telemetry;
@@ -377,6 +385,53 @@ impl VaultClientBuilder {
     }
 }
 
+impl VaultClient {
+    /// A builder for settings made in code.
+    pub fn builder() -> VaultClientBuilder {
+        VaultClientBuilder::default()
+    }
+
+    /// A client configured by the standard environment contract.
+    ///
+    /// | variable | meaning | default |
+    /// |---|---|---|
+    /// | `VAULT_ADDR` | Vault's address, e.g. `https://vault:8200` | required when enabled |
+    /// | `VAULT_TOKEN` | the token; else the file `~/.vault-token` | required when enabled |
+    /// | `VAULT_NAMESPACE` | sent as `X-Vault-Namespace` | none |
+    /// | `VAULT_KV_MOUNT` | the KV mount | `secret` |
+    /// | `VAULT_CACERT` | PEM file of the CA that signed Vault's certificate | system roots |
+    /// | `VAULT_CLIENT_CERT`, `VAULT_CLIENT_KEY` | PEM files for TLS client auth | none |
+    /// | `VAULT_SKIP_VERIFY` | `true` turns certificate checks off (never in production) | `false` |
+    /// | `VAULT_CLIENT_TIMEOUT` | per-request timeout (`10`, `500ms`, `1m`) | 10 s |
+    /// | `VAULT_MAX_RETRIES` | retries of connection errors, 5xx and 429 | 2 |
+    /// | `VAULT_ENABLED` | `false` turns Vault off: every mapping reads env | `true` |
+    /// | `VAULT_MODE` | `required` or `fallback` (see [`FallbackMode`]) | `required` |
+    /// | `VAULT_ENV_FALLBACK` | `false`: a key Vault lacks is missing, never read from env | `true` |
+    /// | `VAULT_CACHE_TTL` | how long reads are cached; `0` disables | 5 min |
+    /// | `VAULT_AUTH_METHOD` | `token`, `approle`, `jwt` or `kubernetes` | `token` |
+    /// | `VAULT_ROLE_ID`, `VAULT_SECRET_ID` (or `VAULT_APPROLE_*`) | AppRole credentials | none |
+    /// | `VAULT_WRAPPED_SECRET_ID`, `VAULT_SECRET_ID_FILE` | a wrapped secret ID, or a file holding it | none |
+    /// | `VAULT_AUTH_ROLE`, `VAULT_JWT_FILE`, `VAULT_KUBERNETES_TOKEN_FILE` | JWT / Kubernetes login | see [`AuthMethod`] |
+    /// | `VAULT_AUTH_MOUNT` | the auth mount | the method's name |
+    ///
+    /// Each `VAULT_X` that is unset is looked up as OpenBao's `BAO_X`.
+    pub fn from_env() -> Result<Self> {
+        VaultClientBuilder::from_env()?.build()
+    }
+
+    /// Like [`from_env`](Self::from_env), reading `<PREFIX>_VAULT_ADDR`,
+    /// `<PREFIX>_VAULT_TOKEN`, `<PREFIX>_VAULT_KV_MOUNT`, ... instead.
+    ///
+    /// ```no_run
+    /// // AION_VAULT_ADDR, AION_VAULT_TOKEN, AION_VAULT_NAMESPACE, AION_VAULT_KV_MOUNT, ...
+    /// let client = vault_config::VaultClient::from_env_prefixed("AION")?;
+    /// # Ok::<(), vault_config::Error>(())
+    /// ```
+    pub fn from_env_prefixed(prefix: &str) -> Result<Self> {
+        VaultClientBuilder::from_env_prefixed(prefix)?.build()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,5 +449,19 @@ mod tests {
             "{err:?}"
         );
         assert!(err.to_string().contains("control character"), "{err}");
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let c = VaultClient::builder()
+            .address("http://v:1")
+            .token("hvs.TOPSECRET")
+            .build()
+            .unwrap();
+        let b = VaultClient::builder().token("hvs.TOPSECRET");
+        for text in [format!("{c:?}"), format!("{b:?}")] {
+            assert!(!text.contains("TOPSECRET"), "{text}");
+            assert!(text.contains("[REDACTED]"), "{text}");
+        }
     }
 }

@@ -2,14 +2,27 @@
 //! (token, and one re-login after a 403).
 //!
 //! Its settings come from [`VaultClientBuilder`](crate::VaultClientBuilder)
-//! (or the env contract, [`env`](mod@crate::client::env)); the KV calls are in
+//! (or the env contract, [`env`](mod@crate::env)); the KV calls are in
 //! [`kv`](crate::kv), the lease calls in [`lease`](crate::lease).
+//!
+//! | file | what it holds | uses (inside the client) |
+//! |---|---|---|
+//! | `mod.rs` | [`VaultClient`], the handle, and the request path (token, one re-login after a 403) | auth, transport, names, extensions, fallback |
+//! | `builder.rs` | [`VaultClientBuilder`](crate::VaultClientBuilder), and the constructors of [`VaultClient`] | mod.rs, auth, transport, names, fallback |
+//! | `env.rs` | the env contract: variables read into a builder | builder, auth, names |
+//! | `auth/` | auth methods, login, the token's lifecycle | transport |
+//! | `transport/` | HTTP: addresses, failover, TLS, retries, statuses | names |
+//! | `names.rs`, `fallback.rs`, `extensions.rs` | leaves: contract variable names, [`FallbackMode`], per-client state of the layers above | none |
+//!
+//! Imports run one way, down that table: the client uses `base`, `error`
+//! and `telemetry`, never a layer above it (`engines`, `load`, `watch`).
 
 pub mod auth;
 pub(crate) mod builder;
 pub mod env;
 mod extensions;
 pub(crate) mod fallback;
+pub(crate) mod names;
 pub(crate) mod transport;
 
 use std::collections::{HashMap, HashSet};
@@ -22,11 +35,11 @@ use tokio::sync::OnceCell;
 
 use crate::base::EnvSource;
 use crate::base::KvVersion;
-use crate::client::auth::{Auth, AuthStatus};
-use crate::client::builder::VaultClientBuilder;
-use crate::client::env::ContractNames;
+use crate::client::auth::token::Auth;
+use crate::client::auth::AuthStatus;
 use crate::client::extensions::Extensions;
 use crate::client::fallback::FallbackMode;
+use crate::client::names::ContractNames;
 use crate::client::transport::{Repeat, Reply, Transport};
 use crate::error::{Error, Result};
 use crate::telemetry::{shown_path, Telemetry};
@@ -35,8 +48,7 @@ use crate::telemetry::{shown_path, Telemetry};
 pub const DEFAULT_KV_MOUNT: &str = "secret";
 /// How long a KV read is served from the client's cache by default.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
-/// The per-request timeout used when none is configured.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::client::transport::DEFAULT_TIMEOUT;
 
 /// A client for Vault's (or OpenBao's) HTTP API, reading KV secrets.
 ///
@@ -93,51 +105,6 @@ impl fmt::Debug for VaultClient {
 }
 
 impl VaultClient {
-    /// A builder for settings made in code.
-    pub fn builder() -> VaultClientBuilder {
-        VaultClientBuilder::default()
-    }
-
-    /// A client configured by the standard environment contract.
-    ///
-    /// | variable | meaning | default |
-    /// |---|---|---|
-    /// | `VAULT_ADDR` | Vault's address, e.g. `https://vault:8200` | required when enabled |
-    /// | `VAULT_TOKEN` | the token; else the file `~/.vault-token` | required when enabled |
-    /// | `VAULT_NAMESPACE` | sent as `X-Vault-Namespace` | none |
-    /// | `VAULT_KV_MOUNT` | the KV mount | `secret` |
-    /// | `VAULT_CACERT` | PEM file of the CA that signed Vault's certificate | system roots |
-    /// | `VAULT_CLIENT_CERT`, `VAULT_CLIENT_KEY` | PEM files for TLS client auth | none |
-    /// | `VAULT_SKIP_VERIFY` | `true` turns certificate checks off (never in production) | `false` |
-    /// | `VAULT_CLIENT_TIMEOUT` | per-request timeout (`10`, `500ms`, `1m`) | 10 s |
-    /// | `VAULT_MAX_RETRIES` | retries of connection errors, 5xx and 429 | 2 |
-    /// | `VAULT_ENABLED` | `false` turns Vault off: every mapping reads env | `true` |
-    /// | `VAULT_MODE` | `required` or `fallback` (see [`FallbackMode`]) | `required` |
-    /// | `VAULT_ENV_FALLBACK` | `false`: a key Vault lacks is missing, never read from env | `true` |
-    /// | `VAULT_CACHE_TTL` | how long reads are cached; `0` disables | 5 min |
-    /// | `VAULT_AUTH_METHOD` | `token`, `approle`, `jwt` or `kubernetes` | `token` |
-    /// | `VAULT_ROLE_ID`, `VAULT_SECRET_ID` (or `VAULT_APPROLE_*`) | AppRole credentials | none |
-    /// | `VAULT_WRAPPED_SECRET_ID`, `VAULT_SECRET_ID_FILE` | a wrapped secret ID, or a file holding it | none |
-    /// | `VAULT_AUTH_ROLE`, `VAULT_JWT_FILE`, `VAULT_KUBERNETES_TOKEN_FILE` | JWT / Kubernetes login | see [`AuthMethod`](crate::AuthMethod) |
-    /// | `VAULT_AUTH_MOUNT` | the auth mount | the method's name |
-    ///
-    /// Each `VAULT_X` that is unset is looked up as OpenBao's `BAO_X`.
-    pub fn from_env() -> Result<Self> {
-        VaultClientBuilder::from_env()?.build()
-    }
-
-    /// Like [`from_env`](Self::from_env), reading `<PREFIX>_VAULT_ADDR`,
-    /// `<PREFIX>_VAULT_TOKEN`, `<PREFIX>_VAULT_KV_MOUNT`, ... instead.
-    ///
-    /// ```no_run
-    /// // AION_VAULT_ADDR, AION_VAULT_TOKEN, AION_VAULT_NAMESPACE, AION_VAULT_KV_MOUNT, ...
-    /// let client = vault_config::VaultClient::from_env_prefixed("AION")?;
-    /// # Ok::<(), vault_config::Error>(())
-    /// ```
-    pub fn from_env_prefixed(prefix: &str) -> Result<Self> {
-        VaultClientBuilder::from_env_prefixed(prefix)?.build()
-    }
-
     /// The default KV mount of this client.
     pub fn kv_mount(&self) -> &str {
         &self.inner.kv_mount
@@ -154,7 +121,7 @@ impl VaultClient {
         self.inner.transport.as_ref().map(Transport::addr)
     }
 
-    /// Every configured address (one unless [`VaultClientBuilder::addresses`]
+    /// Every configured address (one unless [`VaultClientBuilder::addresses`](crate::VaultClientBuilder::addresses)
     /// or `VAULT_ADDRS` named a cluster's nodes); none when Vault is disabled.
     pub fn addresses(&self) -> &[String] {
         self.inner.transport.as_ref().map_or(&[], Transport::addrs)
@@ -188,7 +155,7 @@ impl VaultClient {
     }
 
     /// Whether a key Vault lacks reads its env var (see
-    /// [`VaultClientBuilder::env_fallback`]).
+    /// [`VaultClientBuilder::env_fallback`](crate::VaultClientBuilder::env_fallback)).
     pub fn env_fallback(&self) -> bool {
         self.inner.env_fallback
     }
@@ -221,7 +188,7 @@ impl VaultClient {
     /// Revokes the tokens this client logged in for (AppRole, JWT,
     /// Kubernetes): the one in use, and any it replaced that may still be
     /// alive. A token it was given (`VAULT_TOKEN`, `~/.vault-token`,
-    /// [`VaultClientBuilder::token`]) is never revoked: for it, and for a
+    /// [`VaultClientBuilder::token`](crate::VaultClientBuilder::token)) is never revoked: for it, and for a
     /// client that has not logged in (or Vault turned off), this does nothing
     /// and returns `Ok`.
     ///
@@ -404,36 +371,5 @@ fn denied_again(api_path: &str, namespace: &Option<String>) -> Error {
         // Never a lease ID (`sys/leases/renew/<id>`).
         path: shown_path(api_path).to_owned(),
         namespace: namespace.clone(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn debug_never_shows_the_token() {
-        let c = VaultClient::builder()
-            .address("http://v:1")
-            .token("hvs.TOPSECRET")
-            .build()
-            .unwrap();
-        let b = VaultClient::builder().token("hvs.TOPSECRET");
-        for text in [format!("{c:?}"), format!("{b:?}")] {
-            assert!(!text.contains("TOPSECRET"), "{text}");
-            assert!(text.contains("[REDACTED]"), "{text}");
-        }
-    }
-
-    #[tokio::test]
-    async fn errors_name_the_clients_own_variables() {
-        let env = crate::base::EnvSource::from_fn(|n| {
-            (n == "AION_VAULT_ENABLED").then(|| "false".into())
-        });
-        let client = VaultClientBuilder::from_env_source(Some("AION"), env)
-            .and_then(VaultClientBuilder::build)
-            .unwrap();
-        let e = client.read("secret", "database").await.unwrap_err();
-        assert!(e.to_string().contains("(AION_VAULT_ENABLED=false)"), "{e}");
     }
 }
