@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::client::VaultClient;
-use crate::engines::kv::KvSecret;
+use crate::engines::secret::KvSecret;
 
 /// What a cached read found: a secret, or nothing at that path.
 pub(crate) type Cached = Option<Arc<KvSecret>>;

@@ -4,93 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
+use crate::base::check_segments;
 use crate::client::transport::{Repeat, Reply};
 use crate::client::VaultClient;
-use crate::engines::kv::{check_segments, malformed, KvSecret};
+use crate::engines::secret::KvSecret;
+pub use crate::engines::secret::{Lease, Rotation};
 use crate::error::{Error, Result};
-
-/// A lease on dynamic credentials. Its ID is not a secret; the credentials are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Lease {
-    /// The lease ID (`database/creds/app/abc...`).
-    pub id: String,
-    /// How long the lease lasts from when it was granted or renewed.
-    pub duration: Duration,
-    /// Whether it can be renewed.
-    pub renewable: bool,
-    /// Which of the client's tokens made it: the lease dies with that token.
-    pub(crate) generation: u64,
-}
-
-impl Lease {
-    /// Parses the `lease_id`, `lease_duration` and `renewable` of an answer.
-    pub(crate) fn from_body(api_path: &str, body: &Value) -> Result<Self> {
-        let id = body
-            .get("lease_id")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                malformed(
-                    api_path,
-                    "no `lease_id`: this path does not lease credentials",
-                )
-            })?;
-        Ok(Lease {
-            id: id.to_owned(),
-            duration: Duration::from_secs(
-                body.get("lease_duration")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0),
-            ),
-            renewable: body
-                .get("renewable")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            generation: 0,
-        })
-    }
-}
-
-/// A static role's schedule (`database/static-creds/<role>`): the same
-/// database user, its password rotated by Vault every `period`. Nothing to
-/// renew; a watcher reads the credentials again once `ttl` has run out, and
-/// at every poll (a forced `rotate-role` shows as a new `last_rotation`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Rotation {
-    /// How long until the next rotation, from the read.
-    pub ttl: Duration,
-    /// The rotation period, if Vault said.
-    pub period: Option<Duration>,
-    /// When Vault last rotated the password (RFC 3339, as Vault sent it).
-    pub last_rotation: Option<String>,
-}
-
-impl Rotation {
-    /// The `data.ttl` / `rotation_period` / `last_vault_rotation` of a static
-    /// role's answer; `None` for anything else.
-    pub(crate) fn from_body(body: &Value) -> Option<Self> {
-        let data = body.get("data")?;
-        let last_rotation = data
-            .get("last_vault_rotation")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let ttl = data.get("ttl").and_then(Value::as_u64)?;
-        let period = data
-            .get("rotation_period")
-            .and_then(Value::as_u64)
-            .map(Duration::from_secs);
-        last_rotation.as_ref()?;
-        Some(Rotation {
-            ttl: Duration::from_secs(ttl),
-            period,
-            last_rotation,
-        })
-    }
-}
 
 impl VaultClient {
     /// Reads credentials from a secrets engine that leases them, e.g.

@@ -9,8 +9,12 @@
 //! | `cache` | the per-client cache of KV reads |
 //! | [`lease`] | leased (dynamic) credentials: read, renew, revoke |
 //! | [`sys`] | seal and HA state, the token's policies and TTL, capabilities |
+//! | `secret` | what reads return: [`KvSecret`](kv::KvSecret), [`SecretMap`](kv::SecretMap), [`Lease`](lease::Lease), [`Rotation`](lease::Rotation) |
+//!
+//! Imports run one way: `kv`, `lease`, `sys` → `cache` → `secret` (a leaf).
 
 pub(crate) mod cache;
 pub mod kv;
 pub mod lease;
+mod secret;
 pub mod sys;

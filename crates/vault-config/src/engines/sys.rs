@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::base::KvVersion;
 use crate::client::transport::{Repeat, Reply};
 use crate::client::VaultClient;
-use crate::engines::kv::{malformed, KvVersion};
+use crate::engines::secret::malformed;
 use crate::error::{Error, Result};
 
 /// A Vault server's `sys/health`: whether it is initialized, sealed, a standby.
