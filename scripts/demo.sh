@@ -20,7 +20,7 @@ target="$example"
 [ "$example" = aion ] && target=aion_service
 features=()
 [ "$example" = health ] && target=health_server && features=(--features metrics)
-echo "demo: building examples/$target.rs (the first build takes a minute or two)"
+echo "demo: building crates/vault-config/examples/$target.rs (the first build takes a minute or two)"
 cargo build --example "$target" ${features[@]+"${features[@]}"}
 port="${DEMO_PORT:-18200}"
 busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

@@ -15,7 +15,7 @@ use vault_config::{ExposeSecret, SecretString, VaultConfig, WatchOptions};
 use vault_test_support::{eventually, DevServer, Postgres};
 
 #[allow(dead_code)] // `main` and its helpers run only as the example
-#[path = "../examples/health_server.rs"]
+#[path = "../crates/vault-config/examples/health_server.rs"]
 mod health_server;
 
 const WAIT: Duration = Duration::from_secs(15);
