@@ -39,13 +39,13 @@ pub(super) struct TokenState {
 }
 
 impl TokenState {
-    pub(super) fn remaining(&self) -> Option<Duration> {
+    fn remaining(&self) -> Option<Duration> {
         self.ttl
             .map(|ttl| ttl.saturating_sub(self.obtained.elapsed()))
     }
 
     /// How long until two thirds of its TTL have passed (`None`: never due).
-    pub(super) fn due_in(&self) -> Option<Duration> {
+    fn due_in(&self) -> Option<Duration> {
         if self.settled {
             return None;
         }
@@ -57,7 +57,7 @@ impl TokenState {
     }
 
     /// Past two thirds of its TTL.
-    pub(super) fn due(&self) -> bool {
+    fn due(&self) -> bool {
         self.due_in().is_some_and(|d| d.is_zero())
     }
 
@@ -130,7 +130,7 @@ impl Auth {
     }
 
     /// Puts a token from a login in place; returns the one it replaces.
-    pub(super) fn install(&self, state: &mut State, fresh: TokenState) -> Option<TokenState> {
+    fn install(&self, state: &mut State, fresh: TokenState) -> Option<TokenState> {
         self.generation.fetch_add(1, Ordering::SeqCst);
         state.token.replace(fresh)
     }
@@ -160,7 +160,7 @@ impl Auth {
 
     /// What [`due_in`](Self::due_in) reads: a login retry while there is no
     /// token (or it is due), else the token's own renewal time.
-    pub(super) fn reschedule(&self, state: &State) {
+    fn reschedule(&self, state: &State) {
         let now = Instant::now();
         let token_due = state.token.as_ref().and_then(TokenState::due_in);
         let at = match (
@@ -347,12 +347,7 @@ impl Auth {
     /// back cut short by the max TTL) logs in again, leaving the token it
     /// replaces to expire with its leases; a static token that cannot be
     /// renewed is kept, with a warning.
-    pub(super) async fn refresh(
-        &self,
-        t: &Transport,
-        state: &mut State,
-        expired: bool,
-    ) -> Result<()> {
+    async fn refresh(&self, t: &Transport, state: &mut State, expired: bool) -> Result<()> {
         if let Some(ts) = &state.token {
             let capped =
                 matches!((ts.ttl, ts.first_ttl), (Some(now), Some(first)) if now < first / 2);
@@ -430,7 +425,7 @@ impl Auth {
     }
 
     /// Revokes a token the client replaced, so tokens do not pile up in Vault.
-    pub(super) async fn revoke(&self, t: &Transport, token: &SecretString) {
+    async fn revoke(&self, t: &Transport, token: &SecretString) {
         if let Err(e) = t
             .post(
                 "auth/token/revoke-self",
@@ -486,7 +481,7 @@ impl Auth {
         (ts, settled)
     }
 
-    pub(super) async fn renew(
+    async fn renew(
         &self,
         t: &Transport,
         token: &SecretString,
