@@ -16,6 +16,7 @@
 //! - a `$` outside single quotes: dotenvy substitutes `$NAME` and `${NAME}`
 //!   (from the process environment or earlier lines) and drops a lone `$`;
 //!   python-dotenv expands only `${NAME}`;
+//! - `${` in single quotes: python-dotenv (1.x) expands it there too;
 //! - a backslash in an unquoted value (an escape to dotenvy, a character to
 //!   python-dotenv) or in single quotes (python-dotenv unescapes `\\` and
 //!   `\'` there, dotenvy does not);
@@ -433,6 +434,7 @@ fn value_len(raw: &str) -> (usize, Option<&'static str>) {
                     closed_at = Some(i);
                 }
                 '\\' => flag(&mut ambiguity, BACKSLASH_SINGLE),
+                '{' if raw[..i].ends_with('$') => flag(&mut ambiguity, DOLLAR_BRACE),
                 _ => {}
             }
         } else if c == '$' {
@@ -474,6 +476,8 @@ fn flag(ambiguity: &mut Option<&'static str>, why: &'static str) {
 const DOLLAR: &str = "a `$` outside single quotes, which dotenvy replaces with a variable \
      (from this process's environment or an earlier line; a lone `$` is dropped) and \
      python-dotenv reads otherwise; write the value in single quotes to import it as written";
+const DOLLAR_BRACE: &str = "a `${` in single quotes, taken as written by dotenvy and expanded \
+     by python-dotenv (in any quotes); no quoting keeps it whole in both";
 const BACKSLASH_UNQUOTED: &str = "a backslash in an unquoted value, an escape to dotenvy and a \
      plain character to python-dotenv; put the value in double quotes (with `\\\\` for a backslash)";
 const BACKSLASH_SINGLE: &str = "a backslash in single quotes, which python-dotenv unescapes \
@@ -573,7 +577,8 @@ mod tests {
         // dotenvy 0.15.7 takes the closing quote of `"$HOME"` into the value.
         assert!(parse("A=\"$HOME\"").is_err());
         assert_eq!(flagged("A=cost$"), Some(DOLLAR));
-        assert_eq!(flagged("A='$HOME'"), None);
+        assert_eq!(flagged("A='$HOME $5 $(id)'"), None);
+        assert_eq!(flagged("A='${HOME}'"), Some(DOLLAR_BRACE));
         assert_eq!(flagged("A=\"\\$HOME\""), Some(BACKSLASH_DOUBLE));
         assert_eq!(flagged("A=a\\ b"), Some(BACKSLASH_UNQUOTED));
         assert_eq!(flagged("A='a\\b'"), Some(BACKSLASH_SINGLE));
