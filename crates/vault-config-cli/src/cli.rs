@@ -76,10 +76,13 @@ pub enum Command {
     ///
     /// FILE is read by dotenvy (comments, `export `, single and double
     /// quotes, the escapes \\ \' \" \n, multi-line quoted values, `#` and `=`
-    /// in values, empty values). A value dotenvy and python-dotenv read
-    /// differently (a `$` outside single quotes, a backslash outside double
-    /// quotes, quotes around part of a value) is refused, naming its line
-    /// and key. A value that already is a `vault://` reference is skipped.
+    /// in values, empty values). A value that dotenvy and python-dotenv read
+    /// differently is refused with exit 15 naming its line and key: a `$`
+    /// outside single quotes or a `${` inside them, a backslash outside
+    /// double quotes, `\$`, quotes around part of a value, an unquoted value
+    /// starting with `#` (`KEY= # note`). So is a key assigned twice. A
+    /// value that already is a `vault://` reference is skipped. A FILE or a
+    /// --keys key that is not there: exit 14.
     ///
     /// The keys are merged into PATH, check-and-set against the version read
     /// on KV v2 (read again and retried if someone else wrote in between).
@@ -94,7 +97,8 @@ pub enum Command {
     /// `vault://PATH#KEY` in place of each imported value: every other byte
     /// (comments, order, `export `, other keys) is kept, and the new file
     /// replaces the old one whole (temporary file, fsync, rename) with its
-    /// mode and owner. No value is ever printed.
+    /// mode and owner (a link's target is rewritten). No value is ever
+    /// printed.
     Import(ImportArgs),
     /// Show the Vault contract, the server's seal and HA state, the token's
     /// TTL and policies, and, for each PATH, whether it exists and what the
