@@ -80,7 +80,8 @@ pub enum Command {
     /// differently is refused with exit 15 naming its line and key: a `$`
     /// outside single quotes or a `${` inside them, a backslash outside
     /// double quotes, `\$`, quotes around part of a value, an unquoted value
-    /// starting with `#` (`KEY= # note`). So is a key assigned twice. A
+    /// starting with `#` (`KEY= # note`), a carriage return inside a value
+    /// (a CRLF file's multi-line value). So is a key assigned twice. A
     /// value that already is a `vault://` reference is skipped. A FILE or a
     /// --keys key that is not there: exit 14.
     ///

@@ -23,7 +23,9 @@
 //! - `\$` and `\ ` in double quotes, unescaped by dotenvy only;
 //! - quotes around part of a value (`a"b"`), joined by dotenvy only;
 //! - an unquoted value starting with `#` (`KEY= # note`): empty to dotenvy,
-//!   `# note` to python-dotenv.
+//!   `# note` to python-dotenv;
+//! - a carriage return inside a value (a CRLF file's multi-line value):
+//!   python-dotenv reads it as `\n`.
 //!
 //! dotenvy 0.15.7 knows the escapes `\\ \' \" \$ \n` and `\ ` only: `\t`,
 //! `\r` or `\u…` in a value is an error (python-dotenv would decode them);
@@ -210,7 +212,7 @@ fn written(value: &str) -> Option<String> {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_./:#@%+,=-".contains(c);
     if !value.is_empty() && value.chars().all(plain) && !value.starts_with('#') {
         Some(value.to_owned())
-    } else if !value.contains(['\'', '\\', '\r']) {
+    } else if !value.contains(['\'', '\\', '\r']) && !value.contains("${") {
         Some(format!("'{value}'"))
     } else {
         None
@@ -422,6 +424,9 @@ fn value_len(raw: &str) -> (usize, Option<&'static str>) {
         if closed_at.is_some_and(|at| at < i) && c != ' ' && c != '\t' {
             flag(&mut ambiguity, MIXED);
         }
+        if c == '\r' {
+            flag(&mut ambiguity, CARRIAGE_RETURN);
+        }
         if escaped {
             escaped = false;
             if weak && (c == '$' || c == ' ') {
@@ -486,6 +491,9 @@ const BACKSLASH_DOUBLE: &str = "`\\$` or `\\ ` in double quotes, which dotenvy u
      python-dotenv keeps as written; use single quotes for a `$`, a plain space for a space";
 const HASH_START: &str = "an unquoted value starting with `#`, empty to dotenvy and the text \
      itself to python-dotenv; write `KEY=` for an empty value, or quote the value";
+const CARRIAGE_RETURN: &str = "a carriage return inside the value (a multi-line value of a \
+     CRLF file), kept by dotenvy and read as a plain line break by python-dotenv; save the file \
+     with LF line breaks";
 const MIXED: &str = "quotes that do not enclose the whole value (dotenvy joins the pieces, \
      python-dotenv does not); quote the whole value once";
 
@@ -590,6 +598,8 @@ mod tests {
         assert_eq!(flagged("A= # c"), Some(HASH_START));
         assert_eq!(flagged("A=#c"), Some(HASH_START));
         assert_eq!(flagged("A= \n"), None);
+        assert_eq!(flagged("A=\"x\r\ny\"\r\n"), Some(CARRIAGE_RETURN));
+        assert_eq!(flagged("A=\"x\"\r\n"), None);
         // dotenvy 0.15.7 fails on a last line ending in a space.
         assert!(parse("A= ").unwrap_err().why.contains("line break"));
     }

@@ -72,13 +72,6 @@ pub async fn change<F>(t: &Target<'_>, mut change: F) -> Result<Changed>
 where
     F: FnMut(&mut Map<String, Value>) -> Result<bool>,
 {
-    if t.kv == KvVersion::V1 {
-        tracing::warn!(
-            target: LOG,
-            "{} is KV version 1, which has no check-and-set: a write to {} made at the same time by someone else may be lost",
-            t.mount, t.path
-        );
-    }
     let mut wait = Duration::from_millis(20);
     for attempt in 0..=t.cas_retries {
         let (version, mut data) = current(t).await?;
@@ -100,7 +93,14 @@ where
         }
         let cas = match t.kv {
             KvVersion::V2 => Some(version.unwrap_or(0)),
-            KvVersion::V1 => None,
+            KvVersion::V1 => {
+                tracing::warn!(
+                    target: LOG,
+                    "{} is KV version 1, which has no check-and-set: a write to {} made at the same time by someone else may be lost",
+                    t.mount, t.path
+                );
+                None
+            }
         };
         let written = t.client.write(t.mount, t.path, &data, cas).await;
         wipe(data);

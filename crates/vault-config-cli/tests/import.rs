@@ -504,3 +504,44 @@ async fn rewrite_replaces_the_imported_values_and_keeps_every_other_byte() {
     .await;
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn concurrent_imports_keep_each_others_keys_and_a_deleted_version_is_left_alone() {
+    let server = DevServer::start().await;
+    let home = temp_dir("concurrent");
+    let mut files = Vec::new();
+    for i in 0..4 {
+        let file = home.join(format!("part{i}.env"));
+        std::fs::write(&file, format!("KEY_{i}=value-{i}\nSHARED=same\n")).unwrap();
+        files.push(file.to_str().unwrap().to_owned());
+    }
+    let runs = files
+        .iter()
+        .map(|f| async { run(&server, &home, &["import", f, "--path", "shared"]).await });
+    for out in futures_util::future::join_all(runs).await {
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    let stored = data(&server, "shared").await;
+    assert_eq!(
+        stored.keys().collect::<Vec<_>>(),
+        ["KEY_0", "KEY_1", "KEY_2", "KEY_3", "SHARED"],
+        "a key was lost"
+    );
+    // One version per import (each adds a key): the check-and-set retries.
+    assert_eq!(version(&server, "shared").await, 4);
+
+    // Its current version deleted: nothing written, the way back named.
+    server.kv_delete("secret", "shared").await.unwrap();
+    let out = run(&server, &home, &["import", &files[0], "--path", "shared"]).await;
+    assert_eq!(out.status.code(), Some(14), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("nothing imported: version 4 of secret/shared"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bao kv undelete -mount=secret -versions=4 shared"),
+        "{err}"
+    );
+    assert_eq!(version(&server, "shared").await, 4);
+}
