@@ -92,7 +92,8 @@ pub enum Command {
     /// holds with the same values make no new version. KV v1 has no
     /// check-and-set: the keys are read, merged and written (a write made
     /// by someone else in between may be lost, a warning says so), then read
-    /// back and compared all the same.
+    /// back and compared all the same. The token needs create, read and
+    /// update on MOUNT/data/PATH (MOUNT/PATH on KV v1).
     ///
     /// With --rewrite, once Vault holds every value, FILE is rewritten with
     /// `vault://PATH#KEY` in place of each imported value: every other byte

@@ -456,6 +456,12 @@ async fn rewrite_replaces_the_imported_values_and_keeps_every_other_byte() {
     );
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o640);
+    // python-dotenv reads the references, and the values left, as well.
+    let reread = python_dotenv(&file);
+    assert_eq!(reread["API_KEY"], "vault://app#API_KEY");
+    assert_eq!(reread["TLS_KEY"], "vault://app#TLS_KEY");
+    assert_eq!(reread["LOG_LEVEL"], "debug");
+    assert_eq!(reread["PORT"], "8080");
     assert!(std::fs::symlink_metadata(&link)
         .unwrap()
         .file_type()
@@ -529,6 +535,26 @@ async fn concurrent_imports_keep_each_others_keys_and_a_deleted_version_is_left_
     );
     // One version per import (each adds a key): the check-and-set retries.
     assert_eq!(version(&server, "shared").await, 4);
+
+    // A token that may only read and write the secret's data (no metadata,
+    // no other path) is enough.
+    let token = server
+        .token_with_policy(
+            "importer",
+            r#"path "secret/data/least" { capabilities = ["create", "read", "update"] }"#,
+        )
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let out = vault_config(&server, &home)
+            .env("VAULT_TOKEN", &token)
+            .args(["import", &files[1], "--path", "least"])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    assert_eq!(version(&server, "least").await, 1);
 
     // Its current version deleted: nothing written, the way back named.
     server.kv_delete("secret", "shared").await.unwrap();
