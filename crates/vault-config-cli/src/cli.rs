@@ -5,7 +5,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Secrets from Vault or OpenBao into a shell, a supervised process, a
-/// rotation, a status report or the policy to grant them.
+/// rotation, a status report or the policy to grant them; a dotenv file's
+/// secrets into Vault.
 ///
 /// Vault is reached through the same environment as the vault-config library:
 /// VAULT_ADDR (or VAULT_ADDRS for a cluster), VAULT_TOKEN or VAULT_AUTH_METHOD
@@ -21,7 +22,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Exit codes: 0 ok; 1 another failure; 2 a usage error; 3 a configuration
 /// error (the Vault settings); 10 vault_connection_failed (unreachable,
 /// timeout, TLS); 11 vault_sealed; 12 vault_authentication_failed; 13
-/// permission denied; 14 not found; 15 invalid (a key conflict, a key that is
+/// permission denied; 14 not found; 15 invalid (a key conflict, such as a
+/// key `import` finds in Vault with another value, a key that is
 /// not a variable name under --strict, a name that runs code such as
 /// LD_PRELOAD or PATH without --allow-name, a value the --format cannot
 /// hold); 126/127 the command could not be
@@ -67,6 +69,39 @@ pub enum Command {
     /// conflict, so operators rotating keys of one path at once lose nothing.
     /// The value is never printed unless --print.
     Rotate(RotateArgs),
+    /// Copy the keys of a dotenv file into a KV secret, keeping the keys it
+    /// has, then read them back and verify them.
+    ///
+    /// vault-config import .env --path database --keys DB_USER,DB_PASSWORD --rewrite
+    ///
+    /// FILE is read by dotenvy (comments, `export `, single and double
+    /// quotes, the escapes \\ \' \" \n, multi-line quoted values, `#` and `=`
+    /// in values, empty values). A value that dotenvy and python-dotenv read
+    /// differently is refused with exit 15 naming its line and key: a `$`
+    /// outside single quotes or a `${` inside them, a backslash outside
+    /// double quotes, `\$`, quotes around part of a value, an unquoted value
+    /// starting with `#` (`KEY= # note`), a carriage return inside a value
+    /// (a CRLF file's multi-line value). So is a key assigned twice. A
+    /// value that already is a `vault://` reference is skipped. A FILE or a
+    /// --keys key that is not there: exit 14.
+    ///
+    /// The keys are merged into PATH, check-and-set against the version read
+    /// on KV v2 (read again and retried if someone else wrote in between).
+    /// A key PATH holds with another value is a conflict: nothing is
+    /// written, exit 15 names the key, unless --overwrite. Keys PATH already
+    /// holds with the same values make no new version. KV v1 has no
+    /// check-and-set: the keys are read, merged and written (a write made
+    /// by someone else in between may be lost, a warning says so), then read
+    /// back and compared all the same. The token needs create, read and
+    /// update on MOUNT/data/PATH (MOUNT/PATH on KV v1).
+    ///
+    /// With --rewrite, once Vault holds every value, FILE is rewritten with
+    /// `vault://PATH#KEY` in place of each imported value: every other byte
+    /// (comments, order, `export `, other keys) is kept, and the new file
+    /// replaces the old one whole (temporary file, fsync, rename) with its
+    /// mode and owner (a link's target is rewritten). No value is ever
+    /// printed.
+    Import(ImportArgs),
     /// Show the Vault contract, the server's seal and HA state, the token's
     /// TTL and policies, and, for each PATH, whether it exists and what the
     /// token may do on it. The exit code names the first problem found.
@@ -311,6 +346,36 @@ pub struct RotateArgs {
     /// Print the new value on standard output (the report goes to standard error).
     #[arg(long)]
     pub print: bool,
+    /// How many times to retry a check-and-set conflict.
+    #[arg(long, default_value_t = 10)]
+    pub cas_retries: u32,
+    #[command(flatten)]
+    pub mount: MountArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The dotenv file (`.env`).
+    #[arg(value_name = "FILE")]
+    pub file: std::path::PathBuf,
+    /// The KV path to import into (`database`).
+    #[arg(long, value_name = "PATH")]
+    pub path: String,
+    /// Import only these keys [default: every key of FILE].
+    #[arg(long, value_name = "K1,K2,...", value_delimiter = ',')]
+    pub keys: Vec<String>,
+    /// Print, for each key, whether PATH lacks it (new), holds it (same) or
+    /// holds another value (differs); write nothing.
+    #[arg(long, conflicts_with = "rewrite")]
+    pub dry_run: bool,
+    /// Replace the values PATH holds for keys of FILE (otherwise a
+    /// conflict: nothing written, exit 15).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// After a verified import, put `vault://PATH#KEY` in FILE in place of
+    /// each imported value, keeping every other byte.
+    #[arg(long)]
+    pub rewrite: bool,
     /// How many times to retry a check-and-set conflict.
     #[arg(long, default_value_t = 10)]
     pub cas_retries: u32,

@@ -19,11 +19,9 @@
 //! of a stopped group are gone when it checks, not zombies of a slow init.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::{File, OpenOptions, Permissions};
-use std::io::{IsTerminal, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io::IsTerminal;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -41,8 +39,8 @@ use zeroize::Zeroizing;
 use crate::cli::{ExecArgs, Mode, NamingArgs, OnChange};
 use crate::exit::{Failure, Kind, Result};
 use crate::naming::{variables, Var};
-use crate::read;
 use crate::target::Target;
+use crate::{files, read};
 
 /// What the watcher publishes: each `--secret` target's value under
 /// `t<index>`, each `--to-file` one's under `f<index>`.
@@ -1117,12 +1115,13 @@ impl Files {
         for (i, (file, content)) in self.list.iter().zip(contents).enumerate() {
             let dest = file.dest.clone();
             let content = content.clone();
-            let written =
-                tokio::task::spawn_blocking(move || write_whole(&dest, content.as_bytes()))
-                    .await
-                    .map_err(|e| {
-                        Failure::new(Kind::Other, format!("writing {}: {e}", file.dest.display()))
-                    })?;
+            let written = tokio::task::spawn_blocking(move || {
+                files::replace(&dest, content.as_bytes(), 0o600, None)
+            })
+            .await
+            .map_err(|e| {
+                Failure::new(Kind::Other, format!("writing {}: {e}", file.dest.display()))
+            })?;
             written.map_err(|e| {
                 Failure::new(
                     Kind::Other,
@@ -1153,47 +1152,6 @@ impl Files {
             }
         }
     }
-}
-
-/// Replaces `dest` with a file of mode 0600 holding `bytes`: written and
-/// synced under a temporary name in the same folder, then renamed over it,
-/// so that a reader sees the old file or the new one, never part of one.
-fn write_whole(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = dest
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut nonce = [0u8; 6];
-    getrandom::getrandom(&mut nonce).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
-    let temp = dir.join(format!(".{name}.vault-config-{nonce}.tmp"));
-    let written = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)?;
-        // Exactly 0600, whatever the umask.
-        file.set_permissions(Permissions::from_mode(0o600))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&temp, dest)?;
-        // The rename itself, on disk (best effort: not every file system
-        // lets a folder be synced).
-        if let Ok(folder) = File::open(dir) {
-            let _ = folder.sync_all();
-        }
-        Ok(())
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written
 }
 
 /// The signals passed on to the child.
@@ -1307,7 +1265,7 @@ mod tests {
     fn to_file_arguments() {
         let f = ToFile::parse("app/tls#key.pem=/run/a=b/key.pem").unwrap();
         assert_eq!(f.target.to_string(), "app/tls#key.pem");
-        assert_eq!(f.dest, Path::new("/run/a=b/key.pem"));
+        assert_eq!(f.dest, std::path::Path::new("/run/a=b/key.pem"));
         let relative = ToFile::parse("app#K=out/k").unwrap();
         assert!(relative.dest.is_absolute() && relative.dest.ends_with("out/k"));
         for bad in ["app=/x", "app#K", "app#K=", "app#K=/run/", "#K=/x"] {
@@ -1350,26 +1308,5 @@ mod tests {
         for _ in 0..100 {
             assert!(random_below(Duration::from_millis(3)) < Duration::from_millis(3));
         }
-    }
-
-    #[test]
-    fn files_are_replaced_whole_with_mode_0600() {
-        let dir = std::env::temp_dir().join(format!("vault-config-write-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let dest = dir.join("secret.txt");
-        std::fs::write(&dest, "old").unwrap();
-        std::fs::set_permissions(&dest, Permissions::from_mode(0o644)).unwrap();
-        write_whole(&dest, b"new\nvalue").unwrap();
-        assert_eq!(std::fs::read(&dest).unwrap(), b"new\nvalue");
-        let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        let names: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["secret.txt"], "no temporary file is left");
-        // A folder that does not exist: an error, nothing left behind.
-        assert!(write_whole(&dir.join("nope/secret.txt"), b"x").is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -8,10 +8,14 @@
 #![recursion_limit = "256"]
 
 mod cli;
+mod dotfile;
 mod env;
 mod exec;
 mod exit;
+mod files;
 mod format;
+mod import;
+mod merge;
 mod naming;
 mod policy;
 mod read;
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
             Command::Exec(args) => exec::run(args).await,
             Command::Env(args) => until_signal(env::run(args)).await,
             Command::Rotate(args) => until_signal(rotate::run(args)).await,
+            Command::Import(args) => until_signal(import::run(args)).await,
             Command::Status(args) => until_signal(status::run(args)).await,
             Command::Policy(args) => until_signal(policy::run(args)).await,
         };
