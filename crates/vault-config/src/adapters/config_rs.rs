@@ -7,7 +7,7 @@
 //!
 //! ```no_run
 //! # async fn demo(client: vault_config::VaultClient) -> Result<(), Box<dyn std::error::Error>> {
-//! use config::{Config, File, FileFormat};
+//! use config::Config;
 //! use vault_config::VaultProvider;
 //! use vault_config::config_rs::VaultSource;
 //!
@@ -17,7 +17,7 @@
 //! // Sync: over a snapshot fetched beforehand.
 //! let vault = VaultProvider::builder().map("url", "database#DATABASE_URL").fetch(&client).await?;
 //! let settings: Settings = Config::builder()
-//!     .add_source(File::from_str("log_level = \"info\"", FileFormat::Toml))
+//!     .set_default("log_level", "info")? // or a file, with config's format features
 //!     .add_source(vault.clone())
 //!     .build()
 //!     .and_then(Config::try_deserialize)
@@ -26,7 +26,7 @@
 //! // Async: the source fetches when the config is built.
 //! let source = VaultSource::new(&client, VaultProvider::builder().map("url", "database#DATABASE_URL"));
 //! let settings: Settings = Config::builder()
-//!     .add_source(File::from_str("log_level = \"info\"", FileFormat::Toml))
+//!     .set_default("log_level", "info")?
 //!     .add_async_source(source)
 //!     .build()
 //!     .await?

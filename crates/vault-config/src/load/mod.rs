@@ -15,7 +15,7 @@
 //! | `de` | the lossy serde deserializer over a `serde_json` tree |
 //!
 //! Uses the client, the engines, the description, base and the error type;
-//! framework adapters (`crate::adapters`) use it, never the other way.
+//! the framework adapters use it, never the other way.
 
 pub(crate) mod de;
 pub(crate) mod plan;
