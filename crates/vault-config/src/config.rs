@@ -58,7 +58,7 @@ pub trait VaultConfig: Sized {
     /// ```
     ///
     /// Field defaults are not in it: layer [`default_values`](Self::default_values)
-    /// (or, with figment, [`defaults`](Self::defaults)) first, so that the
+    /// (or, with figment, `defaults`) first, so that the
     /// other layers can override them.
     fn provider(client: &VaultClient) -> impl Future<Output = Result<VaultProvider>> + Send {
         let described = describe::<Self>();

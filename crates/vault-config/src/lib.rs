@@ -154,12 +154,12 @@
 //! [`watch`](VaultConfig::watch) and [`VaultProvider::extract`] deserialize
 //! the typed struct themselves. Adapters, each behind a cargo feature, make a
 //! [`VaultProvider`] a provider or source of a framework, with supported API
-//! only; [`VaultProvider::explain`] turns any of their errors into an
+//! only; `VaultProvider::explain` turns any of their errors into an
 //! [`Error`] that never quotes a value.
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `figment` (default) | `VaultProvider: figment::Provider`, [`VaultProvider::figment`] (one provider per value), `VaultConfig::defaults`, `pub use figment` |
+//! | `figment` (default) | `VaultProvider: figment::Provider`, `VaultProvider::figment` (one provider per value), `VaultConfig::defaults`, `pub use figment` |
 //! | `figment2` | the same for figment2, the maintained fork: `VaultProvider: figment2::Provider`, `VaultProvider::figment2`, `pub use figment2` |
 //! | `config` | config-rs: `VaultProvider: config::Source` (sync, over a fetched snapshot) and `config_rs::VaultSource` (`config::AsyncSource`) |
 //! | `metrics` | metrics through the `metrics` facade (see [`telemetry`]) |

@@ -220,3 +220,105 @@ fn redact_message(msg: &str, value: Option<&Value>) -> String {
         _ => msg.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::load::provider::Resolved;
+    use serde::Deserialize;
+    use serde_json::json;
+
+    fn provider(values: Vec<(&str, Option<Value>)>) -> VaultProvider {
+        VaultProvider::from_values(
+            values
+                .into_iter()
+                .map(|(key, value)| {
+                    let origin = match value {
+                        Some(_) => Origin::Vault {
+                            namespace: None,
+                            api_path: "secret/data/db".into(),
+                            key: key.rsplit('.').next().unwrap_or(key).into(),
+                            version: Some(1),
+                            path_env: None,
+                        },
+                        None => Origin::Missing {
+                            vault: Some(format!("secret/db#{key}")),
+                            env_var: key.to_uppercase().replace('.', "_"),
+                        },
+                    };
+                    let r = Resolved {
+                        key: key.into(),
+                        origin,
+                    };
+                    (r, value)
+                })
+                .collect(),
+        )
+    }
+
+    fn strict<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+        let s = String::deserialize(d)?;
+        Err(serde::de::Error::custom(format!("`{s}` is not a host")))
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Db {
+        port: u16,
+        #[serde(default, deserialize_with = "strict")]
+        host: String,
+        user: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct App {
+        db: Db,
+        name: String,
+    }
+
+    #[test]
+    fn errors_name_the_key_and_source_never_the_value() {
+        let p = provider(vec![
+            ("db.port", Some(json!("hunter2"))),
+            ("name", Some(json!("n"))),
+        ]);
+        let err = p.extract::<App>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid `db.port`: expected u16, found a string (from vault secret/data/db#port)"
+        );
+
+        let p = provider(vec![
+            ("db.port", Some(json!("5432"))),
+            ("db.host", Some(json!("hunter2"))),
+            ("name", Some(json!("n"))),
+        ]);
+        let text = p.extract::<App>().unwrap_err().to_string();
+        assert_eq!(
+            text,
+            "invalid `db.host`: `[REDACTED]` is not a host (from vault secret/data/db#host)"
+        );
+    }
+
+    #[test]
+    fn a_missing_value_names_the_vault_location_and_env_var_tried() {
+        let p = provider(vec![("db.port", None), ("name", Some(json!("n")))]);
+        let err = p.extract::<App>().unwrap_err();
+        assert_eq!(
+            err,
+            Error::Missing {
+                field: "db.port".into(),
+                vault: Some("secret/db#db.port".into()),
+                env_var: Some("DB_PORT".into()),
+            }
+        );
+        // A whole nested struct missing: its first missing field is named.
+        let p = provider(vec![("name", Some(json!("n"))), ("db.port", None)]);
+        assert!(matches!(
+            p.extract::<App>().unwrap_err(),
+            Error::Missing { field, .. } if field == "db.port"
+        ));
+    }
+}
