@@ -181,6 +181,7 @@
 //! | [`auth`] | auth methods (token, AppRole, JWT, Kubernetes) and token status |
 //! | [`env`](mod@env) | the env contract and [`EnvSource`] |
 //! | [`provider`] | [`VaultProvider`], the fetched values with per-value provenance |
+//! | [`adapters`] | the figment, figment2 and config-rs adapters, one feature each |
 //! | [`watch`] | [`Watcher`] and [`WatchOptions`]: hot reload |
 //! | [`health`] | [`Health`], what a watcher reports |
 //! | [`policy`] | the Vault policy and `.env.example` a mapping table implies |
@@ -189,7 +190,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod adapters;
+pub mod adapters;
 mod base;
 mod client;
 mod config;

@@ -4,13 +4,12 @@
 //!
 //! | module | feature | what it adds |
 //! |---|---|---|
-//! | `figment` | `figment` (default) | `VaultProvider: figment::Provider`, [`VaultProvider::figment`](crate::VaultProvider::figment), `VaultConfig::defaults` |
-//! | `figment2` | `figment2` | `VaultProvider: figment2::Provider`, [`VaultProvider::figment2`](crate::VaultProvider::figment2) |
-//! | [`config_rs`](crate::config_rs) | `config` | `VaultProvider: config::Source`, [`VaultSource`](crate::config_rs::VaultSource): `config::AsyncSource` |
+//! | `figment` | `figment` (default) | `VaultProvider: figment::Provider`, `VaultProvider::figment` (one provider per value), `VaultConfig::defaults` |
+//! | `figment2` | `figment2` | `VaultProvider: figment2::Provider`, `VaultProvider::figment2` |
+//! | `config_rs` | `config` | `VaultProvider: config::Source` (sync), `config_rs::VaultSource: config::AsyncSource` |
 //!
 //! Each uses its framework's supported API only, and each error of a
-//! framework goes through [`VaultProvider::explain`](crate::VaultProvider::explain)
-//! into an [`Error`](crate::Error) that names the key and its source but
+//! framework goes through `VaultProvider::explain` into an [`Error`](crate::Error) that names the key and its source but
 //! never quotes the value. Adapters use the load layer; nothing below uses them.
 
 #[cfg(any(feature = "figment", feature = "figment2"))]
@@ -20,9 +19,9 @@ mod figment_common;
 #[cfg(feature = "config")]
 pub mod config_rs;
 #[cfg(feature = "figment")]
-pub(crate) mod figment;
+pub mod figment;
 #[cfg(feature = "figment2")]
-pub(crate) mod figment2;
+pub mod figment2;
 
 #[cfg(any(feature = "figment", feature = "figment2", feature = "config"))]
 pub use framework::*;
