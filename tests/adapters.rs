@@ -186,6 +186,31 @@ async fn config_rs_errors_name_the_source_never_the_value() {
     );
     let text = vault.explain(err).to_string();
     assert!(!text.contains("hunter2"), "{text}");
-    assert!(text.starts_with("invalid `port`: "), "{text}");
+    assert_eq!(
+        text,
+        "invalid `port`: expected an integer, found a string (from vault secret/data/database#port)"
+    );
     assert!(text.contains("vault secret/data/database#port"), "{text}");
+}
+
+#[tokio::test]
+async fn a_config_rs_async_source_that_cannot_fetch_gives_the_fetch_error() {
+    use config::Config;
+
+    let client = VaultClient::builder().enabled(false).build().unwrap();
+    let source = vault_config::config_rs::VaultSource::new(
+        &client,
+        VaultProvider::builder().map("url", "database"), // no #key
+    );
+    let err = Config::builder()
+        .add_async_source(source)
+        .build()
+        .await
+        .unwrap_err();
+    let vault = VaultProvider::builder().fetch(&client).await.unwrap();
+    let err = vault.explain(err);
+    assert!(
+        matches!(err, vault_config::Error::Mapping { .. }),
+        "{err:?}"
+    );
 }

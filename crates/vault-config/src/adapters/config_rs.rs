@@ -124,12 +124,16 @@ impl config::AsyncSource for VaultSource {
 }
 
 impl sealed::Sealed for ConfigError {
-    fn failure(self) -> (Failure, Option<String>) {
+    fn failure(self) -> Result<(Failure, Option<String>), crate::Error> {
         let path = |key: Option<String>| -> Vec<String> {
             key.map(|k| k.split('.').map(str::to_owned).collect())
                 .unwrap_or_default()
         };
-        match self {
+        let message = |text: String| Failure {
+            path: Vec::new(),
+            fault: Fault::Message(text),
+        };
+        Ok(match self {
             ConfigError::Type {
                 origin,
                 unexpected,
@@ -146,7 +150,7 @@ impl sealed::Sealed for ConfigError {
                 origin,
             ),
             ConfigError::At { error, origin, key } => {
-                let (mut failure, inner) = error.failure();
+                let (mut failure, inner) = error.failure()?;
                 if failure.path.is_empty() {
                     failure.path = path(key);
                 }
@@ -163,15 +167,14 @@ impl sealed::Sealed for ConfigError {
                     None,
                 )
             }
+            // A [`VaultSource`]'s fetch failed: its error as it was.
+            ConfigError::Foreign(e) => match e.downcast::<crate::Error>() {
+                Ok(ours) => return Err(*ours),
+                Err(other) => (message(other.to_string()), None),
+            },
             // A message may quote a value: `explain` redacts the one at fault.
-            other => (
-                Failure {
-                    path: Vec::new(),
-                    fault: Fault::Message(other.to_string()),
-                },
-                None,
-            ),
-        }
+            other => (message(other.to_string()), None),
+        })
     }
 }
 

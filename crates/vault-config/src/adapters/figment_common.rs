@@ -84,7 +84,7 @@ macro_rules! figment_adapter {
         }
 
         impl sealed::Sealed for $f::Error {
-            fn failure(self) -> (Failure, Option<String>) {
+            fn failure(self) -> Result<(Failure, Option<String>), crate::Error> {
                 let fault = match self.kind {
                     Kind::MissingField(name) => Fault::Missing(name.into_owned()),
                     Kind::InvalidType(actual, expected) => Fault::InvalidType {
@@ -115,13 +115,13 @@ macro_rules! figment_adapter {
                     )),
                 };
                 let named = self.metadata.map(|m| m.name.to_string());
-                (
+                Ok((
                     Failure {
                         path: self.path,
                         fault,
                     },
                     named,
-                )
+                ))
             }
         }
 

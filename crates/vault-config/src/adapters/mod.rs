@@ -45,8 +45,9 @@ mod framework {
         /// What an adapter reads of a framework's error. Not public API.
         pub trait Sealed {
             /// The failure (path and kind, no value) and the framework's name for
-            /// the source of the value at fault, if it knows one.
-            fn failure(self) -> (super::Failure, Option<String>);
+            /// the source of the value at fault, if it knows one; or the crate's
+            /// own error, when the framework only carried it (a source's fetch).
+            fn failure(self) -> Result<(super::Failure, Option<String>), super::Error>;
         }
     }
 
@@ -61,7 +62,10 @@ mod framework {
         /// secret/data/database#port`) even when the framework saw the provider
         /// as one source.
         pub fn explain<E: FrameworkError>(&self, err: E) -> Error {
-            let (failure, named) = err.failure();
+            let (failure, named) = match err.failure() {
+                Ok(found) => found,
+                Err(ours) => return ours,
+            };
             let key = failure.key();
             let ours = named.as_deref().is_none_or(|n| n == PROVIDER_NAME);
             let origin = if ours {

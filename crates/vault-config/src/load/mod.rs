@@ -164,7 +164,12 @@ pub(crate) fn explain(
     }
     let key = path.join(".");
     let spec = described.and_then(|(d, client)| Some((d.spec_for_key(&key)?, client)));
-    let field = described.map_or_else(|| key.clone(), |(d, _)| d.field_of(&key));
+    let field = match described {
+        // A framework's error about no key in particular (a file it could not parse).
+        _ if key.is_empty() => "configuration".to_owned(),
+        Some((d, _)) => d.field_of(&key),
+        None => key.clone(),
+    };
     if let Fault::Missing(_) = &failure.fault {
         // A nested struct none of whose fields was found is missing as a
         // whole: name its first missing field instead.
