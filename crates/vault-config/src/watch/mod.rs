@@ -1412,7 +1412,7 @@ enum SourceKind {
 
 /// Each mapped key's source: `vault secret/data/db#url (version 3)`, `env
 /// var DATABASE_URL`, or `default` (neither: a default, `None`, or another
-/// layer).
+/// figment layer).
 fn sources(provider: &VaultProvider) -> BTreeMap<String, Source> {
     provider
         .resolved()
