@@ -2,6 +2,7 @@
 //! against its own real OpenBao/Vault dev server (see `vault-test-support`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod adapters;
 mod auth;
 mod cluster;
 mod convergence;

@@ -204,7 +204,10 @@ async fn key_missing_in_vault_is_filled_from_env() {
     );
     assert_eq!(provider.missing().count(), 1);
 
-    let fig = Figment::new().merge(provider);
+    // Merged whole, the provider is one source; its per-value Figment names each.
+    let whole = Figment::new().merge(&provider);
+    assert_eq!(whole.find_metadata("user").unwrap().name, "vault-config");
+    let fig = Figment::new().merge(provider.figment());
     assert_eq!(fig.extract_inner::<String>("user").unwrap(), "from-env");
     assert_eq!(fig.extract_inner_lossy::<u16>("port").unwrap(), 6543);
     let md = fig.find_metadata("user").unwrap();
@@ -243,13 +246,24 @@ async fn extraction_errors_name_the_vault_path_and_key() {
     }
     let err = Figment::new()
         .merge(Serialized::default("name", "svc"))
-        .merge(provider)
+        .merge(provider.figment())
         .extract::<C>()
         .unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains("for key \"port\" in vault secret/data/database#port"),
         "{text}"
+    );
+    // Merged whole, figment names the provider; `explain` names the value's source.
+    let err = Figment::new()
+        .merge(Serialized::default("name", "svc"))
+        .merge(&provider)
+        .extract::<C>()
+        .unwrap_err();
+    let text = provider.explain(err).to_string();
+    assert_eq!(
+        text,
+        "invalid `port`: expected u16, found a string (from vault secret/data/database#port)"
     );
 }
 
@@ -309,7 +323,7 @@ async fn nothing_listening_reads_env_in_fallback_mode() {
             env_var: "POSTGRES_USER".into()
         }
     );
-    let fig = Figment::new().merge(provider);
+    let fig = Figment::new().merge(provider.figment());
     assert_eq!(fig.extract_inner::<String>("url").unwrap(), "from-env");
     assert_eq!(
         fig.find_metadata("url").unwrap().name,
@@ -377,7 +391,7 @@ async fn pinned_versions_and_mount_overrides_in_mappings() {
         .fetch(&client)
         .await
         .unwrap();
-    let fig = Figment::new().merge(provider);
+    let fig = Figment::new().merge(provider.figment());
     assert_eq!(fig.extract_inner::<String>("old").unwrap(), "old");
     assert_eq!(fig.extract_inner::<String>("new").unwrap(), "new");
     assert_eq!(

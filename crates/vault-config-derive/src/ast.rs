@@ -36,7 +36,7 @@ pub struct Field<'a> {
 }
 
 pub enum Kind {
-    /// No `#[vault]`: filled by other figment layers.
+    /// No `#[vault]`: filled by its default or other configuration layers.
     Plain,
     /// Mapped to a Vault `path#key`.
     Vault(Box<Source>),

@@ -2,7 +2,6 @@
 
 use std::future::Future;
 
-use figment::Profile;
 use serde::de::DeserializeOwned;
 
 use crate::base::KvVersion;
@@ -36,34 +35,46 @@ pub trait VaultConfig: Sized {
     }
 
     /// Reads the struct's Vault paths (each distinct path once, concurrently),
-    /// falls back to env per field, and returns the values as a provider, for
-    /// composition with other figment layers:
+    /// falls back to env per field, and returns the values with their
+    /// provenance, to extract yourself or to layer with other sources through
+    /// a framework adapter (the `figment`, `figment2` or `config` feature):
     ///
     /// ```no_run
     /// # use vault_config::{VaultClient, VaultConfig};
     /// # #[derive(serde::Deserialize, VaultConfig)]
     /// # struct AppConfig { #[vault("database#DATABASE_URL")] url: String, log_level: String }
     /// # async fn demo(client: VaultClient) -> Result<(), Box<dyn std::error::Error>> {
+    /// # #[cfg(feature = "figment")] {
     /// use figment::{Figment, providers::{Format, Toml}};
+    /// let vault = AppConfig::provider(&client).await?;
     /// let config: AppConfig = Figment::new()
     ///     .merge(AppConfig::defaults())
     ///     .merge(Toml::file("app.toml"))
-    ///     .merge(AppConfig::provider(&client).await?)
-    ///     .extract_lossy()?;
+    ///     .merge(vault.figment()) // each value with its own source
+    ///     .extract_lossy()
+    ///     .map_err(|e| vault.explain(e))?; // errors without the value
+    /// # }
     /// # Ok(()) }
     /// ```
     ///
-    /// Field defaults are not in it: merge [`defaults`](Self::defaults) first,
-    /// so that the other layers can override them.
+    /// Field defaults are not in it: layer [`default_values`](Self::default_values)
+    /// (or, with figment, `defaults`) first, so that the
+    /// other layers can override them.
     fn provider(client: &VaultClient) -> impl Future<Output = Result<VaultProvider>> + Send {
         let described = describe::<Self>();
         let client = client.clone();
         async move { provider_for(&described, &client).await }
     }
 
+    /// The fields' `default = ...` values, as a tree (nested keys are objects).
+    fn default_values() -> serde_json::Map<String, serde_json::Value> {
+        describe::<Self>().defaults_tree()
+    }
+
     /// The fields' `default = ...` values, as a figment provider.
+    #[cfg(feature = "figment")]
     fn defaults() -> figment::providers::Serialized<figment::value::Dict> {
-        figment::providers::Serialized::from(describe::<Self>().defaults_dict(), Profile::Default)
+        crate::adapters::figment::defaults(Self::default_values())
     }
 
     /// Loads the struct: Vault first, then each field's env fallback, then its

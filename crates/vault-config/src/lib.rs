@@ -6,8 +6,9 @@
 //!   `VAULT_NAMESPACE`, ..., or OpenBao's `BAO_*`), with timeouts, bounded
 //!   retries and a per-client cache.
 //! - [`VaultProvider`]: maps configuration keys to Vault `path#key`s, reads each
-//!   distinct path once (concurrently), falls back to env vars, and merges into a
-//!   [`figment::Figment`] like any provider, naming the source of each value.
+//!   distinct path once (concurrently), falls back to env vars, and keeps the
+//!   source of each value; it extracts a typed struct itself, or layers into
+//!   figment, figment2 or config-rs (see [Features](#features)).
 //! - [`Error`]: one error type whose text says what to fix, and never holds a
 //!   token or a secret value.
 //!
@@ -118,7 +119,8 @@
 //! | `ttl = "1h"` | with `dynamic`: the lease length asked for (renewed to it after each read and by it afterwards), bounded by the role's max TTL |
 //!
 //! An `Option<T>` field absent everywhere is `None`. A field without `#[vault]`
-//! comes from other figment layers (see [`VaultConfig::provider`]).
+//! comes from its `default`, or from other layers of a configuration framework
+//! (see [`VaultConfig::provider`]).
 //! `#[serde(rename = "...")]` on a field is followed. Mistakes are compile
 //! errors pointing at the attribute: a malformed `path#key`, an unknown
 //! attribute (with a "did you mean"), a value of the wrong kind, the same
@@ -146,12 +148,31 @@
 //! field). A [`Mapping`] without [`env`](Mapping::env) is refused the same way
 //! when the provider is built ([`Error::Mapping`]).
 //!
+//! # Features
+//!
+//! The core owns no configuration framework: [`VaultConfig::load`],
+//! [`watch`](VaultConfig::watch) and [`VaultProvider::extract`] deserialize
+//! the typed struct themselves. Adapters, each behind a cargo feature, make a
+//! [`VaultProvider`] a provider or source of a framework, with supported API
+//! only; `VaultProvider::explain` turns any of their errors into an
+//! [`Error`] that never quotes a value.
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `figment` (default) | `VaultProvider: figment::Provider`, `VaultProvider::figment` (one provider per value), `VaultConfig::defaults`, `pub use figment` |
+//! | `figment2` | the same for figment2, the maintained fork: `VaultProvider: figment2::Provider`, `VaultProvider::figment2`, `pub use figment2` |
+//! | `config` | config-rs: `VaultProvider: config::Source` (sync, over a fetched snapshot) and `config_rs::VaultSource` (`config::AsyncSource`) |
+//! | `metrics` | metrics through the `metrics` facade (see [`telemetry`]) |
+//!
+//! `default-features = false` leaves the core alone.
+//!
 //! # Modules
 //!
 //! The load pipeline runs one way: env / builder → [`VaultClient`] → plan (the
 //! distinct reads a description needs) → snapshot (what they returned, with
-//! env fallbacks and provenance) → figment → the typed struct → a
-//! [`Watcher`]'s channel.
+//! env fallbacks and provenance) → the typed struct (the core's own lossy
+//! deserializer) → a [`Watcher`]'s channel. Framework adapters read the
+//! snapshot; nothing in the pipeline reads them.
 //!
 //! | module | what it holds |
 //! |---|---|
@@ -159,7 +180,8 @@
 //! | [`lease`] | leased (dynamic) credentials: read, renew, revoke |
 //! | [`auth`] | auth methods (token, AppRole, JWT, Kubernetes) and token status |
 //! | [`env`](mod@env) | the env contract and [`EnvSource`] |
-//! | [`provider`] | [`VaultProvider`], a figment provider with per-value provenance |
+//! | [`provider`] | [`VaultProvider`], the fetched values with per-value provenance |
+//! | [`adapters`] | the figment, figment2 and config-rs adapters, one feature each |
 //! | [`watch`] | [`Watcher`] and [`WatchOptions`]: hot reload |
 //! | [`health`] | [`Health`], what a watcher reports |
 //! | [`policy`] | the Vault policy and `.env.example` a mapping table implies |
@@ -168,6 +190,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod adapters;
 mod base;
 mod client;
 mod config;
@@ -200,8 +223,19 @@ pub use provider::{VaultProvider, VaultProviderBuilder};
 pub use vault_config_derive::VaultConfig;
 pub use watch::{WatchOptions, Watcher};
 
-/// figment, whose types appear in this crate's signatures.
+/// config-rs, whose types appear in this crate's signatures (feature `config`).
+#[cfg(feature = "config")]
+pub use ::config as config_crate;
+#[cfg(feature = "config")]
+pub use adapters::config_rs;
+#[cfg(any(feature = "figment", feature = "figment2", feature = "config"))]
+pub use adapters::FrameworkError;
+/// figment, whose types appear in this crate's signatures (feature `figment`).
+#[cfg(feature = "figment")]
 pub use figment;
+/// figment2, whose types appear in this crate's signatures (feature `figment2`).
+#[cfg(feature = "figment2")]
+pub use figment2;
 pub use secrecy::{ExposeSecret, SecretBox, SecretString};
 
 /// What generated code names. Not public API: no stability promise.

@@ -33,7 +33,7 @@ pub struct Mapping {
 }
 
 impl Mapping {
-    /// Maps the figment key `key` (dotted for nesting: `db.url`) to `source`,
+    /// Maps the configuration key `key` (dotted for nesting: `db.url`) to `source`,
     /// written `path#key` (`database#DATABASE_URL`).
     pub fn new(key: impl Into<String>, source: &str) -> Result<Self> {
         let (path, secret_key) = parse_source(source)?;
@@ -184,7 +184,7 @@ impl Mapping {
         Ok(Some((path, var.clone())))
     }
 
-    /// The figment key it fills.
+    /// The configuration key it fills.
     pub fn key(&self) -> &str {
         &self.key
     }

@@ -2,7 +2,9 @@
 //! and defaults, gathered through the hidden [`Scope`] and [`Description`] that
 //! generated code fills.
 
-use figment::value::{Dict, Value};
+use serde_json::{Map, Value};
+
+use crate::base::tree;
 
 use crate::describe::mapping::{default_env_var, Mapping, WHOLE_SECRET};
 use crate::error::{Error, Result};
@@ -13,7 +15,7 @@ use crate::error::{Error, Result};
 pub struct FieldSpec {
     /// The Rust field path, e.g. `keycloak.admin_password`.
     pub field: String,
-    /// The configuration (figment) key, with `#[serde(rename)]` applied.
+    /// The configuration key, with `#[serde(rename)]` applied.
     pub key: String,
     /// The KV mount, when the struct sets one (else the client's default mount).
     pub mount: Option<String>,
@@ -164,7 +166,7 @@ impl Scope {
         s
     }
 
-    /// The scope of the nested struct in field `field` (figment key `key`).
+    /// The scope of the nested struct in field `field` (configuration key `key`).
     pub fn nested(&self, field: &str, key: &str) -> Scope {
         let mut s = self.clone();
         s.field_prefix = format!("{}{field}.", self.field_prefix);
@@ -216,18 +218,18 @@ impl Description {
         });
     }
 
-    /// The spec of the field with figment key `key`.
+    /// The spec of the field with configuration key `key`.
     pub(crate) fn spec_for_key(&self, key: &str) -> Option<&FieldSpec> {
         self.specs.iter().find(|s| s.key == key)
     }
 
-    /// The Rust field path of figment key `key` (the key itself for unmapped fields).
+    /// The Rust field path of configuration key `key` (the key itself for unmapped fields).
     pub(crate) fn field_of(&self, key: &str) -> String {
         self.spec_for_key(key)
             .map_or_else(|| key.to_owned(), |s| s.field.clone())
     }
 
-    /// Records the default of the field with figment key `key`.
+    /// Records the default of the field with configuration key `key`.
     pub fn default_value<T: serde::Serialize + ?Sized>(
         &mut self,
         scope: &Scope,
@@ -235,39 +237,26 @@ impl Description {
         key: &str,
         value: &T,
     ) {
-        match Value::serialize(value) {
+        match serde_json::to_value(value) {
             Ok(v) => self.defaults.push((scope.key(key), v)),
             Err(e) => {
                 self.error.get_or_insert(Error::Invalid {
                     field: format!("{}{field}", scope.field_prefix),
-                    reason: format!("its default cannot be serialized: {}", e.kind),
+                    reason: format!("its default cannot be serialized: {e}"),
                     origin: Some("default".to_owned()),
                 });
             }
         }
     }
 
-    /// The defaults as one figment dictionary.
-    pub(crate) fn defaults_dict(&self) -> Dict {
-        let mut dict = Dict::new();
+    /// The defaults as one tree (dotted keys nested).
+    pub(crate) fn defaults_tree(&self) -> Map<String, Value> {
+        let mut out = Map::new();
         for (key, value) in &self.defaults {
-            if let Some(nested) = figment::util::nest(key, value.clone()).into_dict() {
-                dict = merge_dicts(dict, nested);
-            }
+            tree::insert(&mut out, key, value.clone());
         }
-        dict
+        out
     }
-}
-
-fn merge_dicts(mut into: Dict, from: Dict) -> Dict {
-    for (k, v) in from {
-        let merged = match (into.remove(&k), v) {
-            (Some(Value::Dict(_, a)), Value::Dict(tag, b)) => Value::Dict(tag, merge_dicts(a, b)),
-            (_, v) => v,
-        };
-        into.insert(k, merged);
-    }
-    into
 }
 
 #[cfg(test)]
@@ -320,8 +309,8 @@ pub(crate) mod tests {
         let root = Scope::default();
         d.default_value(&root, "port", "db.port", &5432);
         d.default_value(&root, "host", "db.host", "localhost");
-        let dict = d.defaults_dict();
-        let db = dict.get("db").and_then(|v| v.as_dict()).unwrap();
+        let dict = d.defaults_tree();
+        let db = dict.get("db").and_then(|v| v.as_object()).unwrap();
         assert_eq!(db.len(), 2);
     }
 }

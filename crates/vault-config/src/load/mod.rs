@@ -1,21 +1,35 @@
-//! The last stage of a load: a [`Snapshot`]'s values (and the fields'
-//! defaults) through figment into the typed struct, with figment's errors
-//! rewritten to name the field and its sources, never the value.
+//! The load pipeline, with no configuration framework: plan (the distinct
+//! reads a description needs) → snapshot (what they returned, with env
+//! fallbacks and the provenance of each value) → the typed struct, through
+//! the lossy deserializer of `de`, with errors that name the field and its
+//! sources, never the value.
 //!
 //! [`VaultConfig::load`](crate::VaultConfig::load) and the
 //! [`Watcher`](crate::Watcher) both run plan → snapshot → [`extract`].
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `plan` | the reads a description or a provider's mappings need |
+//! | `snapshot` | what the reads returned; env fallbacks applied |
+//! | [`provider`] | [`VaultProvider`]: the values with their provenance |
+//! | `de` | the lossy serde deserializer over a `serde_json` tree |
+//!
+//! Uses the client, the engines, the description, base and the error type;
+//! the framework adapters use it, never the other way.
 
+pub(crate) mod de;
 pub(crate) mod plan;
 pub mod provider;
 pub(crate) mod snapshot;
 
-use figment::error::{Actual, Kind};
-use figment::{Figment, Profile};
 use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 
+use crate::base::tree;
 use crate::client::VaultClient;
 use crate::describe::spec::Description;
 use crate::error::{Error, Result};
+use crate::load::de::{Failure, Fault};
 use crate::load::plan::Plan;
 use crate::load::provider::{Origin, VaultProvider};
 use crate::load::snapshot::{Freshness, Snapshot};
@@ -106,34 +120,57 @@ pub(crate) fn extract<T: DeserializeOwned>(
     client: &VaultClient,
     provider: &VaultProvider,
 ) -> Result<T> {
-    let defaults = d.map(Description::defaults_dict).unwrap_or_default();
-    let figment = Figment::new()
-        .merge(figment::providers::Serialized::from(
-            defaults,
-            Profile::Default,
-        ))
-        .merge(provider.figment());
-    figment
-        .extract_lossy()
-        .map_err(|e| explain(e, d.map(|d| (d, client)), provider))
+    let described = d.map(|d| (d, client));
+    match d.filter(|d| !d.defaults.is_empty()) {
+        Some(d) => {
+            let mut merged = d.defaults_tree();
+            tree::merge(&mut merged, provider.tree().clone());
+            extract_tree(&merged, described, provider)
+        }
+        None => extract_tree(provider.tree(), described, provider),
+    }
 }
 
-/// Turns a figment error into one that names the field (with a derive's
-/// description, else the configuration key) and its sources, and never
-/// carries the offending value (figment's own text quotes it).
+/// Deserializes `T` from `tree` (the provider's values, maybe over defaults).
+pub(crate) fn extract_tree<T: DeserializeOwned>(
+    tree: &Map<String, Value>,
+    described: Option<(&Description, &VaultClient)>,
+    provider: &VaultProvider,
+) -> Result<T> {
+    de::from_tree(tree).map_err(|failure| {
+        let key = failure.key();
+        let value = tree::find(tree, &key);
+        let origin = provider
+            .origin_of(&key)
+            .or_else(|| value.map(|_| "default".to_owned()));
+        explain(failure, origin, value, described, provider)
+    })
+}
+
+/// Turns a failed extraction into an error that names the field (with a
+/// derive's description, else the configuration key) and its sources, and
+/// never carries the offending value. `origin` names where the value at
+/// fault came from; `value` is that value, to redact from a custom message.
 pub(crate) fn explain(
-    err: figment::Error,
+    failure: Failure,
+    origin: Option<String>,
+    value: Option<&Value>,
     described: Option<(&Description, &VaultClient)>,
     provider: &VaultProvider,
 ) -> Error {
-    let mut path = err.path.clone();
-    if let Kind::MissingField(name) = &err.kind {
-        path.push(name.to_string());
+    let mut path = failure.path.clone();
+    if let Fault::Missing(name) = &failure.fault {
+        path.push(name.clone());
     }
     let key = path.join(".");
     let spec = described.and_then(|(d, client)| Some((d.spec_for_key(&key)?, client)));
-    let field = described.map_or_else(|| key.clone(), |(d, _)| d.field_of(&key));
-    if let Kind::MissingField(_) = &err.kind {
+    let field = match described {
+        // A framework's error about no key in particular (a file it could not parse).
+        _ if key.is_empty() => "configuration".to_owned(),
+        Some((d, _)) => d.field_of(&key),
+        None => key.clone(),
+    };
+    if let Fault::Missing(_) = &failure.fault {
         // A nested struct none of whose fields was found is missing as a
         // whole: name its first missing field instead.
         let nested = format!("{key}.");
@@ -168,30 +205,10 @@ pub(crate) fn explain(
             },
         };
     }
-    let reason = match &err.kind {
-        Kind::InvalidType(actual, expected) => {
-            format!("expected {expected}, found {}", kind_of(actual))
-        }
-        Kind::InvalidValue(actual, expected) => {
-            format!("expected {expected}, found another {}", kind_of(actual))
-        }
-        Kind::InvalidLength(len, expected) => format!("expected {expected}, found {len} items"),
-        Kind::UnknownVariant(_, expected) => format!("expected one of {}", expected.join(", ")),
-        Kind::Message(msg) => redact_message(msg, &err, provider),
-        // figment's own text for these quotes the value: say what was expected only.
-        Kind::ISizeOutOfRange(_) | Kind::USizeOutOfRange(_) => {
-            "a number out of range for the field's type".to_owned()
-        }
-        Kind::Unsupported(actual) => format!("{} is not supported here", kind_of(actual)),
-        Kind::UnsupportedKey(actual, expected) => {
-            format!(
-                "a map key of another kind ({}; expected {expected})",
-                kind_of(actual)
-            )
-        }
-        other => other.to_string(),
+    let reason = match &failure.fault {
+        Fault::Message(msg) => redact_message(msg, value),
+        fault => fault.reason(),
     };
-    let origin = err.metadata.as_ref().map(|m| m.name.to_string());
     Error::Invalid {
         field,
         reason,
@@ -200,26 +217,113 @@ pub(crate) fn explain(
 }
 
 /// A custom deserializer's message may quote the input: drop it if it does.
-fn redact_message(msg: &str, err: &figment::Error, provider: &VaultProvider) -> String {
-    let value = provider.figment().find_value(&err.path.join("."));
-    match value.ok().and_then(|v| v.into_string()) {
-        Some(s) if !s.is_empty() && msg.contains(&s) => msg.replace(&s, "[REDACTED]"),
+fn redact_message(msg: &str, value: Option<&Value>) -> String {
+    match value {
+        Some(Value::String(s)) if !s.is_empty() && msg.contains(s.as_str()) => {
+            msg.replace(s.as_str(), "[REDACTED]")
+        }
         _ => msg.to_owned(),
     }
 }
 
-fn kind_of(actual: &Actual) -> &'static str {
-    match actual {
-        Actual::Bool(_) => "a boolean",
-        Actual::Unsigned(_) | Actual::Signed(_) => "an integer",
-        Actual::Float(_) => "a float",
-        Actual::Char(_) => "a character",
-        Actual::Str(_) => "a string",
-        Actual::Bytes(_) => "bytes",
-        Actual::Unit => "nothing",
-        Actual::Option => "an option",
-        Actual::Seq => "a list",
-        Actual::Map => "a map",
-        _ => "a value of another kind",
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::load::provider::Resolved;
+    use serde::Deserialize;
+    use serde_json::json;
+
+    fn provider(values: Vec<(&str, Option<Value>)>) -> VaultProvider {
+        VaultProvider::from_values(
+            values
+                .into_iter()
+                .map(|(key, value)| {
+                    let origin = match value {
+                        Some(_) => Origin::Vault {
+                            namespace: None,
+                            api_path: "secret/data/db".into(),
+                            key: key.rsplit('.').next().unwrap_or(key).into(),
+                            version: Some(1),
+                            path_env: None,
+                        },
+                        None => Origin::Missing {
+                            vault: Some(format!("secret/db#{key}")),
+                            env_var: key.to_uppercase().replace('.', "_"),
+                        },
+                    };
+                    let r = Resolved {
+                        key: key.into(),
+                        origin,
+                    };
+                    (r, value)
+                })
+                .collect(),
+        )
+    }
+
+    fn strict<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+        let s = String::deserialize(d)?;
+        Err(serde::de::Error::custom(format!("`{s}` is not a host")))
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Db {
+        port: u16,
+        #[serde(default, deserialize_with = "strict")]
+        host: String,
+        user: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct App {
+        db: Db,
+        name: String,
+    }
+
+    #[test]
+    fn errors_name_the_key_and_source_never_the_value() {
+        let p = provider(vec![
+            ("db.port", Some(json!("hunter2"))),
+            ("name", Some(json!("n"))),
+        ]);
+        let err = p.extract::<App>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid `db.port`: expected u16, found a string (from vault secret/data/db#port)"
+        );
+
+        let p = provider(vec![
+            ("db.port", Some(json!("5432"))),
+            ("db.host", Some(json!("hunter2"))),
+            ("name", Some(json!("n"))),
+        ]);
+        let text = p.extract::<App>().unwrap_err().to_string();
+        assert_eq!(
+            text,
+            "invalid `db.host`: `[REDACTED]` is not a host (from vault secret/data/db#host)"
+        );
+    }
+
+    #[test]
+    fn a_missing_value_names_the_vault_location_and_env_var_tried() {
+        let p = provider(vec![("db.port", None), ("name", Some(json!("n")))]);
+        let err = p.extract::<App>().unwrap_err();
+        assert_eq!(
+            err,
+            Error::Missing {
+                field: "db.port".into(),
+                vault: Some("secret/db#db.port".into()),
+                env_var: Some("DB_PORT".into()),
+            }
+        );
+        // A whole nested struct missing: its first missing field is named.
+        let p = provider(vec![("name", Some(json!("n"))), ("db.port", None)]);
+        assert!(matches!(
+            p.extract::<App>().unwrap_err(),
+            Error::Missing { field, .. } if field == "db.port"
+        ));
     }
 }

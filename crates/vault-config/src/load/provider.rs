@@ -1,12 +1,21 @@
-//! [`VaultProvider`]: a snapshot of Vault values (and env fallbacks) that merges into a figment.
+//! [`VaultProvider`]: a snapshot of Vault values (and env fallbacks) with the
+//! provenance of each, and [`VaultProviderBuilder`], the mappings to fetch.
+//!
+//! Framework-free: the values are a `serde_json` tree, and
+//! [`VaultProvider::extract`] deserializes a typed struct from it itself (see
+//! the load layer's `de`). The framework adapters (`figment`, `figment2`,
+//! `config` features) make it a provider or source of each framework.
+//!
+//! Uses the client (to fetch), the mapping description, and the load layer's
+//! plan and snapshot.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use figment::value::{Dict, Map, Tag, Value};
-use figment::{Figment, Metadata, Profile, Provider};
 use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 
+use crate::base::tree;
 use crate::client::VaultClient;
 use crate::describe::mapping::Mapping;
 use crate::error::{Error, Result};
@@ -36,7 +45,7 @@ pub enum Origin {
         var: String,
     },
     /// Neither: Vault lacked the key (or was not asked) and the env var is unset.
-    /// Other figment layers, serde defaults or `Option` may still fill the key.
+    /// Defaults, other layers of a framework, serde defaults or `Option` may still fill the key.
     Missing {
         /// The Vault location tried, as `mount/path#key`, if Vault was asked.
         vault: Option<String>,
@@ -87,7 +96,7 @@ impl fmt::Display for Origin {
 /// One mapping of a fetch and where its value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
-    /// The figment key filled (dotted).
+    /// The configuration key filled (dotted).
     pub key: String,
     /// Where its value came from.
     pub origin: Origin,
@@ -174,41 +183,41 @@ impl VaultProviderBuilder {
     }
 }
 
-/// A snapshot of configuration values read from Vault (and env fallbacks), ready
-/// to merge into a [`Figment`] like any other provider.
+/// A snapshot of configuration values read from Vault (and env fallbacks),
+/// each with its provenance: the Vault `path#key` or env var it came from.
 ///
-/// Each value keeps its own provenance, so an extraction error names the
-/// Vault path and key (`... for key "port" in vault secret/data/database#port`)
-/// or the env var it came from. String values stay strings: extract with
-/// [`Figment::extract_lossy`] so that `"5432"`, `"true"` or `"1.5"` fill a
-/// `u16`, `bool` or `f64` field (Vault's CLI writes every value as a string).
+/// [`extract`](Self::extract) turns it into a typed struct with no
+/// configuration framework; with the `figment`, `figment2` or `config`
+/// feature it is also a provider (source) of that framework, to layer with
+/// files and other sources. String values stay strings, and extraction is
+/// lossy: `"5432"`, `"true"` or `"1.5"` fill a `u16`, `bool` or `f64` field
+/// (Vault's CLI writes every value as a string).
 ///
 /// `Debug` lists keys and origins, never values.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// use figment::{Figment, providers::Serialized};
 /// use vault_config::{Mapping, VaultClient, VaultProvider};
 ///
 /// #[derive(serde::Deserialize)]
 /// struct Db { url: String, port: u16 }
 ///
 /// let client = VaultClient::from_env()?;
-/// let vault = VaultProvider::builder()
+/// let db: Db = VaultProvider::builder()
 ///     .map("url", "database#DATABASE_URL")
 ///     .mapping(Mapping::new("port", "database#port")?.env("DATABASE_PORT")) // not PORT
 ///     .fetch(&client)
-///     .await?;
-/// let db: Db = Figment::new()
-///     .merge(Serialized::default("port", 5432))
-///     .merge(vault)
-///     .extract_lossy()?;
+///     .await?
+///     .extract()?;
 /// # let _ = db; Ok(()) }
 /// ```
 #[derive(Clone)]
 pub struct VaultProvider {
-    figment: Figment,
     resolved: Vec<Resolved>,
+    /// The value of each mapping, in mapping order (`None` when missing).
+    values: Vec<Option<Value>>,
+    /// Every value at its key.
+    tree: Map<String, Value>,
 }
 
 impl VaultProvider {
@@ -229,18 +238,6 @@ impl VaultProvider {
             .filter(|r| matches!(r.origin, Origin::Missing { .. }))
     }
 
-    /// The snapshot as a [`Figment`] of one provider per value, each with its
-    /// own metadata (its Vault `path#key` or env var), through figment's
-    /// supported API: `Figment::new().merge(provider.figment())` names the
-    /// source of a bad value in errors just as merging the provider does.
-    ///
-    /// Its values sit in figment's default profile, and a `Figment` merged into
-    /// another selects its own profile: after `merge(provider.figment())`,
-    /// call `select(...)` again if you use profiles, or merge the provider itself.
-    pub fn figment(&self) -> Figment {
-        self.figment.clone()
-    }
-
     /// Extracts a `T` from this provider alone, lossily (Vault's CLI writes
     /// every value as a string: `"5432"` fills a `u16`). Errors name the
     /// key and where its value came from, never the value:
@@ -258,72 +255,59 @@ impl VaultProvider {
     /// # let _ = db; Ok(()) }
     /// ```
     pub fn extract<T: DeserializeOwned>(&self) -> Result<T> {
-        Figment::new()
-            .merge(self.figment())
-            .extract_lossy()
-            .map_err(|e| self.explain(e))
+        crate::load::extract_tree(&self.tree, None, self)
     }
 
-    /// Rewrites an error of a figment this provider was merged into (with
-    /// other layers, say) into an [`Error`] that names the key and its
-    /// source but never quotes the value, as figment's own text does
-    /// (`invalid type: found string "hunter2", expected u16`):
-    ///
-    /// ```no_run
-    /// # fn demo(vault: vault_config::VaultProvider) -> Result<(), vault_config::Error> {
-    /// use figment::{Figment, providers::{Format, Toml}};
-    /// #[derive(serde::Deserialize)]
-    /// struct Config { port: u16 }
-    /// let config: Config = Figment::new()
-    ///     .merge(Toml::file("app.toml"))
-    ///     .merge(&vault)
-    ///     .extract_lossy()
-    ///     .map_err(|e| vault.explain(e))?;
-    /// # let _ = config; Ok(()) }
-    /// ```
-    pub fn explain(&self, err: figment::Error) -> Error {
-        crate::load::explain(err, None, self)
+    /// Every value at its (nested) key.
+    pub(crate) fn tree(&self) -> &Map<String, Value> {
+        &self.tree
+    }
+
+    /// The value of mapped key `key`, if it got one.
+    pub(crate) fn value_of(&self, key: &str) -> Option<&Value> {
+        tree::find(&self.tree, key)
+    }
+
+    /// Each mapping with its value, in mapping order (none when missing).
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&Resolved, Option<&Value>)> {
+        self.resolved
+            .iter()
+            .zip(self.values.iter().map(Option::as_ref))
+    }
+
+    /// Where the value at dotted `key` came from: the last mapping with a
+    /// value that holds it (its own key, or an enclosing one such as a whole
+    /// secret's), as `vault secret/data/database#port` or `env var PORT`.
+    pub(crate) fn origin_of(&self, key: &str) -> Option<String> {
+        self.entries()
+            .filter(|(r, v)| {
+                v.is_some()
+                    && (r.key == key
+                        || key
+                            .strip_prefix(r.key.as_str())
+                            .is_some_and(|rest| rest.starts_with('.')))
+            })
+            .last()
+            .map(|(r, _)| r.origin.to_string())
     }
 
     /// Builds the provider from each mapping's resolution and value (none when missing).
     pub(crate) fn from_values(values: Vec<(Resolved, Option<Value>)>) -> Self {
-        let mut figment = Figment::new();
+        let mut tree = Map::new();
         let mut resolved = Vec::with_capacity(values.len());
+        let mut kept = Vec::with_capacity(values.len());
         for (r, value) in values {
-            if let Some(v) = value {
-                figment = figment.merge(Single {
-                    metadata: Metadata::named(r.origin.to_string())
-                        .interpolater(|_profile, keys| keys.join(".")),
-                    dict: figment::util::nest(&r.key, v)
-                        .into_dict()
-                        .unwrap_or_default(),
-                });
+            if let Some(v) = &value {
+                tree::insert(&mut tree, &r.key, v.clone());
             }
             resolved.push(r);
+            kept.push(value);
         }
-        VaultProvider { figment, resolved }
-    }
-}
-
-impl Provider for VaultProvider {
-    fn metadata(&self) -> Metadata {
-        Metadata::named("vault-config")
-    }
-
-    fn data(&self) -> std::result::Result<Map<Profile, Dict>, figment::Error> {
-        self.figment.data()
-    }
-
-    /// Hands figment the metadata of each value (a Vault `path#key` or an env
-    /// var), as a [`Figment`] merged into another does, so errors name the source
-    /// of the very value at fault.
-    ///
-    /// figment offers no public way for one provider to carry metadata per
-    /// value, so `merge(provider)` relies on this hidden method, and the
-    /// workspace pins figment to an exact version (`=0.10.19`). The crate's own
-    /// loads go through the supported [`VaultProvider::figment`] instead.
-    fn __metadata_map(&self) -> Option<Map<Tag, Metadata>> {
-        self.figment.__metadata_map()
+        VaultProvider {
+            resolved,
+            values: kept,
+            tree,
+        }
     }
 }
 
@@ -337,21 +321,5 @@ impl fmt::Debug for VaultProvider {
         f.debug_struct("VaultProvider")
             .field("keys", &origins)
             .finish()
-    }
-}
-
-/// One value with its own metadata, merged into the snapshot's figment.
-struct Single {
-    metadata: Metadata,
-    dict: Dict,
-}
-
-impl Provider for Single {
-    fn metadata(&self) -> Metadata {
-        self.metadata.clone()
-    }
-
-    fn data(&self) -> std::result::Result<Map<Profile, Dict>, figment::Error> {
-        Ok(Profile::Default.collect(self.dict.clone()))
     }
 }

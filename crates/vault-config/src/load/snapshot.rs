@@ -4,14 +4,14 @@
 //! The second stage of a load. Taking a snapshot is where the client's
 //! [`FallbackMode`] decides between Vault and env; resolving it reads the
 //! fallbacks from an [`EnvSource`](crate::EnvSource) and yields the [`VaultProvider`] that
-//! figment merges.
+//! extraction (or a framework adapter) reads.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use figment::value::Value;
 use futures_util::future::join_all;
 use secrecy::ExposeSecret;
+use serde_json::Value;
 
 use crate::client::fallback::FallbackMode;
 use crate::client::VaultClient;
@@ -200,9 +200,9 @@ impl Snapshot {
                 vault_tried = Some(tried);
                 let hit = found.secret.as_ref().and_then(|s| {
                     let value = if m.is_whole_secret() {
-                        Value::serialize(s.data().expose_secret()).ok()?
+                        serde_json::to_value(s.data().expose_secret()).ok()?
                     } else {
-                        Value::serialize(s.get(m.secret_key())?).ok()?
+                        s.get(m.secret_key())?.clone()
                     };
                     Some((value, s.version()))
                 });
@@ -227,7 +227,7 @@ impl Snapshot {
                     .and_then(|v| env.get(v))
                 {
                     value = Some((
-                        Value::from(raw),
+                        Value::String(raw),
                         Origin::Env {
                             var: env_var.clone(),
                         },

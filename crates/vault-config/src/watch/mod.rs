@@ -1443,23 +1443,19 @@ fn sources(provider: &VaultProvider) -> BTreeMap<String, Source> {
 /// A hash of each mapped key's value, to tell which changed without keeping
 /// copies (the JSON text hashed is zeroed afterwards).
 fn prints(provider: &VaultProvider) -> BTreeMap<String, u64> {
-    let figment = provider.figment();
     provider
         .resolved()
         .iter()
         .filter_map(|r| {
-            let value = figment.find_value(&r.key).ok()?;
+            let value = provider.value_of(&r.key)?;
             // Scalars by their text: `"6000"` and `6000` deserialize into
             // the same field, and a write that only retypes one changes
             // nothing a subscriber sees.
-            let mut text = match &value {
-                figment::value::Value::String(_, s) => s.clone(),
-                figment::value::Value::Num(_, n) => match serde_json::to_value(n) {
-                    Ok(serde_json::Value::Number(n)) => n.to_string(),
-                    _ => serde_json::to_string(&value).ok()?,
-                },
-                figment::value::Value::Bool(_, b) => b.to_string(),
-                _ => serde_json::to_string(&value).ok()?,
+            let mut text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                _ => serde_json::to_string(value).ok()?,
             };
             let mut h = DefaultHasher::new();
             text.hash(&mut h);
