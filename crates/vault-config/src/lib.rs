@@ -187,6 +187,25 @@
 //! | [`policy`] | the Vault policy and `.env.example` a mapping table implies |
 //! | [`sys`] | the server's seal and HA state, the token's policies and TTL, capabilities |
 //! | [`telemetry`] | the metrics (the `metrics` feature) and what they mean |
+//!
+//! ## Layers
+//!
+//! The source tree is the architecture: each layer is a folder of
+//! `src/`, and imports run one way, from the face down (a layer uses only
+//! those listed after it here, never one before it).
+//!
+//! | layer | holds | may use |
+//! |---|---|---|
+//! | `config.rs`, `adapters/` | the [`VaultConfig`] trait; the framework adapters | every layer below |
+//! | `watch/` | the [`Watcher`]: options, backoff, the task, change detection, the per-client hub, leases, [`Health`] | load, describe, engines, client, base |
+//! | `load/` | plan → snapshot → [`VaultProvider`] → the typed struct (its own lossy deserializer) | describe, engines, client, base |
+//! | `describe/` | pure data: [`Mapping`], what the derive describes, the policy it implies | base |
+//! | `engines/` | KV, leases, `sys`, the per-client read cache | client, base |
+//! | `client/` | the [`VaultClient`] handle, builder, env contract, transport, auth | base |
+//! | `base/` | leaves: the clock, zeroizing, env names, KV versions, value trees | nothing above |
+//!
+//! [`Error`] (`error.rs`) and [`telemetry`] sit beside the layers and are
+//! used by all of them.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -3,7 +3,7 @@
 //! The first stage of a load: mappings (from the derive's description or a
 //! [`VaultProviderBuilder`](crate::VaultProviderBuilder)) become a list of
 //! [`Read`]s, one per distinct secret, and each mapping points at the read that
-//! fills it. A [`Snapshot`](crate::load::snapshot::Snapshot) then holds what those
+//! fills it. A snapshot (the next stage) then holds what those
 //! reads returned.
 
 use std::collections::HashMap;

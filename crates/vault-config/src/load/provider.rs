@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::base::tree;
@@ -22,85 +21,7 @@ use crate::error::{Error, Result};
 use crate::load::plan::Plan;
 use crate::load::snapshot::{Freshness, Snapshot};
 
-/// Where one configuration key's value came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Origin {
-    /// A key of a Vault secret.
-    Vault {
-        /// The namespace, if any.
-        namespace: Option<String>,
-        /// The API path read, e.g. `secret/data/database` (KV v2) or `kv/database` (KV v1).
-        api_path: String,
-        /// The key inside the secret.
-        key: String,
-        /// The KV v2 version read.
-        version: Option<u64>,
-        /// The env var that chose the path, when one did (`path_env`).
-        path_env: Option<String>,
-    },
-    /// An environment variable.
-    Env {
-        /// The variable's name.
-        var: String,
-    },
-    /// Neither: Vault lacked the key (or was not asked) and the env var is unset.
-    /// Defaults, other layers of a framework, serde defaults or `Option` may still fill the key.
-    Missing {
-        /// The Vault location tried, as `mount/path#key`, if Vault was asked.
-        vault: Option<String>,
-        /// The env var tried.
-        env_var: String,
-    },
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Origin::Vault {
-                namespace,
-                api_path,
-                key,
-                path_env,
-                ..
-            } => {
-                f.write_str("vault ")?;
-                if let Some(ns) = namespace {
-                    write!(f, "{}/", ns.trim_matches('/'))?;
-                }
-                write!(f, "{api_path}#{key}")?;
-                if let Some(var) = path_env {
-                    write!(f, " (path from {var})")?;
-                }
-                Ok(())
-            }
-            Origin::Env { var } => write!(f, "env var {var}"),
-            Origin::Missing {
-                vault: Some(v),
-                env_var,
-            } if env_var.is_empty() => write!(f, "missing (not at vault {v})"),
-            Origin::Missing {
-                vault: Some(v),
-                env_var,
-            } => {
-                write!(f, "missing (not at vault {v}, env {env_var} unset)")
-            }
-            Origin::Missing {
-                vault: None,
-                env_var,
-            } => write!(f, "missing (env {env_var} unset)"),
-        }
-    }
-}
-
-/// One mapping of a fetch and where its value came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resolved {
-    /// The configuration key filled (dotted).
-    pub key: String,
-    /// Where its value came from.
-    pub origin: Origin,
-}
+pub use crate::load::origin::{Origin, Resolved};
 
 /// Mappings to fetch: the unfetched form of a [`VaultProvider`].
 ///
@@ -238,26 +159,6 @@ impl VaultProvider {
             .filter(|r| matches!(r.origin, Origin::Missing { .. }))
     }
 
-    /// Extracts a `T` from this provider alone, lossily (Vault's CLI writes
-    /// every value as a string: `"5432"` fills a `u16`). Errors name the
-    /// key and where its value came from, never the value:
-    ///
-    /// ```no_run
-    /// # async fn demo(client: vault_config::VaultClient) -> Result<(), vault_config::Error> {
-    /// #[derive(serde::Deserialize)]
-    /// struct Db { url: vault_config::SecretString, port: u16 }
-    /// let db: Db = vault_config::VaultProvider::builder()
-    ///     .map("url", "database#DATABASE_URL")
-    ///     .mapping(vault_config::Mapping::new("port", "database#port")?.env("DATABASE_PORT"))
-    ///     .fetch(&client)
-    ///     .await?
-    ///     .extract()?; // "invalid `port`: expected u16, found a string (from vault secret/data/database#port)"
-    /// # let _ = db; Ok(()) }
-    /// ```
-    pub fn extract<T: DeserializeOwned>(&self) -> Result<T> {
-        crate::load::extract_tree(&self.tree, None, self)
-    }
-
     /// Every value at its (nested) key.
     pub(crate) fn tree(&self) -> &Map<String, Value> {
         &self.tree
@@ -321,5 +222,14 @@ impl fmt::Debug for VaultProvider {
         f.debug_struct("VaultProvider")
             .field("keys", &origins)
             .finish()
+    }
+}
+
+impl Snapshot {
+    /// Each mapping's value with its provenance (env fallbacks applied), as
+    /// a provider: the snapshot's values in the form extraction and the
+    /// framework adapters read.
+    pub(crate) fn resolve(&self, plan: &Plan, client: &VaultClient) -> VaultProvider {
+        VaultProvider::from_values(self.resolve_values(plan, client))
     }
 }

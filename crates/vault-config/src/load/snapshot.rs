@@ -3,8 +3,8 @@
 //!
 //! The second stage of a load. Taking a snapshot is where the client's
 //! [`FallbackMode`] decides between Vault and env; resolving it reads the
-//! fallbacks from an [`EnvSource`](crate::EnvSource) and yields the [`VaultProvider`] that
-//! extraction (or a framework adapter) reads.
+//! fallbacks from an [`EnvSource`](crate::EnvSource) and yields each value with its
+//! [`Origin`]; the provider wraps them for extraction (or a framework adapter).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,8 +17,8 @@ use crate::client::fallback::FallbackMode;
 use crate::client::VaultClient;
 use crate::engines::kv::{KvSecret, KvVersion};
 use crate::error::{Error, Result};
+use crate::load::origin::{Origin, Resolved};
 use crate::load::plan::{Plan, Read};
-use crate::load::provider::{Origin, Resolved, VaultProvider};
 
 /// What one read returned.
 #[derive(Debug, Clone)]
@@ -175,7 +175,11 @@ impl Snapshot {
 
     /// Each mapping's value: from Vault where the secret has the key, else
     /// from its env var read through `env`, with where it came from.
-    pub(crate) fn resolve(&self, plan: &Plan, client: &VaultClient) -> VaultProvider {
+    pub(crate) fn resolve_values(
+        &self,
+        plan: &Plan,
+        client: &VaultClient,
+    ) -> Vec<(Resolved, Option<Value>)> {
         let env = client.env();
         let mut values = Vec::with_capacity(plan.len());
         for (m, index, moved_by) in plan.bindings() {
@@ -249,7 +253,7 @@ impl Snapshot {
                 ),
             });
         }
-        VaultProvider::from_values(values)
+        values
     }
 }
 
