@@ -166,6 +166,15 @@
 //!
 //! `default-features = false` leaves the core alone.
 //!
+//! Each adapter implements the traits of one major version of its framework:
+//! figment 0.10, figment2 0.11, config 0.15 (which needs Rust 1.88; the rest
+//! of the crate builds on 1.82). A project on another version gets "trait
+//! `Provider` is not implemented for `VaultProvider`": use the version this
+//! crate re-exports (`vault_config::figment`, `vault_config::figment2`), or
+//! move to the one named here. With a framework, extract with its lossy
+//! form (`Figment::extract_lossy`): Vault's CLI writes every value as a
+//! string, and `.extract()` refuses `"5432"` for a `u16`.
+//!
 //! # Modules
 //!
 //! The load pipeline runs one way: env / builder → [`VaultClient`] → plan (the

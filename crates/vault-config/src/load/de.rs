@@ -18,6 +18,13 @@
 //! `unknown_variant` hand the value over, and it is dropped here. Only a
 //! custom message can still quote it; the load layer redacts that.
 //!
+//! Where serde buffers a value before deserializing it (`#[serde(flatten)]`,
+//! internally tagged and untagged enums), the field sees serde's own
+//! buffered form, not this deserializer: no lossy conversion happens there,
+//! so a `u16` under `flatten` refuses `"5432"` (as it did under figment).
+//! Nest such structs with `#[vault(nested)]` or a plain field instead, or
+//! give the field a `deserialize_with` that parses the string.
+//!
 //! Uses serde and serde_json only.
 
 use std::fmt;
@@ -259,6 +266,8 @@ fn parse_num(s: &str) -> Option<Num> {
 }
 
 fn parse_bool(s: &str) -> Option<bool> {
+    // Trimmed as numbers are: `echo true > file` leaves a newline.
+    let s = s.trim();
     const TRUE: [&str; 4] = ["true", "yes", "1", "on"];
     const FALSE: [&str; 4] = ["false", "no", "0", "off"];
     if TRUE.iter().any(|t| t.eq_ignore_ascii_case(s)) {

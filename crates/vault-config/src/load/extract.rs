@@ -131,9 +131,10 @@ pub(crate) fn explain(
         };
     }
     let reason = match &failure.fault {
-        Fault::Message(msg) => redact_message(msg, value),
+        Fault::Message(msg) => msg.clone(),
         fault => fault.reason(),
     };
+    let reason = redact(reason, value, provider);
     Error::Invalid {
         field,
         reason,
@@ -141,13 +142,43 @@ pub(crate) fn explain(
     }
 }
 
-/// A custom deserializer's message may quote the input: drop it if it does.
-fn redact_message(msg: &str, value: Option<&Value>) -> String {
-    match value {
-        Some(Value::String(s)) if !s.is_empty() && msg.contains(s.as_str()) => {
-            msg.replace(s.as_str(), "[REDACTED]")
+/// A type's own message (a custom deserializer's, or the "expected" text of
+/// one, as `url::Url` writes `empty host: "postgres://u:pw@"`) may quote the
+/// input, raw or escaped, and the failure's path does not always lead to it
+/// (inside `#[serde(flatten)]` it names the parent). So every string this
+/// load holds is cut out of the text, in both forms, longest first. Strings
+/// under three characters are left: they would cut words, not secrets.
+fn redact(mut text: String, value: Option<&Value>, provider: &VaultProvider) -> String {
+    let mut strings = Vec::new();
+    if let Some(v) = value {
+        strings_in(v, &mut strings);
+    }
+    for v in provider.tree().values() {
+        strings_in(v, &mut strings);
+    }
+    strings.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for s in strings {
+        if s.chars().count() < 3 {
+            continue;
         }
-        _ => msg.to_owned(),
+        let escaped = format!("{s:?}");
+        let escaped = &escaped[1..escaped.len() - 1];
+        for form in [s, escaped] {
+            if text.contains(form) {
+                text = text.replace(form, "[REDACTED]");
+            }
+        }
+    }
+    text
+}
+
+/// Every string inside `value`.
+fn strings_in<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::String(s) => out.push(s),
+        Value::Array(items) => items.iter().for_each(|v| strings_in(v, out)),
+        Value::Object(map) => map.values().for_each(|v| strings_in(v, out)),
+        _ => {}
     }
 }
 
@@ -250,5 +281,42 @@ mod tests {
             p.extract::<App>().unwrap_err(),
             Error::Missing { field, .. } if field == "db.port"
         ));
+    }
+
+    /// As `url::Url` does: the value quoted, escaped, in the type's own message.
+    fn quoting<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+        let s = String::deserialize(d)?;
+        Err(serde::de::Error::custom(format!("empty host: {s:?}")))
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Conn {
+        #[serde(deserialize_with = "quoting")]
+        url: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Flat {
+        #[serde(flatten)]
+        conn: Conn,
+        name: String,
+    }
+
+    #[test]
+    fn a_message_quoting_the_value_escaped_under_flatten_is_redacted() {
+        // Under `flatten` the failure names the parent, not `url`, and the
+        // message quotes the value escaped (`\"`): neither hides it from
+        // the redaction.
+        let secret = r#"postgres://u:p"w\d@"#;
+        let p = provider(vec![
+            ("url", Some(json!(secret))),
+            ("name", Some(json!("n"))),
+        ]);
+        let text = p.extract::<Flat>().unwrap_err().to_string();
+        assert!(!text.contains("p\\\"w"), "{text}");
+        assert!(!text.contains("postgres://"), "{text}");
+        assert!(text.contains("[REDACTED]"), "{text}");
     }
 }
