@@ -39,11 +39,13 @@ use zeroize::Zeroizing;
 use crate::cli::{ExecArgs, Mode, NamingArgs, OnChange};
 use crate::exit::{Failure, Kind, Result};
 use crate::naming::{variables, Var};
+use crate::refs::{self, Sources};
 use crate::target::Target;
 use crate::{files, read};
 
 /// What the watcher publishes: each `--secret` target's value under
-/// `t<index>`, each `--to-file` one's under `f<index>`.
+/// `t<index>`, each `--to-file` one's under `f<index>`, each `vault://`
+/// reference's (`--env-file`, the environment) under `r<index>`.
 type Values = BTreeMap<String, Value>;
 
 /// The parent's Vault credentials, kept from the child unless asked.
@@ -84,10 +86,20 @@ const FILE_RETRY: Duration = Duration::from_secs(1);
 pub async fn run(args: ExecArgs) -> Result<u8> {
     let targets = Target::parse_all(&args.secrets)?;
     let files = ToFile::parse_all(&args.to_files)?;
+    // The inherited environment reaches the child unless --pristine: its
+    // references are resolved then.
+    let sources = Sources::load(&args.env_files, !args.pristine, &args.naming)?;
+    let ref_targets = sources.targets();
+    if targets.is_empty() && files.is_empty() && ref_targets.is_empty() {
+        return Err(Failure::new(
+            Kind::Invalid,
+            "nothing to read from Vault: no --secret, no --to-file, and no vault:// reference in the --env-file files or the environment",
+        ));
+    }
     let client = read::client(args.mount.mount.as_deref())?;
     let file_targets: Vec<Target> = files.iter().map(|f| f.target.clone()).collect();
     // Checked now; built again once Vault says which paths are leased.
-    mappings(&targets, &file_targets)?;
+    mappings(&targets, &file_targets, &ref_targets)?;
     // Replaced credentials outlive the child that used them by the time a
     // restart may take.
     let grace = args.debounce + args.splay + args.kill_timeout + Duration::from_secs(5);
@@ -99,6 +111,7 @@ pub async fn run(args: ExecArgs) -> Result<u8> {
         client: client.clone(),
         targets: targets.clone(),
         file_targets,
+        sources: sources.clone(),
         options,
     };
     // Caught before anything starts, so that none is lost; and, as PID 1,
@@ -133,6 +146,7 @@ pub async fn run(args: ExecArgs) -> Result<u8> {
     let plan = Plan {
         targets,
         files: files.clone(),
+        sources,
     };
     let mut supervisor = Supervisor {
         args: &args,
@@ -164,6 +178,8 @@ type Late = (
 struct Plan {
     targets: Vec<Target>,
     files: Vec<ToFile>,
+    /// The `--env-file` variables and the environment's references.
+    sources: Sources,
 }
 
 /// What the child was given: its variables, and the contents of its files.
@@ -197,6 +213,13 @@ fn resolve(values: &Values, plan: &Plan, naming: &NamingArgs) -> Result<Resolved
                 .filter(|(i, _)| !values.contains_key(&format!("f{i}")))
                 .map(|(_, f)| f.target.to_string()),
         )
+        .chain(
+            plan.sources
+                .references()
+                .enumerate()
+                .filter(|(i, _)| !values.contains_key(&format!("r{i}")))
+                .map(|(_, (item, _))| item.describe()),
+        )
         .collect();
     if !vanished.is_empty() {
         return Ok(Resolved::Vanished(vanished));
@@ -204,7 +227,14 @@ fn resolve(values: &Values, plan: &Plan, naming: &NamingArgs) -> Result<Resolved
     let ordered: Vec<Value> = (0..plan.targets.len())
         .map(|i| values.get(&format!("t{i}")).cloned().unwrap_or(Value::Null))
         .collect();
-    let vars = variables(&plan.targets, &ordered, naming)?;
+    let resolved: Vec<Value> = (0..plan.sources.references().count())
+        .map(|i| values.get(&format!("r{i}")).cloned().unwrap_or(Value::Null))
+        .collect();
+    // --secret over the files over the environment.
+    let vars = refs::layer(
+        plan.sources.vars(&resolved)?,
+        variables(&plan.targets, &ordered, naming)?,
+    );
     let files = (0..plan.files.len())
         .map(|i| Zeroizing::new(text(values.get(&format!("f{i}")).unwrap_or(&Value::Null))))
         .collect();
@@ -248,10 +278,15 @@ fn changed_names(old: Option<&Given>, new: &Given, plan: &Plan) -> Vec<String> {
     names
 }
 
-/// One mapping per target, keyed `t<index>` (`--secret`) or `f<index>`
-/// (`--to-file`): a whole secret fills a map. No env fallback: a key Vault
-/// lacks is an error, not whatever the shell holds.
-fn mappings(targets: &[Target], file_targets: &[Target]) -> Result<Vec<Mapping>> {
+/// One mapping per target, keyed `t<index>` (`--secret`), `f<index>`
+/// (`--to-file`) or `r<index>` (a `vault://` reference): a whole secret
+/// fills a map. No env fallback: a key Vault lacks is an error, not
+/// whatever the shell holds.
+fn mappings(
+    targets: &[Target],
+    file_targets: &[Target],
+    ref_targets: &[Target],
+) -> Result<Vec<Mapping>> {
     let keyed = targets
         .iter()
         .enumerate()
@@ -261,6 +296,12 @@ fn mappings(targets: &[Target], file_targets: &[Target]) -> Result<Vec<Mapping>>
                 .iter()
                 .enumerate()
                 .map(|(i, t)| (format!("f{i}"), t)),
+        )
+        .chain(
+            ref_targets
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (format!("r{i}"), t)),
         );
     keyed
         .map(|(key, t)| {
@@ -283,6 +324,8 @@ struct Start {
     targets: Vec<Target>,
     /// `--to-file` targets.
     file_targets: Vec<Target>,
+    /// The references to read (and name in messages).
+    sources: Sources,
     options: WatchOptions,
 }
 
@@ -296,30 +339,57 @@ impl Start {
             .iter()
             .chain(&self.file_targets)
             .cloned()
+            .chain(self.sources.targets())
             .collect();
         let resolved = read::resolve(&self.client, &all).await?;
-        let (targets, file_targets) = resolved.split_at(self.targets.len());
-        let mappings = mappings(targets, file_targets)?;
+        let (targets, rest) = resolved.split_at(self.targets.len());
+        let (file_targets, ref_targets) = rest.split_at(self.file_targets.len());
+        let mappings = mappings(targets, file_targets, ref_targets)?;
         let watcher: Watcher<Values> = match VaultProvider::builder()
             .mappings(mappings.clone())
             .watch(&self.client, self.options)
             .await
         {
             Ok(watcher) => watcher,
-            Err(e) => return Err(read::explain(&self.client, e).await),
+            Err(e) => {
+                let failure = read::explain(&self.client, e).await;
+                return Err(self.naming_references(failure));
+            }
         };
         let current = watcher.current();
         let missing = mappings.iter().find(|m| !current.contains_key(m.key()));
         if let Some(m) = missing {
-            let message = if m.is_whole_secret() {
+            let mut message = if m.is_whole_secret() {
                 format!("no secret at {}", m.path())
             } else {
                 format!("no key `{}` at {}", m.secret_key(), m.path())
             };
+            let reference = m
+                .key()
+                .strip_prefix('r')
+                .and_then(|i| i.parse::<usize>().ok());
+            if let Some((item, _)) = reference.and_then(|i| self.sources.references().nth(i)) {
+                message = format!("{}: cannot be resolved: {message}", item.describe());
+            }
             watcher.shutdown().await;
             return Err(Failure::new(Kind::NotFound, message));
         }
         Ok(watcher)
+    }
+
+    /// `failure`, naming the references whose path it names (a path that
+    /// cannot be read): where each was written.
+    fn naming_references(&self, mut failure: Failure) -> Failure {
+        let named: Vec<String> = self
+            .sources
+            .references()
+            .filter(|(_, t)| failure.message.contains(&t.path))
+            .map(|(item, _)| item.describe())
+            .collect();
+        if !named.is_empty() {
+            failure.message = format!("{} (referenced by {})", failure.message, named.join(", "));
+        }
+        failure
     }
 
     /// The first watcher: retried with backoff while Vault is unreachable or
@@ -452,8 +522,9 @@ impl Supervisor<'_> {
             self.files.write(&given.files).await?;
         }
         let mut rx: Option<watch::Receiver<Arc<Values>>> = watcher.as_ref().map(Watcher::subscribe);
-        let no_vars = Vec::new();
-        let mut child = self.spawn(applied.as_ref().map_or(&no_vars, |g| &g.vars))?;
+        // Without Vault (--mode fallback), the files' literal values only.
+        let literals = self.plan.sources.literals();
+        let mut child = self.spawn(applied.as_ref().map_or(&literals, |g| &g.vars))?;
         // When a change seen but not yet acted on is due.
         let mut due: Option<Instant> = None;
         // A stop signal was passed on: the child is on its way out, is never
@@ -626,6 +697,10 @@ impl Supervisor<'_> {
             for name in CREDENTIALS {
                 command.env_remove(name);
             }
+        }
+        // An inherited reference reaches the child resolved, or not at all.
+        for (item, _) in self.plan.sources.references() {
+            command.env_remove(&item.name);
         }
         command.envs(vars.iter().map(|v| (&v.name, &v.value)));
         let pid = self.reaper.spawn(&mut command).map_err(|e| {
@@ -1252,8 +1327,10 @@ mod tests {
             Target::parse_all(&["database#port".into(), "database/creds/app#username".into()])
                 .unwrap();
         let files = ToFile::parse_all(&["app#TLS_KEY=/run/tls.key".into()]).unwrap();
-        let mappings = mappings(&targets, &[files[0].target.clone()]).unwrap();
-        assert_eq!(mappings.len(), 3);
+        let refs = Target::parse_all(&["app#K".into()]).unwrap();
+        let mappings = mappings(&targets, &[files[0].target.clone()], &refs).unwrap();
+        assert_eq!(mappings.len(), 4);
+        assert_eq!(mappings[3].key(), "r0");
         assert_eq!(mappings[2].key(), "f0");
         assert!(
             mappings.iter().all(|m| m.env_var(None).is_empty()),
@@ -1280,6 +1357,7 @@ mod tests {
         let plan = Plan {
             targets: Target::parse_all(&["app#API_KEY".into(), "db".into()]).unwrap(),
             files: ToFile::parse_all(&["tls#key=/k".into()]).unwrap(),
+            sources: Sources::default(),
         };
         let naming = NamingArgs {
             prefix: String::new(),

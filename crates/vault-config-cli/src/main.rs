@@ -19,6 +19,7 @@ mod merge;
 mod naming;
 mod policy;
 mod read;
+mod refs;
 mod rotate;
 mod status;
 mod target;
