@@ -532,3 +532,34 @@ async fn a_leased_path_is_read_once_for_all_its_references() {
     // exec's lease ends with it; env's, handed out, stays.
     assert_eq!(leases(&server, "database/creds/app").await, 1);
 }
+
+#[tokio::test]
+async fn with_vault_down_under_fallback_no_reference_is_passed_on_as_written() {
+    let server = DevServer::start().await;
+    let home = temp_dir("fallback");
+    let file = home.join(".env");
+    std::fs::write(&file, "LITERAL=as-written\nREF=vault://app#K\n").unwrap();
+    let log = home.join("child.log");
+    // A port nothing listens on.
+    let down = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let mut supervisor = exec(
+        &server,
+        &home,
+        &log,
+        &["--env-file", file.to_str().unwrap(), "--mode", "fallback"],
+    )
+    .env("VAULT_ADDR", &down)
+    .env("INHERITED", "vault://app#K")
+    .spawn()
+    .unwrap();
+    let starts = wait_lines(&log, "start", 1).await;
+    let vars = child_env(&log, &starts[0]);
+    assert_eq!(get(&vars, "LITERAL"), Some("as-written"));
+    assert_eq!(get(&vars, "REF"), None, "{vars:?}");
+    assert_eq!(get(&vars, "INHERITED"), None, "{vars:?}");
+    nix_kill(&supervisor, "TERM");
+    assert_eq!(exit_of(&mut supervisor).await, Some(0));
+}
