@@ -9,8 +9,7 @@ use vault_config::kv::KvSecret;
 use vault_config::sys::mount_holding;
 use vault_config::{EnvSource, Error, ExposeSecret, FallbackMode, VaultClient, VaultClientBuilder};
 
-use crate::exec::LOG;
-use crate::exit::{Failure, Kind, Result};
+use crate::exit::{Failure, Kind, Result, LOG};
 use crate::target::Target;
 
 /// Every client this run made: [`logout_all`] revokes the tokens they

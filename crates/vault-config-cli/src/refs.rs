@@ -241,7 +241,7 @@ pub fn layer(under: Vec<Var>, over: Vec<Var>) -> Vec<Var> {
         .filter(|u| {
             let shadowed = over.iter().find(|o| o.name == u.name);
             if let Some(o) = shadowed {
-                tracing::debug!(target: crate::exec::LOG, name = %u.name, from = %o.from, instead_of = %u.from, "vault-config: a Vault path of the command line wins over the file");
+                tracing::debug!(target: crate::exit::LOG, name = %u.name, from = %o.from, instead_of = %u.from, "vault-config: a Vault path of the command line wins over the file");
             }
             shadowed.is_none()
         })
