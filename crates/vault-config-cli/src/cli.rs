@@ -180,7 +180,8 @@ pub struct EnvArgs {
     /// `import` reads it, with the same refusals; a reference that cannot be
     /// resolved is an error naming its variable, file and line, and nothing
     /// is printed. A name a PATH argument defines too gets the PATH's value;
-    /// a later FILE's over an earlier one's. Repeat for more.
+    /// a later FILE's over an earlier one's. FILE's names are printed as
+    /// written (no --prefix). Repeat for more.
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_files: Vec<std::path::PathBuf>,
     /// KV paths (every key) or `PATH#KEY` (one key).

@@ -68,16 +68,21 @@ pub struct Item {
     pub source: Source,
 }
 
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Literal(_) => f.write_str("Literal(<redacted>)"),
+            Source::Reference(t) => write!(f, "Reference({SCHEME}{t})"),
+        }
+    }
+}
+
 impl fmt::Debug for Item {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let source = match &self.source {
-            Source::Literal(_) => "<redacted>".to_owned(),
-            Source::Reference(t) => format!("{SCHEME}{t}"),
-        };
         f.debug_struct("Item")
             .field("name", &self.name)
             .field("origin", &self.origin)
-            .field("source", &source)
+            .field("source", &self.source)
             .finish()
     }
 }
@@ -110,8 +115,9 @@ pub fn parse(value: &str) -> Option<Result<Target, String>> {
     Some(if well_formed {
         Target::parse(rest).map_err(|e| e.message)
     } else {
+        // Not quoted: whatever follows the scheme may be a secret.
         Err(format!(
-            "`{SCHEME}{rest}` is not a reference: write {SCHEME}PATH#KEY, PATH relative to the KV mount ({SCHEME}database#DATABASE_URL)"
+            "its value starts with {SCHEME} but is not a reference: write {SCHEME}PATH#KEY, PATH relative to the KV mount ({SCHEME}database#DATABASE_URL)"
         ))
     })
 }
@@ -379,6 +385,8 @@ mod tests {
         for bad in ["vault://database", "vault://#K", "vault://db#", "vault://"] {
             assert!(parse(bad).unwrap().is_err(), "{bad}");
         }
+        let why = parse("vault://user:sekrit@host").unwrap().unwrap_err();
+        assert!(!why.contains("sekrit"), "{why}");
     }
 
     #[test]
