@@ -423,7 +423,11 @@ pub struct StatusArgs {
 pub struct PolicyArgs {
     #[command(flatten)]
     pub mount: MountArg,
+    /// The paths of FILE's `vault://PATH#KEY` references too, as `env
+    /// --env-file` and `exec --env-file` read them. Repeat for more.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<std::path::PathBuf>,
     /// The paths, as `env` and `exec --secret` take them.
-    #[arg(value_name = "PATH[#KEY]", required = true)]
+    #[arg(value_name = "PATH[#KEY]", required_unless_present = "env_files")]
     pub targets: Vec<String>,
 }

@@ -130,9 +130,28 @@ impl Sources {
     /// reference, or a reference under a name that runs code (without
     /// `--allow-name`) is an error naming the file, line and variable.
     pub fn load(files: &[PathBuf], inherited: bool, naming: &NamingArgs) -> Result<Sources> {
+        let sources = Sources::read(files, inherited, naming.strict)?;
+        // A reference's value is whoever can write its path's: the names
+        // that run code need --allow-name, as for a --secret key.
+        let named: Vec<Var> = sources
+            .references()
+            .map(|(item, _)| Var {
+                name: item.name.clone(),
+                value: String::new(),
+                from: item.describe(),
+            })
+            .collect();
+        refuse_dangerous(&named, &naming.allow_names)?;
+        Ok(sources)
+    }
+
+    /// [`Sources::load`], without refusing names that run code (`policy`,
+    /// which passes no value on); `strict` refuses a name that is not a
+    /// variable name instead of sanitizing it.
+    pub fn read(files: &[PathBuf], inherited: bool, strict: bool) -> Result<Sources> {
         let mut sources = Sources::default();
         for file in files {
-            for item in read_file(file, naming)? {
+            for item in read_file(file, strict)? {
                 sources.items.retain(|i| i.name != item.name);
                 sources.items.push(item);
             }
@@ -159,17 +178,6 @@ impl Sources {
                 });
             }
         }
-        // A reference's value is whoever can write its path's: the names
-        // that run code need --allow-name, as for a --secret key.
-        let named: Vec<Var> = sources
-            .references()
-            .map(|(item, _)| Var {
-                name: item.name.clone(),
-                value: String::new(),
-                from: item.describe(),
-            })
-            .collect();
-        refuse_dangerous(&named, &naming.allow_names)?;
         Ok(sources)
     }
 
@@ -300,7 +308,7 @@ pub async fn read_with(
 }
 
 /// The variables of one file.
-fn read_file(file: &std::path::Path, naming: &NamingArgs) -> Result<Vec<Item>> {
+fn read_file(file: &std::path::Path, strict: bool) -> Result<Vec<Item>> {
     let shown = file.display().to_string();
     let text = files::read_text(file)?;
     let entries =
@@ -316,7 +324,7 @@ fn read_file(file: &std::path::Path, naming: &NamingArgs) -> Result<Vec<Item>> {
         };
         let name = if is_name(&e.key) {
             e.key.clone()
-        } else if naming.strict {
+        } else if strict {
             return Err(Failure::new(
                 Kind::Invalid,
                 format!(

@@ -223,6 +223,15 @@ async fn env_env_file_prints_resolved_values_in_every_format() {
     );
     assert!(!err.contains("pässwörd"), "{err}");
 
+    // The policy for the file's references: its paths, no other.
+    let out = run(&server, &home, &["policy", "--env-file", file]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let policy = text(&out.stdout);
+    for path in ["secret/data/database", "secret/data/app"] {
+        assert!(policy.contains(&format!("path \"{path}\"")), "{policy}");
+    }
+    assert_eq!(policy.matches("/data/").count(), 2, "{policy}");
+
     // A path the token may not read: denied, named the same way.
     let token = server
         .token_with_policy("app-only", "path \"secret/data/app\" { capabilities = [\"read\"] }\npath \"sys/mounts\" { capabilities = [\"read\"] }\npath \"auth/token/lookup-self\" { capabilities = [\"read\"] }")
