@@ -42,6 +42,8 @@ pub enum Command {
     ///
     /// eval "$(vault-config env app-prod database)"
     ///
+    /// eval "$(vault-config env --env-file .env)"   # its vault://PATH#KEY values resolved
+    ///
     /// Nothing is printed unless every path was read: no half-exported
     /// environment. Values come back byte for byte after `eval` (POSIX sh
     /// single quotes). Names that make programs run code (LD_PRELOAD, PATH,
@@ -51,6 +53,8 @@ pub enum Command {
     /// it when one of its values changes in Vault.
     ///
     /// vault-config exec --secret app-prod --secret database/creds/app -- ./server
+    ///
+    /// vault-config exec --env-file .env -- ./server   # its vault://PATH#KEY values resolved
     ///
     /// The child starts only once every secret was read, with them in its
     /// environment (never on its command line). Token and lease renewals and

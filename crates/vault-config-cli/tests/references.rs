@@ -572,3 +572,42 @@ async fn with_vault_down_under_fallback_no_reference_is_passed_on_as_written() {
     nix_kill(&supervisor, "TERM");
     assert_eq!(exit_of(&mut supervisor).await, Some(0));
 }
+
+#[tokio::test]
+async fn leased_references_are_replaced_before_expiry_with_a_restart() {
+    let server = DevServer::start().await;
+    let pg = Postgres::start().await;
+    // Credentials that cannot outlive 6 s: replaced before then.
+    pg.configure_vault(&server, "app", "3s", "6s")
+        .await
+        .unwrap();
+    let home = temp_dir("replaced");
+    let file = home.join(".env");
+    std::fs::write(
+        &file,
+        "DB_USER=vault://database/creds/app#username\nDB_PASS=vault://database/creds/app#password\n",
+    )
+    .unwrap();
+    let log = home.join("child.log");
+    let mut supervisor = exec(
+        &server,
+        &home,
+        &log,
+        &["--env-file", file.to_str().unwrap()],
+    )
+    .spawn()
+    .unwrap();
+    let starts = wait_lines(&log, "start", 2).await;
+    let first = child_env(&log, &starts[0]);
+    let second = child_env(&log, &starts[1]);
+    for name in ["DB_USER", "DB_PASS"] {
+        let (a, b) = (get(&first, name).unwrap(), get(&second, name).unwrap());
+        assert!(!a.is_empty() && !a.starts_with("vault://"), "{name}");
+        assert_ne!(a, b, "{name}: new credentials after the replacement");
+    }
+    // Both variables of one start from one lease: never more than the
+    // current one and the one being replaced.
+    assert!(leases(&server, "database/creds/app").await <= 2);
+    nix_kill(&supervisor, "TERM");
+    assert_eq!(exit_of(&mut supervisor).await, Some(0));
+}
