@@ -42,6 +42,8 @@ pub enum Command {
     ///
     /// eval "$(vault-config env app-prod database)"
     ///
+    /// eval "$(vault-config env --env-file .env)"   # its vault://PATH#KEY values resolved
+    ///
     /// Nothing is printed unless every path was read: no half-exported
     /// environment. Values come back byte for byte after `eval` (POSIX sh
     /// single quotes). Names that make programs run code (LD_PRELOAD, PATH,
@@ -51,6 +53,8 @@ pub enum Command {
     /// it when one of its values changes in Vault.
     ///
     /// vault-config exec --secret app-prod --secret database/creds/app -- ./server
+    ///
+    /// vault-config exec --env-file .env -- ./server   # its vault://PATH#KEY values resolved
     ///
     /// The child starts only once every secret was read, with them in its
     /// environment (never on its command line). Token and lease renewals and
@@ -174,8 +178,18 @@ pub struct EnvArgs {
     pub naming: NamingArgs,
     #[command(flatten)]
     pub mount: MountArg,
+    /// Print FILE's variables too, each `vault://PATH#KEY` reference (PATH
+    /// relative to the KV mount; leased credentials as for a PATH) replaced
+    /// by its value and every other value as written. FILE is read as
+    /// `import` reads it, with the same refusals; a reference that cannot be
+    /// resolved is an error naming its variable, file and line, and nothing
+    /// is printed. A name a PATH argument defines too gets the PATH's value;
+    /// a later FILE's over an earlier one's. FILE's names are printed as
+    /// written (no --prefix). Repeat for more.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<std::path::PathBuf>,
     /// KV paths (every key) or `PATH#KEY` (one key).
-    #[arg(value_name = "PATH[#KEY]", required = true)]
+    #[arg(value_name = "PATH[#KEY]", required_unless_present = "env_files")]
     pub targets: Vec<String>,
 }
 
@@ -250,9 +264,22 @@ pub struct ExecArgs {
     #[arg(
         long = "secret",
         value_name = "PATH[#KEY]",
-        required_unless_present = "to_files"
+        required_unless_present_any = ["to_files", "env_files"]
     )]
     pub secrets: Vec<String>,
+    /// A dotenv file whose variables the child gets: each value as written,
+    /// or, for a `vault://PATH#KEY` reference (PATH relative to the KV
+    /// mount; leased credentials as for --secret, one lease per path), the
+    /// value read from Vault and watched like a --secret one (a change
+    /// restarts or signals the child). Variables of the inherited
+    /// environment whose value is a reference are resolved too (unless
+    /// --pristine). A reference that cannot be resolved stops the child
+    /// from starting, naming its variable, file and line; it is never
+    /// passed on as written. FILE is read as `import` reads it, with the
+    /// same refusals. Which value a name gets: --secret over FILE (a later
+    /// FILE over an earlier) over the inherited environment. Repeat for more.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<std::path::PathBuf>,
     /// Write the value of PATH#KEY to the file DEST (mode 0600, through a
     /// temporary file in DEST's folder renamed over it: never half-written)
     /// before the child starts, and again before each signal or restart;
@@ -400,7 +427,11 @@ pub struct StatusArgs {
 pub struct PolicyArgs {
     #[command(flatten)]
     pub mount: MountArg,
+    /// The paths of FILE's `vault://PATH#KEY` references too, as `env
+    /// --env-file` and `exec --env-file` read them. Repeat for more.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<std::path::PathBuf>,
     /// The paths, as `env` and `exec --secret` take them.
-    #[arg(value_name = "PATH[#KEY]", required = true)]
+    #[arg(value_name = "PATH[#KEY]", required_unless_present = "env_files")]
     pub targets: Vec<String>,
 }

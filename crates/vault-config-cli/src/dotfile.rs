@@ -132,6 +132,24 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, ParseError> {
     Ok(entries)
 }
 
+/// Refuses what dotenvy and python-dotenv would settle differently among
+/// `entries`: a key assigned twice, or a value they read differently
+/// ([`Entry::ambiguity`]). The reason names lines and keys, never a value.
+pub fn refuse_ambiguous(entries: &[&Entry]) -> Result<(), String> {
+    for (i, e) in entries.iter().enumerate() {
+        if let Some(first) = entries[..i].iter().find(|c| c.key == e.key) {
+            return Err(format!(
+                "{} is assigned twice (lines {} and {}), which dotenvy and python-dotenv settle differently; keep one",
+                e.key, first.line, e.line
+            ));
+        }
+        if let Some(why) = e.ambiguity {
+            return Err(format!("line {} (key {}): {why}", e.line, e.key));
+        }
+    }
+    Ok(())
+}
+
 /// Whether `text[span]`, alone after `key=`, reads as `value` to dotenvy:
 /// the span was located right.
 pub fn reads_back(key: &str, written: &str, value: &str) -> bool {

@@ -17,34 +17,35 @@
 //! 1 (a container's entrypoint) all of them, and elsewhere (on Linux, where
 //! it is a child subreaper) those of the child's tree, so that the processes
 //! of a stopped group are gone when it checks, not zombies of a slow init.
+//!
+//! Here: the supervising loop, and what the child gets (`--secret` over the
+//! `--env-file` files over the inherited environment, `refs::layer`). The
+//! watcher's start is `start`, the process group, reaper, terminal and
+//! signals are `process`, the `--to-file` files `to_file`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::IsTerminal;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use nix::errno::Errno;
-use nix::sys::signal::{killpg, pthread_sigmask, SigSet, SigmaskHow, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{getpgrp, tcgetpgrp, tcsetpgrp, Pid};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
 use serde_json::Value;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
-use tokio::time::{sleep, sleep_until, timeout, Instant};
-use vault_config::{Mapping, VaultClient, VaultProvider, WatchOptions, Watcher};
+use tokio::time::{sleep, sleep_until, Instant};
+use vault_config::{WatchOptions, Watcher};
 use zeroize::Zeroizing;
 
-use crate::cli::{ExecArgs, Mode, NamingArgs, OnChange};
-use crate::exit::{Failure, Kind, Result};
+use crate::cli::{ExecArgs, NamingArgs, OnChange};
+use crate::exit::{Failure, Kind, Result, LOG};
 use crate::naming::{variables, Var};
+use crate::process::{
+    group_alive, is_stop, signal_code, signal_group, Event, Reaper, Signals, Terminal,
+};
+use crate::read;
+use crate::refs::{self, Sources};
+use crate::start::{mappings, Start, Values};
 use crate::target::Target;
-use crate::{files, read};
-
-/// What the watcher publishes: each `--secret` target's value under
-/// `t<index>`, each `--to-file` one's under `f<index>`.
-type Values = BTreeMap<String, Value>;
+use crate::to_file::{Files, ToFile};
 
 /// The parent's Vault credentials, kept from the child unless asked.
 const CREDENTIALS: &[&str] = &[
@@ -59,14 +60,6 @@ const CREDENTIALS: &[&str] = &[
     "VAULT_APPROLE_WRAPPED_SECRET_ID",
     "BAO_APPROLE_WRAPPED_SECRET_ID",
 ];
-
-/// The target of this command line's own log lines (the binary's crate is
-/// named like the library's, so the default filter names this one).
-pub const LOG: &str = "vault_config_cli";
-
-/// The longest wait between attempts to reach Vault at start (and, under
-/// `--mode fallback`, until it answers).
-const MAX_START_BACKOFF: Duration = Duration::from_secs(5);
 
 /// How long processes SIGKILL did not end are waited for before
 /// vault-config gives up on them (a process stuck in the kernel, or a
@@ -84,10 +77,20 @@ const FILE_RETRY: Duration = Duration::from_secs(1);
 pub async fn run(args: ExecArgs) -> Result<u8> {
     let targets = Target::parse_all(&args.secrets)?;
     let files = ToFile::parse_all(&args.to_files)?;
+    // The inherited environment reaches the child unless --pristine: its
+    // references are resolved then.
+    let sources = Sources::load(&args.env_files, !args.pristine, &args.naming)?;
+    let ref_targets = sources.targets();
+    if targets.is_empty() && files.is_empty() && ref_targets.is_empty() {
+        return Err(Failure::new(
+            Kind::Invalid,
+            "nothing to read from Vault: no --secret, no --to-file, and no vault:// reference in the --env-file files or the environment",
+        ));
+    }
     let client = read::client(args.mount.mount.as_deref())?;
     let file_targets: Vec<Target> = files.iter().map(|f| f.target.clone()).collect();
     // Checked now; built again once Vault says which paths are leased.
-    mappings(&targets, &file_targets)?;
+    mappings(&targets, &file_targets, &ref_targets)?;
     // Replaced credentials outlive the child that used them by the time a
     // restart may take.
     let grace = args.debounce + args.splay + args.kill_timeout + Duration::from_secs(5);
@@ -99,6 +102,7 @@ pub async fn run(args: ExecArgs) -> Result<u8> {
         client: client.clone(),
         targets: targets.clone(),
         file_targets,
+        sources: sources.clone(),
         options,
     };
     // Caught before anything starts, so that none is lost; and, as PID 1,
@@ -133,6 +137,7 @@ pub async fn run(args: ExecArgs) -> Result<u8> {
     let plan = Plan {
         targets,
         files: files.clone(),
+        sources,
     };
     let mut supervisor = Supervisor {
         args: &args,
@@ -164,6 +169,8 @@ type Late = (
 struct Plan {
     targets: Vec<Target>,
     files: Vec<ToFile>,
+    /// The `--env-file` variables and the environment's references.
+    sources: Sources,
 }
 
 /// What the child was given: its variables, and the contents of its files.
@@ -197,6 +204,13 @@ fn resolve(values: &Values, plan: &Plan, naming: &NamingArgs) -> Result<Resolved
                 .filter(|(i, _)| !values.contains_key(&format!("f{i}")))
                 .map(|(_, f)| f.target.to_string()),
         )
+        .chain(
+            plan.sources
+                .references()
+                .enumerate()
+                .filter(|(i, _)| !values.contains_key(&format!("r{i}")))
+                .map(|(_, (item, _))| item.describe()),
+        )
         .collect();
     if !vanished.is_empty() {
         return Ok(Resolved::Vanished(vanished));
@@ -204,7 +218,14 @@ fn resolve(values: &Values, plan: &Plan, naming: &NamingArgs) -> Result<Resolved
     let ordered: Vec<Value> = (0..plan.targets.len())
         .map(|i| values.get(&format!("t{i}")).cloned().unwrap_or(Value::Null))
         .collect();
-    let vars = variables(&plan.targets, &ordered, naming)?;
+    let resolved: Vec<Value> = (0..plan.sources.references().count())
+        .map(|i| values.get(&format!("r{i}")).cloned().unwrap_or(Value::Null))
+        .collect();
+    // --secret over the files over the environment.
+    let vars = refs::layer(
+        plan.sources.vars(&resolved)?,
+        variables(&plan.targets, &ordered, naming)?,
+    );
     let files = (0..plan.files.len())
         .map(|i| Zeroizing::new(text(values.get(&format!("f{i}")).unwrap_or(&Value::Null))))
         .collect();
@@ -246,153 +267,6 @@ fn changed_names(old: Option<&Given>, new: &Given, plan: &Plan) -> Vec<String> {
         }
     }
     names
-}
-
-/// One mapping per target, keyed `t<index>` (`--secret`) or `f<index>`
-/// (`--to-file`): a whole secret fills a map. No env fallback: a key Vault
-/// lacks is an error, not whatever the shell holds.
-fn mappings(targets: &[Target], file_targets: &[Target]) -> Result<Vec<Mapping>> {
-    let keyed = targets
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (format!("t{i}"), t))
-        .chain(
-            file_targets
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (format!("f{i}"), t)),
-        );
-    keyed
-        .map(|(key, t)| {
-            let secret_key = t.key.as_deref().unwrap_or("*");
-            let m = if t.leased {
-                Mapping::dynamic(key, &t.path, secret_key)
-            } else {
-                Mapping::from_parts(key, &t.path, secret_key)
-            };
-            m.map(Mapping::no_env).map_err(Failure::from)
-        })
-        .collect()
-}
-
-/// How the watcher is started.
-#[derive(Clone)]
-struct Start {
-    client: VaultClient,
-    /// `--secret` targets.
-    targets: Vec<Target>,
-    /// `--to-file` targets.
-    file_targets: Vec<Target>,
-    options: WatchOptions,
-}
-
-impl Start {
-    /// A watcher whose first values hold every target: a secret Vault does
-    /// not have fills no map entry, and is an error here as in `env`.
-    async fn attempt(&self) -> Result<Watcher<Values>> {
-        // Leased or KV: the mounts' types say (read::resolve).
-        let all: Vec<Target> = self
-            .targets
-            .iter()
-            .chain(&self.file_targets)
-            .cloned()
-            .collect();
-        let resolved = read::resolve(&self.client, &all).await?;
-        let (targets, file_targets) = resolved.split_at(self.targets.len());
-        let mappings = mappings(targets, file_targets)?;
-        let watcher: Watcher<Values> = match VaultProvider::builder()
-            .mappings(mappings.clone())
-            .watch(&self.client, self.options)
-            .await
-        {
-            Ok(watcher) => watcher,
-            Err(e) => return Err(read::explain(&self.client, e).await),
-        };
-        let current = watcher.current();
-        let missing = mappings.iter().find(|m| !current.contains_key(m.key()));
-        if let Some(m) = missing {
-            let message = if m.is_whole_secret() {
-                format!("no secret at {}", m.path())
-            } else {
-                format!("no key `{}` at {}", m.secret_key(), m.path())
-            };
-            watcher.shutdown().await;
-            return Err(Failure::new(Kind::NotFound, message));
-        }
-        Ok(watcher)
-    }
-
-    /// The first watcher: retried with backoff while Vault is unreachable or
-    /// sealed, for `--start-timeout` (`required`), or not at all (`fallback`:
-    /// `None`, the command starts without secrets).
-    async fn first(&self, args: &ExecArgs) -> Result<Option<Watcher<Values>>> {
-        let deadline = Instant::now() + args.start_timeout;
-        let mut wait = Duration::from_millis(200);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let outcome = match timeout(left.max(Duration::from_millis(1)), self.attempt()).await {
-                Ok(outcome) => outcome,
-                Err(_) if args.mode == Mode::Fallback => {
-                    tracing::warn!(target: LOG, "vault-config exec: Vault did not answer; starting the command on the parent's environment (--mode fallback) and retrying in the background");
-                    return Ok(None);
-                }
-                Err(_) => {
-                    return Err(Failure::new(
-                        Kind::Connection,
-                        format!(
-                            "Vault did not answer within --start-timeout {}",
-                            humantime::format_duration(args.start_timeout)
-                        ),
-                    ))
-                }
-            };
-            let e = match outcome {
-                Ok(watcher) => return Ok(Some(watcher)),
-                Err(e) => e,
-            };
-            if !matches!(e.kind, Kind::Connection | Kind::Sealed) {
-                return Err(e);
-            }
-            if args.mode == Mode::Fallback {
-                tracing::warn!(target: LOG, error = %e, "vault-config exec: Vault is not available; starting the command on the parent's environment (--mode fallback) and retrying in the background");
-                return Ok(None);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Failure::new(
-                    e.kind,
-                    format!(
-                        "{} (gave up after --start-timeout {})",
-                        e.message,
-                        humantime::format_duration(args.start_timeout)
-                    ),
-                ));
-            }
-            tracing::warn!(target: LOG, error = %e, retry_in = ?wait.min(left), "vault-config exec: Vault is not available yet; retrying");
-            sleep(wait.min(left)).await;
-            wait = (wait * 2).min(MAX_START_BACKOFF);
-        }
-    }
-
-    /// A watcher once Vault answers with the secrets (`--mode fallback`),
-    /// however long it takes: a Vault that returns may still be being
-    /// seeded or granted, so every failure is tried again, with backoff.
-    async fn until_up(&self) -> Option<Watcher<Values>> {
-        let mut wait = Duration::from_millis(500);
-        loop {
-            match self.attempt().await {
-                Ok(watcher) => return Some(watcher),
-                Err(e) => {
-                    if !matches!(e.kind, Kind::Connection | Kind::Sealed) {
-                        tracing::warn!(target: LOG, error = %e, retry_in = ?wait, "vault-config exec: Vault answered, but the secrets cannot be read yet; the command keeps the parent's environment");
-                    }
-                }
-            }
-            sleep(wait).await;
-            // The command runs without its secrets meanwhile: keep looking often.
-            wait = (wait * 2).min(MAX_START_BACKOFF);
-        }
-    }
 }
 
 /// The running command: the leader of a process group of its own (whose
@@ -452,8 +326,9 @@ impl Supervisor<'_> {
             self.files.write(&given.files).await?;
         }
         let mut rx: Option<watch::Receiver<Arc<Values>>> = watcher.as_ref().map(Watcher::subscribe);
-        let no_vars = Vec::new();
-        let mut child = self.spawn(applied.as_ref().map_or(&no_vars, |g| &g.vars))?;
+        // Without Vault (--mode fallback), the files' literal values only.
+        let literals = self.plan.sources.literals();
+        let mut child = self.spawn(applied.as_ref().map_or(&literals, |g| &g.vars))?;
         // When a change seen but not yet acted on is due.
         let mut due: Option<Instant> = None;
         // A stop signal was passed on: the child is on its way out, is never
@@ -627,6 +502,10 @@ impl Supervisor<'_> {
                 command.env_remove(name);
             }
         }
+        // An inherited reference reaches the child resolved, or not at all.
+        for (item, _) in self.plan.sources.references() {
+            command.env_remove(&item.name);
+        }
         command.envs(vars.iter().map(|v| (&v.name, &v.value)));
         let pid = self.reaper.spawn(&mut command).map_err(|e| {
             let (kind, hint) = match e.kind() {
@@ -753,39 +632,6 @@ impl Supervisor<'_> {
     }
 }
 
-/// Sends `sig` to every process of the group `pgid`.
-fn signal_group(pgid: Pid, sig: Signal) {
-    if let Err(e) = killpg(pgid, sig) {
-        tracing::debug!(target: LOG, %sig, error = %e, "vault-config exec: could not signal the command's process group");
-    }
-}
-
-/// Whether any process is left in the group `pgid`.
-fn group_alive(pgid: Pid) -> bool {
-    !matches!(killpg(pgid, None), Err(Errno::ESRCH))
-}
-
-/// SIGINT, SIGTERM and SIGQUIT ask for the end: passed on, and the child is
-/// never started again.
-fn is_stop(sig: Signal) -> bool {
-    matches!(sig, Signal::SIGINT | Signal::SIGTERM | Signal::SIGQUIT)
-}
-
-/// The code a shell reports for a process killed by `sig`.
-fn signal_code(sig: Signal) -> u8 {
-    u8::try_from(128 + sig as i32).unwrap_or(1)
-}
-
-/// The code a shell would report for a waited-for process: the exit code,
-/// or 128+N for signal N; `None` for a process that did not end.
-fn exit_code(status: WaitStatus) -> Option<u8> {
-    match status {
-        WaitStatus::Exited(_, code) => Some(u8::try_from(code & 0xff).unwrap_or(1)),
-        WaitStatus::Signaled(_, sig, _) => Some(signal_code(sig)),
-        _ => None,
-    }
-}
-
 /// `d` in whole milliseconds, for logs.
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -802,404 +648,6 @@ fn random_below(max: Duration) -> Duration {
         return max / 2;
     }
     Duration::from_nanos(u64::from_le_bytes(bytes) % nanos)
-}
-
-/// What became of a child.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Event {
-    /// It ended, with this code (128+N for signal N).
-    Exited(u8),
-    /// It was stopped by this signal.
-    Stopped(Signal),
-}
-
-/// Waits for children: the command vault-config started, and every orphan
-/// the kernel hands it (as PID 1, or as a child subreaper), reaped and
-/// forgotten so that none is left a zombie. A task of its own reaps on
-/// every SIGCHLD, whatever the supervising loop is busy with.
-struct Reaper {
-    shared: Arc<Reaped>,
-    changes: watch::Receiver<u64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-/// Makes vault-config the child subreaper of its descendants (Linux): a
-/// process of the child's tree whose parent exits is handed to
-/// vault-config, not to PID 1, and is reaped at once when it exits.
-#[cfg(target_os = "linux")]
-fn become_subreaper() -> bool {
-    nix::sys::prctl::set_child_subreaper(true).is_ok()
-}
-
-/// No subreapers here: orphans go to PID 1.
-#[cfg(not(target_os = "linux"))]
-fn become_subreaper() -> bool {
-    false
-}
-
-/// What the reaping task and the supervising loop share.
-struct Reaped {
-    /// Reap every child (PID 1, a subreaper), not only the ones started here.
-    all: bool,
-    state: Mutex<ReapState>,
-}
-
-#[derive(Default)]
-struct ReapState {
-    /// Children started here that have not exited.
-    watched: HashSet<Pid>,
-    /// Their exit codes, until taken.
-    exited: HashMap<Pid, u8>,
-    /// Their last stop, until taken.
-    stopped: HashMap<Pid, Signal>,
-}
-
-impl Reaper {
-    fn new() -> Result<Reaper> {
-        let mut sigchld = signal(SignalKind::child())
-            .map_err(|e| Failure::new(Kind::Other, format!("cannot catch SIGCHLD: {e}")))?;
-        let all = std::process::id() == 1 || become_subreaper();
-        let shared = Arc::new(Reaped {
-            all,
-            state: Mutex::default(),
-        });
-        let (tx, changes) = watch::channel(0u64);
-        let reaped = Arc::clone(&shared);
-        let task = tokio::spawn(async move {
-            loop {
-                reaped.reap();
-                tx.send_modify(|n| *n = n.wrapping_add(1));
-                if sigchld.recv().await.is_none() {
-                    return;
-                }
-            }
-        });
-        Ok(Reaper {
-            shared,
-            changes,
-            task,
-        })
-    }
-
-    /// Starts `command`, and watches the child from its first instant (a
-    /// child that ends at once is not missed, nor reaped as an orphan).
-    fn spawn(&self, command: &mut std::process::Command) -> std::io::Result<Pid> {
-        let mut state = self.shared.lock();
-        // Waited for with waitpid by the reaping task, not through `Child`.
-        #[allow(clippy::zombie_processes)]
-        let child = command.spawn()?;
-        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
-        // Under the lock: the task, which reaps under it too, sees the
-        // child watched before it can see it exit.
-        state.watched.insert(pid);
-        Ok(pid)
-    }
-
-    /// The next event of the child `pid`.
-    async fn event(&self, pid: Pid) -> Event {
-        let mut changes = self.changes.clone();
-        loop {
-            changes.borrow_and_update();
-            if let Some(event) = self.shared.take(pid) {
-                return event;
-            }
-            if changes.changed().await.is_err() {
-                // The task is gone: nothing will come.
-                std::future::pending::<()>().await;
-            }
-        }
-    }
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Reaped {
-    fn lock(&self) -> std::sync::MutexGuard<'_, ReapState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Collects what happened to children since the last SIGCHLD.
-    fn reap(&self) {
-        let mut state = self.lock();
-        let flags = Some(WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED);
-        if self.all {
-            loop {
-                match waitpid(Pid::from_raw(-1), flags) {
-                    Ok(WaitStatus::StillAlive) | Err(_) => break,
-                    Ok(status) => state.record(status),
-                }
-            }
-            return;
-        }
-        let watched: Vec<Pid> = state.watched.iter().copied().collect();
-        for pid in watched {
-            loop {
-                match waitpid(pid, flags) {
-                    Ok(WaitStatus::StillAlive) => break,
-                    Ok(status) => {
-                        let ended = exit_code(status).is_some();
-                        state.record(status);
-                        if ended {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(target: LOG, pid = pid.as_raw(), error = %e, "vault-config exec: cannot wait for the command");
-                        state.watched.remove(&pid);
-                        state.exited.insert(pid, 1);
-                        break;
-                    }
-                }
-            }
-        }
-    }
-
-    /// The next event of `pid`, if one happened: its end before a stop.
-    fn take(&self, pid: Pid) -> Option<Event> {
-        let mut state = self.lock();
-        if let Some(code) = state.exited.remove(&pid) {
-            state.stopped.remove(&pid);
-            return Some(Event::Exited(code));
-        }
-        state.stopped.remove(&pid).map(Event::Stopped)
-    }
-}
-
-impl ReapState {
-    fn record(&mut self, status: WaitStatus) {
-        if let Some(code) = exit_code(status) {
-            let Some(pid) = status.pid() else { return };
-            if self.watched.remove(&pid) {
-                self.exited.insert(pid, code);
-            } else {
-                tracing::debug!(target: LOG, pid = pid.as_raw(), status = code, "vault-config exec: reaped an orphan");
-            }
-        } else if let WaitStatus::Stopped(pid, sig) = status {
-            if self.watched.contains(&pid) {
-                self.stopped.insert(pid, sig);
-            }
-        }
-    }
-}
-
-/// The terminal vault-config was started in the foreground of: while the
-/// child runs, the child's group is the terminal's foreground group.
-struct Terminal {
-    /// vault-config's own process group.
-    own: Pid,
-}
-
-impl Terminal {
-    /// The terminal on standard input, if vault-config's group is its
-    /// foreground group (run from an interactive shell, not in the
-    /// background, not under `setsid`).
-    fn detect() -> Option<Terminal> {
-        let stdin = std::io::stdin();
-        if !stdin.is_terminal() {
-            return None;
-        }
-        let own = getpgrp();
-        (tcgetpgrp(&stdin).ok()? == own).then_some(Terminal { own })
-    }
-
-    /// The terminal's foreground group now.
-    fn foreground(&self) -> Option<Pid> {
-        tcgetpgrp(std::io::stdin()).ok()
-    }
-
-    /// Makes the group `pgid` the terminal's foreground group.
-    fn hand_to(&self, pgid: Pid) {
-        set_foreground(pgid);
-    }
-
-    /// Makes vault-config's group the terminal's foreground group again.
-    fn take_back(&self) {
-        set_foreground(self.own);
-    }
-}
-
-/// `tcsetpgrp` on standard input, with SIGTTOU blocked: from a background
-/// group (the child's has the terminal) the kernel would otherwise stop
-/// vault-config for trying.
-fn set_foreground(pgid: Pid) {
-    let mut ttou = SigSet::empty();
-    ttou.add(Signal::SIGTTOU);
-    let mut old = SigSet::empty();
-    let blocked = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut old)).is_ok();
-    if let Err(e) = tcsetpgrp(std::io::stdin(), pgid) {
-        tracing::debug!(target: LOG, error = %e, "vault-config exec: cannot hand the terminal over");
-    }
-    if blocked {
-        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
-    }
-}
-
-/// One `--to-file PATH#KEY=DEST`.
-#[derive(Debug, Clone)]
-struct ToFile {
-    target: Target,
-    /// Absolute: written again and removed from wherever vault-config is.
-    dest: PathBuf,
-}
-
-impl ToFile {
-    /// Parses `PATH#KEY=DEST` (the first `=` after the `#` ends the key).
-    fn parse(arg: &str) -> Result<ToFile> {
-        let bad = |why: &str| {
-            Failure::new(
-                Kind::Invalid,
-                format!("--to-file `{arg}`: {why}; write PATH#KEY=DEST (app#TLS_KEY=/run/secrets/tls.key)"),
-            )
-        };
-        let hash = arg.find('#').ok_or_else(|| bad("no `#KEY`"))?;
-        let eq = arg[hash..]
-            .find('=')
-            .map(|i| hash + i)
-            .ok_or_else(|| bad("no `=DEST`"))?;
-        let target = Target::parse(&arg[..eq])?;
-        let dest = &arg[eq + 1..];
-        if dest.is_empty() || dest.ends_with('/') {
-            return Err(bad("DEST is not a file name"));
-        }
-        let dest = std::path::absolute(dest)
-            .map_err(|e| bad(&format!("DEST cannot be made absolute ({e})")))?;
-        if dest.file_name().is_none() {
-            return Err(bad("DEST is not a file name"));
-        }
-        Ok(ToFile { target, dest })
-    }
-
-    /// Parses every argument; two for one DEST are refused.
-    fn parse_all(args: &[String]) -> Result<Vec<ToFile>> {
-        let files: Vec<ToFile> = args
-            .iter()
-            .map(|a| ToFile::parse(a))
-            .collect::<Result<_>>()?;
-        for (i, file) in files.iter().enumerate() {
-            if files[..i].iter().any(|f| f.dest == file.dest) {
-                return Err(Failure::new(
-                    Kind::Invalid,
-                    format!("--to-file names {} twice", file.dest.display()),
-                ));
-            }
-        }
-        Ok(files)
-    }
-}
-
-/// The `--to-file` files: written whole, removed at exit unless kept.
-struct Files {
-    list: Vec<ToFile>,
-    keep: bool,
-    /// Written at least once (so removed at exit).
-    written: Vec<bool>,
-}
-
-impl Files {
-    fn new(list: Vec<ToFile>, keep: bool) -> Files {
-        let written = vec![false; list.len()];
-        Files {
-            list,
-            keep,
-            written,
-        }
-    }
-
-    /// Writes each file's content (in `--to-file` order); the first failure
-    /// stops, naming the file and its key (never the value).
-    async fn write(&mut self, contents: &[Zeroizing<String>]) -> Result<()> {
-        for (i, (file, content)) in self.list.iter().zip(contents).enumerate() {
-            let dest = file.dest.clone();
-            let content = content.clone();
-            let written = tokio::task::spawn_blocking(move || {
-                files::replace(&dest, content.as_bytes(), 0o600, None)
-            })
-            .await
-            .map_err(|e| {
-                Failure::new(Kind::Other, format!("writing {}: {e}", file.dest.display()))
-            })?;
-            written.map_err(|e| {
-                Failure::new(
-                    Kind::Other,
-                    format!(
-                        "cannot write {} (--to-file {}): {e}",
-                        file.dest.display(),
-                        file.target
-                    ),
-                )
-            })?;
-            self.written[i] = true;
-        }
-        Ok(())
-    }
-
-    /// Removes the files written, unless `--keep-files`.
-    async fn remove(&self) {
-        if self.keep {
-            return;
-        }
-        for (file, _) in self.list.iter().zip(&self.written).filter(|(_, w)| **w) {
-            let dest = file.dest.clone();
-            let removed = tokio::task::spawn_blocking(move || std::fs::remove_file(dest)).await;
-            if let Ok(Err(e)) = removed {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(target: LOG, file = %file.dest.display(), error = %e, "vault-config exec: cannot remove the --to-file file");
-                }
-            }
-        }
-    }
-}
-
-/// The signals passed on to the child.
-struct Signals(Vec<(Signal, tokio::signal::unix::Signal)>);
-
-impl Signals {
-    fn new() -> Result<Self> {
-        let kinds = [
-            (Signal::SIGINT, SignalKind::interrupt()),
-            (Signal::SIGTERM, SignalKind::terminate()),
-            (Signal::SIGHUP, SignalKind::hangup()),
-            (Signal::SIGQUIT, SignalKind::quit()),
-            (Signal::SIGUSR1, SignalKind::user_defined1()),
-            (Signal::SIGUSR2, SignalKind::user_defined2()),
-        ];
-        kinds
-            .into_iter()
-            .map(|(sig, kind)| {
-                signal(kind)
-                    .map(|stream| (sig, stream))
-                    .map_err(|e| Failure::new(Kind::Other, format!("cannot catch {sig}: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(Signals)
-    }
-
-    /// The next signal that arrived.
-    async fn next(&mut self) -> Option<Signal> {
-        let waits = self.0.iter_mut().map(|(sig, stream)| {
-            let sig = *sig;
-            Box::pin(async move { stream.recv().await.map(|()| sig) })
-        });
-        futures_util::future::select_all(waits).await.0
-    }
-
-    /// The next stop signal (SIGINT, SIGTERM, SIGQUIT); others, with no
-    /// child to pass them to, are dropped.
-    async fn next_stop(&mut self) -> Signal {
-        loop {
-            match self.next().await {
-                Some(sig) if is_stop(sig) => return sig,
-                Some(sig) => {
-                    tracing::debug!(target: LOG, %sig, "vault-config exec: no command to pass the signal to yet");
-                }
-                None => std::future::pending::<()>().await,
-            }
-        }
-    }
 }
 
 /// The next published values; never resolves without a watcher.
@@ -1233,53 +681,14 @@ async fn wait_due(due: Option<Instant>) {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn exit_codes_are_a_shells() {
-        let pid = Pid::from_raw(42);
-        assert_eq!(exit_code(WaitStatus::Exited(pid, 7)), Some(7));
-        assert_eq!(
-            exit_code(WaitStatus::Signaled(pid, Signal::SIGTERM, false)),
-            Some(128 + 15)
-        );
-        assert_eq!(exit_code(WaitStatus::Stopped(pid, Signal::SIGTSTP)), None);
-    }
-
-    #[test]
-    fn targets_read_no_env_fallback() {
-        // `port` would fall back to PORT, a name the library refuses by default.
-        let targets =
-            Target::parse_all(&["database#port".into(), "database/creds/app#username".into()])
-                .unwrap();
-        let files = ToFile::parse_all(&["app#TLS_KEY=/run/tls.key".into()]).unwrap();
-        let mappings = mappings(&targets, &[files[0].target.clone()]).unwrap();
-        assert_eq!(mappings.len(), 3);
-        assert_eq!(mappings[2].key(), "f0");
-        assert!(
-            mappings.iter().all(|m| m.env_var(None).is_empty()),
-            "{mappings:?}"
-        );
-    }
-
-    #[test]
-    fn to_file_arguments() {
-        let f = ToFile::parse("app/tls#key.pem=/run/a=b/key.pem").unwrap();
-        assert_eq!(f.target.to_string(), "app/tls#key.pem");
-        assert_eq!(f.dest, std::path::Path::new("/run/a=b/key.pem"));
-        let relative = ToFile::parse("app#K=out/k").unwrap();
-        assert!(relative.dest.is_absolute() && relative.dest.ends_with("out/k"));
-        for bad in ["app=/x", "app#K", "app#K=", "app#K=/run/", "#K=/x"] {
-            assert_eq!(ToFile::parse(bad).unwrap_err().kind, Kind::Invalid, "{bad}");
-        }
-        let twice = ToFile::parse_all(&["a#K=/x".into(), "b#L=/x".into()]).unwrap_err();
-        assert!(twice.message.contains("twice"), "{}", twice.message);
-    }
+    use std::collections::BTreeMap;
 
     #[test]
     fn a_vanished_key_is_named_not_emptied() {
         let plan = Plan {
             targets: Target::parse_all(&["app#API_KEY".into(), "db".into()]).unwrap(),
             files: ToFile::parse_all(&["tls#key=/k".into()]).unwrap(),
+            sources: Sources::default(),
         };
         let naming = NamingArgs {
             prefix: String::new(),

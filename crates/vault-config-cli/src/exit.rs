@@ -1,4 +1,5 @@
-//! The one error type of the command line, and the exit code of each kind.
+//! The one error type of the command line, the exit code of each kind,
+//! and the target of its log lines.
 
 use std::fmt;
 
@@ -107,6 +108,10 @@ impl fmt::Display for Failure {
         write!(f, "{}: {}", self.kind.name(), self.message)
     }
 }
+
+/// The target of this command line's own log lines (the binary's crate is
+/// named like the library's, so the default filter names this one).
+pub const LOG: &str = "vault_config_cli";
 
 /// What a command returns.
 pub type Result<T, E = Failure> = std::result::Result<T, E>;

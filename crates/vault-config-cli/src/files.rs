@@ -1,7 +1,8 @@
 //! Files replaced whole: written and synced under a temporary name in the
 //! same folder, then renamed over the old one, so that a reader sees the
 //! old file or the new one, never part of one. Used by `exec --to-file` and
-//! `import --rewrite`; uses std only.
+//! `import --rewrite`. And dotenv files read as text ([`read_text`], for
+//! `import` and `--env-file`). Uses std and the command line's error type.
 
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::Write;
@@ -60,6 +61,44 @@ pub fn replace(
         let _ = std::fs::remove_file(&temp);
     }
     written
+}
+
+/// The largest dotenv file read.
+const MAX_FILE: u64 = 16 << 20;
+
+/// `file`'s text, as UTF-8; an error names the file (and the line that is
+/// not UTF-8), never its content.
+pub fn read_text(file: &Path) -> crate::exit::Result<zeroize::Zeroizing<String>> {
+    use crate::exit::{Failure, Kind};
+    let shown = file.display();
+    let io = |e: std::io::Error| {
+        let kind = match e.kind() {
+            std::io::ErrorKind::NotFound => Kind::NotFound,
+            _ => Kind::Other,
+        };
+        Failure::new(kind, format!("cannot read {shown}: {e}"))
+    };
+    let size = std::fs::metadata(file).map_err(io)?.len();
+    if size > MAX_FILE {
+        return Err(Failure::new(
+            Kind::Invalid,
+            format!("{shown} is larger than {MAX_FILE} bytes; not a dotenv file"),
+        ));
+    }
+    let bytes = zeroize::Zeroizing::new(std::fs::read(file).map_err(io)?);
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => Ok(zeroize::Zeroizing::new(text.to_owned())),
+        Err(e) => {
+            let line = 1 + bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count();
+            Err(Failure::new(
+                Kind::Invalid,
+                format!("{shown}: line {line} is not UTF-8 text"),
+            ))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,11 +16,7 @@ use crate::dotfile::{self, Entry};
 use crate::exit::{Failure, Kind, Result};
 use crate::{files, merge, read};
 
-/// The largest file `import` reads.
-const MAX_FILE: u64 = 16 << 20;
-
-/// What a reference to a key in Vault starts with.
-const SCHEME: &str = "vault://";
+use crate::refs::SCHEME;
 
 /// A key of the file against what the secret holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +60,10 @@ pub async fn run(args: ImportArgs) -> Result<u8> {
         ));
     }
     let shown = args.file.display().to_string();
-    let text = read_text(&args.file)?;
+    let text = files::read_text(&args.file).map_err(|mut e| {
+        e.message.push_str("; nothing imported");
+        e
+    })?;
     let entries = dotfile::parse(&text)
         .map_err(|e| Failure::new(Kind::Invalid, format!("{shown}: {e}; nothing imported")))?;
     let chosen = choose(&entries, &args.keys, &shown)?;
@@ -181,28 +180,9 @@ fn choose<'e>(entries: &'e [Entry], keys: &[String], shown: &str) -> Result<Vec<
         ));
     }
     let wanted = |e: &&Entry| keys.is_empty() || keys.contains(&e.key.as_str());
-    let mut chosen: Vec<&Entry> = Vec::new();
-    for e in entries.iter().filter(wanted) {
-        if let Some(first) = chosen.iter().find(|c| c.key == e.key) {
-            return Err(Failure::new(
-                Kind::Invalid,
-                format!(
-                    "{shown}: {} is assigned twice (lines {} and {}), which dotenvy and python-dotenv settle differently; keep one; nothing imported",
-                    e.key, first.line, e.line
-                ),
-            ));
-        }
-        if let Some(why) = e.ambiguity {
-            return Err(Failure::new(
-                Kind::Invalid,
-                format!(
-                    "{shown}: line {} (key {}): {why}; nothing imported",
-                    e.line, e.key
-                ),
-            ));
-        }
-        chosen.push(e);
-    }
+    let chosen: Vec<&Entry> = entries.iter().filter(wanted).collect();
+    dotfile::refuse_ambiguous(&chosen)
+        .map_err(|why| Failure::new(Kind::Invalid, format!("{shown}: {why}; nothing imported")))?;
     let (references, chosen): (Vec<&Entry>, Vec<&Entry>) = chosen
         .into_iter()
         .partition(|e| e.value.starts_with(SCHEME));
@@ -252,40 +232,6 @@ fn print_dry_run(chosen: &[&Entry], statuses: &[Status], mount: &str, path: &str
     println!(
         "dry run: {new} new, {same} same, {differs} differs{stop}; nothing written to {mount}/{path}"
     );
-}
-
-/// FILE's text, as UTF-8; an error names the file (and the line that is
-/// not UTF-8), never its content.
-fn read_text(file: &Path) -> Result<Zeroizing<String>> {
-    let shown = file.display();
-    let io = |e: std::io::Error| {
-        let kind = match e.kind() {
-            std::io::ErrorKind::NotFound => Kind::NotFound,
-            _ => Kind::Other,
-        };
-        Failure::new(kind, format!("cannot read {shown}: {e}"))
-    };
-    let size = std::fs::metadata(file).map_err(io)?.len();
-    if size > MAX_FILE {
-        return Err(Failure::new(
-            Kind::Invalid,
-            format!("{shown} is larger than {MAX_FILE} bytes; not a dotenv file"),
-        ));
-    }
-    let bytes = Zeroizing::new(std::fs::read(file).map_err(io)?);
-    match std::str::from_utf8(&bytes) {
-        Ok(text) => Ok(Zeroizing::new(text.to_owned())),
-        Err(e) => {
-            let line = 1 + bytes[..e.valid_up_to()]
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count();
-            Err(Failure::new(
-                Kind::Invalid,
-                format!("{shown}: line {line} is not UTF-8 text; nothing imported"),
-            ))
-        }
-    }
 }
 
 /// Rewrites FILE with a `vault://PATH#KEY` reference in place of each

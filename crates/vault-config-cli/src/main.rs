@@ -18,10 +18,14 @@ mod import;
 mod merge;
 mod naming;
 mod policy;
+mod process;
 mod read;
+mod refs;
 mod rotate;
+mod start;
 mod status;
 mod target;
+mod to_file;
 
 use std::future::Future;
 use std::process::ExitCode;

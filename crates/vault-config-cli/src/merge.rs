@@ -12,8 +12,7 @@ use vault_config::kv::{KvSecret, KvVersion};
 use vault_config::{Error, ExposeSecret, VaultClient};
 use zeroize::Zeroize;
 
-use crate::exec::LOG;
-use crate::exit::{Failure, Kind, Result};
+use crate::exit::{Failure, Kind, Result, LOG};
 use crate::read;
 
 /// What a path with no secret means.

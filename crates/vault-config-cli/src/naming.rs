@@ -225,7 +225,7 @@ pub fn sanitize(name: &str) -> String {
 
 /// A secret's value as the text a variable holds: strings as they are,
 /// anything else as JSON.
-fn text(value: &Value) -> String {
+pub fn text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),

@@ -1,7 +1,9 @@
 //! `vault-config policy`: the least-privilege Vault policy (HCL) for the
 //! paths `env` and `exec` are given, as the derive renders one for a struct:
 //! `read` on a KV secret's data (and metadata, on KV v2: `exec` watches it),
-//! `read` on a leased path plus renewing and revoking its own leases.
+//! `read` on a leased path plus renewing and revoking its own leases. The
+//! paths come from the command line and the `vault://` references of
+//! `--env-file` files (`refs`).
 
 use std::collections::BTreeMap;
 
@@ -10,13 +12,21 @@ use vault_config::policy::render_policy_for_mappings;
 use vault_config::Mapping;
 
 use crate::cli::PolicyArgs;
-use crate::exit::{Failure, Result};
+use crate::exit::{Failure, Kind, Result};
 use crate::read;
+use crate::refs::Sources;
 use crate::target::Target;
 
 /// Prints the policy; returns the exit code.
 pub async fn run(args: PolicyArgs) -> Result<u8> {
-    let targets = Target::parse_all(&args.targets)?;
+    let mut targets = Target::parse_all(&args.targets)?;
+    targets.extend(Sources::read(&args.env_files, false, false)?.targets());
+    if targets.is_empty() {
+        return Err(Failure::new(
+            Kind::Invalid,
+            "no path to grant: the --env-file files hold no vault:// reference",
+        ));
+    }
     let client = read::client(args.mount.mount.as_deref())?;
     // Leased or KV, and the KV version: as Vault's mount table says.
     let targets = read::resolve(&client, &targets).await?;

@@ -9,8 +9,7 @@ use vault_config::kv::KvSecret;
 use vault_config::sys::mount_holding;
 use vault_config::{EnvSource, Error, ExposeSecret, FallbackMode, VaultClient, VaultClientBuilder};
 
-use crate::exec::LOG;
-use crate::exit::{Failure, Kind, Result};
+use crate::exit::{Failure, Kind, Result, LOG};
 use crate::target::Target;
 
 /// Every client this run made: [`logout_all`] revokes the tokens they
@@ -146,10 +145,33 @@ pub fn pick(client: &VaultClient, target: &Target, secret: &KvSecret) -> Result<
     }
 }
 
+/// What [`read_each`] read.
+#[derive(Debug)]
+pub struct Reads {
+    /// Each target's own outcome, in order: its value, or why its path
+    /// could not be read or lacks its key.
+    pub values: Vec<Result<Value>>,
+    /// The first path that could not be read (in order), if one could not.
+    pub first_failure: Option<Failure>,
+    /// The leased paths read (whose leases end with this run's token).
+    pub leased: Vec<String>,
+}
+
+/// Leased credentials printed for someone else to use: their leases end
+/// with this run's token, which [`logout_all`] then keeps.
+pub fn hand_out(leased: Vec<String>) {
+    HANDED_OUT
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .extend(leased);
+}
+
 /// Every target ([`resolve`]d), read at once, each distinct path once (the
-/// username and password of `database/creds/app` come from one lease); the
-/// first failure (in command-line order) if any read failed.
-pub async fn read_all(client: &VaultClient, targets: &[Target]) -> Result<Vec<Value>> {
+/// username and password of `database/creds/app` come from one lease), with
+/// each target's own outcome, so that a caller can say where a target that
+/// failed was written. Fails as a whole only when the mounts cannot be
+/// listed.
+pub async fn read_each(client: &VaultClient, targets: &[Target]) -> Result<Reads> {
     let targets = &resolve(client, targets).await?;
     let mut distinct: Vec<&Target> = Vec::new();
     for t in targets {
@@ -161,13 +183,14 @@ pub async fn read_all(client: &VaultClient, targets: &[Target]) -> Result<Vec<Va
         }
     }
     let answers = join_all(distinct.iter().map(|t| read_secret(client, t))).await;
-    let mut secrets = Vec::with_capacity(distinct.len());
+    let mut secrets: Vec<Result<KvSecret>> = Vec::with_capacity(distinct.len());
     for answer in answers {
-        match answer {
-            Ok(secret) => secrets.push(secret),
-            Err(e) => return Err(explain(client, e).await),
-        }
+        secrets.push(match answer {
+            Ok(secret) => Ok(secret),
+            Err(e) => Err(explain(client, e).await),
+        });
     }
+    let first_failure = secrets.iter().find_map(|s| s.as_ref().err().cloned());
     let values = targets
         .iter()
         .map(|t| {
@@ -176,22 +199,22 @@ pub async fn read_all(client: &VaultClient, targets: &[Target]) -> Result<Vec<Va
                 .position(|d| d.path == t.path && d.leased == t.leased)
                 .unwrap_or(0);
             match secrets.get(at) {
-                Some(secret) => pick(client, t, secret),
+                Some(Ok(secret)) => pick(client, t, secret),
+                Some(Err(failure)) => Err(failure.clone()),
                 None => Err(Failure::new(Kind::Other, format!("{t} was not read"))),
             }
         })
-        .collect::<Result<Vec<Value>>>()?;
-    // Leased credentials handed over: their leases end with this run's token
-    // (a static role's come with no lease).
-    HANDED_OUT
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .extend(
-            distinct
-                .iter()
-                .zip(&secrets)
-                .filter(|(_, secret)| secret.lease().is_some())
-                .map(|(t, _)| t.path.clone()),
-        );
-    Ok(values)
+        .collect();
+    // A static role's credentials come with no lease.
+    let leased = distinct
+        .iter()
+        .zip(&secrets)
+        .filter(|(_, secret)| secret.as_ref().is_ok_and(|s| s.lease().is_some()))
+        .map(|(t, _)| t.path.clone())
+        .collect();
+    Ok(Reads {
+        values,
+        first_failure,
+        leased,
+    })
 }

@@ -1,7 +1,7 @@
 //! What a command line names: `PATH` (every key of a secret), `PATH#KEY`
 //! (one key), on the KV mount or, for a path on another secrets engine
 //! (`database/creds/app` on a `database` mount), leased credentials: which
-//! one, the mount's type says ([`crate::read::resolve`]), never the path's
+//! one, the mount's type says (`read::resolve`), never the path's
 //! spelling.
 
 use std::fmt;
@@ -16,7 +16,7 @@ pub struct Target {
     /// One key, or every key.
     pub key: Option<String>,
     /// Leased credentials from a secrets engine, not a KV secret: false
-    /// until [`crate::read::resolve`] looked the path's mount up.
+    /// until `read::resolve` looked the path's mount up.
     pub leased: bool,
 }
 
