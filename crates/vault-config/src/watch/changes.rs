@@ -1,10 +1,12 @@
 //! Change detection: which reads of a plan must be read again, from the
-//! KV v2 metadata of each path (KV v1 paths are always re-read).
+//! KV v2 metadata of each path (KV v1 paths are always re-read), read
+//! through the client's watch hub.
 
 use std::collections::BTreeSet;
 
 use futures_util::future::join_all;
 
+use super::hub::{Need, Subscription};
 use crate::client::VaultClient;
 use crate::engines::kv::{stale, KvVersion};
 use crate::error::Error;
@@ -22,11 +24,16 @@ use crate::load::snapshot::Snapshot;
 /// A path in `by_data` (its metadata is denied) is read as a KV v1 path is;
 /// a path whose metadata read is denied now is read too, and returned in the
 /// last list.
+///
+/// Metadata comes through the client's watch hub (`hub`), shared with the
+/// client's other watchers as fresh as `need` says.
 pub(super) async fn changed_reads(
     client: &VaultClient,
     plan: &Plan,
     snapshot: &Snapshot,
     by_data: &BTreeSet<usize>,
+    hub: &Subscription,
+    need: Need,
 ) -> (Changes, Option<Error>, Vec<usize>) {
     let checks = plan
         .reads()
@@ -49,7 +56,7 @@ pub(super) async fn changed_reads(
                 Some(KvVersion::V1) | None => Ok(Some((index, None))),
                 Some(KvVersion::V2) if by_data.contains(&index) => Ok(Some((index, None))),
                 Some(KvVersion::V2) => {
-                    let current = match client.read_metadata(mount, path).await {
+                    let current = match hub.metadata(client, mount, path, need).await {
                         Ok(meta) if meta.current_deleted => None,
                         // Written before the version in force: a node that lags (a
                         // standby). Never go back in time.

@@ -33,13 +33,15 @@
 //! `options` ([`WatchOptions`]), `backoff` (clocks), `state` (the task and
 //! its loop), `work` (a poll's work), `changes` (change detection), `leases`
 //! (leases and static roles), `publish` (making and publishing a config),
-//! `values` (sources and value hashes), [`health`]. The watch layer uses every
+//! `values` (sources and value hashes), `hub` (what the watchers of one
+//! client share), [`health`]. The watch layer uses every
 //! layer below it (client, engines, load, describe); nothing but `config`
 //! uses it.
 
 mod backoff;
 mod changes;
 pub mod health;
+mod hub;
 mod leases;
 mod options;
 mod publish;
@@ -49,6 +51,7 @@ mod work;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -102,12 +105,19 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Watcher<T> {
         described: Option<Description>,
         options: WatchOptions,
     ) -> Result<Self> {
+        let loaded_at = Instant::now();
         let loaded = load_plan::<T>(plan, described.as_ref(), client, Freshness::Fresh).await?;
         let (health_tx, health) = watch::channel(Health {
             vault_enabled: client.is_enabled(),
             ..Health::default()
         });
-        let (state, first) = State::new(client.clone(), described, loaded, options, health_tx);
+        let (state, first) = State::new(
+            client.clone(),
+            described,
+            (loaded, loaded_at),
+            options,
+            health_tx,
+        );
         let (tx, rx) = watch::channel(Arc::new(first));
         let (commands, inbox) = mpsc::channel(8);
         let task = tokio::spawn(state.run(tx, inbox));

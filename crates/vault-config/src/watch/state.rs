@@ -14,6 +14,7 @@ use tracing::Instrument;
 use super::backoff::{after, Backoff, RotationClock};
 use super::changes::Changes;
 use super::health::Health;
+use super::hub::{Hub, Key, Subscription};
 use super::options::WatchOptions;
 use super::values::{prints, sources, Source};
 use crate::base::unix_now;
@@ -22,7 +23,7 @@ use crate::client::VaultClient;
 use crate::describe::spec::Description;
 use crate::engines::lease::LeaseClock;
 use crate::error::{Error, Result};
-use crate::load::plan::Plan;
+use crate::load::plan::{Plan, Read};
 use crate::load::snapshot::Snapshot;
 use crate::load::Loaded;
 use crate::telemetry::outcome_of;
@@ -74,6 +75,12 @@ pub(super) struct State<T> {
     pub(super) token: Backoff,
     pub(super) lease_work: Backoff,
     pub(super) options: WatchOptions,
+    /// This watcher's hold on the client's watch hub, which shares metadata
+    /// reads between the client's watchers.
+    pub(super) hub: Subscription,
+    /// When the previous check of the KV paths began (at first: the load):
+    /// the oldest metadata answer the next check may take from the hub.
+    pub(super) checked_at: Instant,
     pub(super) _config: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -81,6 +88,16 @@ pub(super) struct State<T> {
 pub(super) enum Command {
     Refresh(oneshot::Sender<Result<bool>>),
     Shutdown(oneshot::Sender<()>),
+}
+
+/// What a call of `work` is: a lease chore between polls, a poll on the
+/// interval, or a poll asked for by [`Watcher::refresh`](super::Watcher::refresh)
+/// (which never reuses another watcher's metadata answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Work {
+    Chore,
+    Poll,
+    Refresh,
 }
 
 /// What woke the task.
@@ -91,11 +108,11 @@ enum Wake {
 }
 
 impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
-    /// The state after the first load, and the first config.
+    /// The state after the first load (begun at `loaded_at`), and the first config.
     pub(super) fn new(
         client: VaultClient,
         described: Option<Description>,
-        loaded: Loaded<T>,
+        (loaded, loaded_at): (Loaded<T>, Instant),
         options: WatchOptions,
         health: watch::Sender<Health>,
     ) -> (Self, T) {
@@ -106,6 +123,20 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             provider,
         } = loaded;
         let draft = health.borrow().clone();
+        // The KV paths whose metadata a poll may read: shared with the
+        // client's other watchers.
+        let keys = plan.reads().iter().filter_map(|read| match read {
+            Read::Kv {
+                mount,
+                path,
+                version: None,
+            } => Some(Key {
+                mount: mount.clone(),
+                path: path.clone(),
+            }),
+            _ => None,
+        });
+        let hub = Hub::of(&client).subscribe(keys);
         let mut state = State {
             client,
             described,
@@ -127,6 +158,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             token: Backoff::default(),
             lease_work: Backoff::default(),
             options,
+            hub,
+            checked_at: loaded_at,
             _config: std::marker::PhantomData,
         };
         state.bookkeep();
@@ -200,7 +233,12 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             match wake {
                 Wake::Stop => return,
                 Wake::Poll(reply) => {
-                    let outcome = RIDE_FAILOVER.scope(false, self.poll(&tx)).await;
+                    let asked = if reply.is_some() {
+                        Work::Refresh
+                    } else {
+                        Work::Poll
+                    };
+                    let outcome = RIDE_FAILOVER.scope(false, self.poll(&tx, asked)).await;
                     match &outcome {
                         // Held back: Vault answered, its values are wrong.
                         Ok(_) => self.polls.ok(),
@@ -242,7 +280,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             .lease_due_at(now)
             .is_some_and(|due| self.lease_work.ready_at(due) <= now)
         {
-            let result = self.work(tx, false).await.map(|_| ());
+            let result = self.work(tx, Work::Chore).await.map(|_| ());
             if outcome.as_ref().is_none_or(Result::is_ok) {
                 outcome = Some(result);
             }
@@ -266,7 +304,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
     }
 
     /// One check: returns whether a new config was published.
-    pub(super) async fn poll(&mut self, tx: &watch::Sender<Arc<T>>) -> Result<bool> {
+    pub(super) async fn poll(&mut self, tx: &watch::Sender<Arc<T>>, asked: Work) -> Result<bool> {
         let started = Instant::now();
         let span = tracing::debug_span!(
             "vault_config.poll",
@@ -276,7 +314,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             duration_ms = tracing::field::Empty,
         );
         let sent = self.client.requests_sent();
-        let result = self.work(tx, true).instrument(span.clone()).await;
+        let result = self.work(tx, asked).instrument(span.clone()).await;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => outcome_of(e),

@@ -9,17 +9,20 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use super::changes::changed_reads;
-use super::state::State;
+use super::hub::Need;
+use super::state::{State, Work};
 use crate::engines::kv::KvSecret;
 use crate::error::{Error, Result};
 use crate::load::snapshot::{read_one, Freshness, Snapshot};
 use crate::telemetry::Count;
 
 impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
-    /// The work of a poll (`kv`: also check the KV paths) or of a lease chore:
+    /// The work of a poll (which also checks the KV paths) or of a lease chore:
     /// each part runs whatever the others do, and the first error is returned
     /// once all ran.
-    pub(super) async fn work(&mut self, tx: &watch::Sender<Arc<T>>, kv: bool) -> Result<bool> {
+    pub(super) async fn work(&mut self, tx: &watch::Sender<Arc<T>>, what: Work) -> Result<bool> {
+        // Whether this work checks the KV paths (a poll) or not (a chore).
+        let kv = what != Work::Chore;
         if !self.snapshot.is_from_vault() {
             // The config came from env (Vault was unavailable at start): read it all.
             let candidate =
@@ -34,8 +37,22 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         // Whether the KV changes are the rotation already held back.
         let mut seen_rejected = false;
         if kv {
-            let (mut kv_changed, kv_error, denied) =
-                changed_reads(&self.client, &self.plan, &self.snapshot, &self.by_data).await;
+            // A metadata answer the hub shares must be newer than this
+            // watcher's previous check; a refresh reads Vault now.
+            let need = match what {
+                Work::Refresh => Need::Now,
+                _ => Need::After(self.checked_at),
+            };
+            self.checked_at = Instant::now();
+            let (mut kv_changed, kv_error, denied) = changed_reads(
+                &self.client,
+                &self.plan,
+                &self.snapshot,
+                &self.by_data,
+                &self.hub,
+                need,
+            )
+            .await;
             self.poll_by_data(denied);
             if kv_error.is_none() && kv_changed.is_empty() {
                 // Vault holds what the config in force was made from:
