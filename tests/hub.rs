@@ -191,3 +191,55 @@ async fn a_refresh_reads_vault_even_when_another_watcher_just_did() {
     assert!(a.refresh().await.unwrap());
     assert_eq!(a.current().key, "key-2");
 }
+
+#[derive(Debug, Deserialize, VaultConfig)]
+#[vault(mount = "legacy")]
+struct Legacy {
+    #[vault("app#key")]
+    key: String,
+}
+
+#[tokio::test]
+async fn four_watchers_of_a_kv_v1_path_read_its_data_once_per_interval() {
+    // KV v1 keeps no metadata: each poll reads the data, shared as metadata is.
+    let server = DevServer::start().await;
+    server.enable_kv("legacy", 1, None).await.unwrap();
+    server
+        .kv_put("legacy", "app", json!({"key": "a"}))
+        .await
+        .unwrap();
+    let proxy = CountingProxy::start(server.addr()).await.unwrap();
+    let client = server
+        .client_builder(&[])
+        .address(proxy.addr())
+        .build()
+        .unwrap();
+    let mut watchers = Vec::new();
+    for _ in 0..4 {
+        watchers.push(Legacy::watch(&client, every(200)).await.unwrap());
+    }
+    let before: Vec<u64> = watchers.iter().map(|w| w.health().polls).collect();
+    proxy.reset();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let reads = proxy.count("GET", "/v1/legacy/app");
+    let made: Vec<u64> = watchers
+        .iter()
+        .zip(&before)
+        .map(|(w, b)| w.health().polls - b)
+        .collect();
+    eprintln!("four KV v1 watchers: {reads} data reads for polls {made:?}");
+    let busiest = *made.iter().max().unwrap() as usize;
+    assert!(busiest >= 3, "the watchers poll: {made:?}");
+    assert!(
+        reads <= busiest + 2,
+        "{reads} data reads for polls {made:?} (at most the busiest watcher's {busiest} + 2)"
+    );
+
+    server
+        .kv_put("legacy", "app", json!({"key": "b"}))
+        .await
+        .unwrap();
+    for w in &watchers {
+        until(&mut w.subscribe(), |l| l.key == "b").await;
+    }
+}

@@ -2,13 +2,17 @@
 //! by every watcher made with that client or a clone of it, so that N
 //! watchers over the same paths cost, each interval, the requests of one.
 //!
-//! What it shares: the KV v2 metadata read a poll makes of each path. A
-//! watcher asks the hub for a path's metadata; the hub hands it the newest
-//! answer (or the read in flight) when that answer is one this watcher has
-//! not used yet and was asked of Vault after this watcher's previous check
-//! began; otherwise it reads Vault, and the watchers that ask next share
-//! that read. Errors are shared as answers are; each watcher handles them as
-//! it would its own.
+//! What it shares: the reads a poll makes of a KV path at its current
+//! version, keyed by the read: the KV v2 metadata read of each path, and the
+//! data read (of a KV v1 path or one whose metadata is denied, at every
+//! poll; of a KV v2 path whose version moved). A watcher asks the hub; the
+//! hub hands it the newest answer (or the read in flight) when that answer
+//! is one this watcher has not used yet and was asked of Vault after this
+//! watcher's previous check began; otherwise it reads Vault, and the
+//! watchers that ask next share that read. Errors are shared as answers
+//! are; each watcher handles them as it would its own. Leased reads are not
+//! shared: each is a lease of the watcher that read it (pinned versions
+//! never change and are not read again).
 //!
 //! Staleness is bounded: a watcher never uses an answer older than its own
 //! previous check, so a change reaches it at most one of its intervals later
@@ -22,9 +26,10 @@
 //! the hub runs no task of its own (a read in flight is driven by whichever
 //! watcher awaits it).
 //!
-//! Uses the client (its extensions, metadata reads) and `engines::kv`.
+//! Uses the client (its extensions, metadata reads), `engines::kv` and
+//! the load layer's `read_one`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -35,40 +40,119 @@ use futures_util::future::{BoxFuture, FutureExt, Shared};
 use crate::client::VaultClient;
 use crate::engines::kv::KvMetadata;
 use crate::error::Result;
+use crate::load::plan::Read;
+use crate::load::snapshot::{read_one, Found};
 
-/// What a watcher asks the hub about: a KV v2 path's metadata.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(super) struct Key {
-    pub(super) mount: String,
-    pub(super) path: String,
-}
-
-type Answer = Shared<BoxFuture<'static, Result<KvMetadata>>>;
+/// A read any number of watchers can await.
+type Answer<A> = Shared<BoxFuture<'static, Result<A>>>;
 
 /// The newest read of one key, and how many subscriptions hold the key.
-struct Entry {
+struct Entry<A> {
     watchers: usize,
     /// The newest read (done or in flight): its number, when it was asked
     /// of Vault, and its answer.
-    newest: Option<(u64, Instant, Answer)>,
+    newest: Option<(u64, Instant, Answer<A>)>,
+}
+
+/// The entries of one kind of read, by the read they answer.
+struct Slots<A> {
+    entries: Mutex<HashMap<Read, Entry<A>>>,
+}
+
+impl<A> Default for Slots<A> {
+    fn default() -> Self {
+        Slots {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<A: Clone> Slots<A> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Read, Entry<A>>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn hold(&self, keys: &HashSet<Read>) {
+        let mut entries = self.lock();
+        for key in keys {
+            entries
+                .entry(key.clone())
+                .or_insert(Entry {
+                    watchers: 0,
+                    newest: None,
+                })
+                .watchers += 1;
+        }
+    }
+
+    fn release(&self, keys: &HashSet<Read>) {
+        let mut entries = self.lock();
+        for key in keys {
+            if let Some(entry) = entries.get_mut(key) {
+                entry.watchers = entry.watchers.saturating_sub(1);
+                if entry.watchers == 0 {
+                    entries.remove(key);
+                }
+            }
+        }
+    }
+
+    /// The answer to `key` a watcher that last used answer `used` may
+    /// take, as fresh as `need` says: the newest, or a read started now
+    /// by `read`. `None` when nobody holds `key`.
+    fn ask(
+        &self,
+        key: &Read,
+        used: Option<u64>,
+        need: Need,
+        numbers: &AtomicU64,
+        read: impl FnOnce() -> BoxFuture<'static, Result<A>>,
+    ) -> Option<(u64, Answer<A>)> {
+        let mut entries = self.lock();
+        let entry = entries.get_mut(key)?;
+        let reusable = entry
+            .newest
+            .as_ref()
+            .filter(|(number, asked, _)| match need {
+                Need::After(since) => Some(*number) != used && *asked >= since,
+                Need::Now => false,
+            });
+        Some(match reusable {
+            Some((number, _, answer)) => (*number, answer.clone()),
+            None => {
+                let number = numbers.fetch_add(1, Ordering::Relaxed);
+                let answer = read().shared();
+                entry.newest = Some((number, Instant::now(), answer.clone()));
+                (number, answer)
+            }
+        })
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
 }
 
 /// The per-client hub (see the module docs).
 #[derive(Default)]
 pub(crate) struct Hub {
-    entries: Mutex<HashMap<Key, Entry>>,
+    /// KV v2 metadata reads, by `Read::Kv` (no version).
+    metadata: Slots<KvMetadata>,
+    /// Data reads: KV paths at their current version (KV v1 paths and
+    /// paths whose metadata is denied are read at every poll; others when
+    /// they changed).
+    data: Slots<Found>,
     /// Numbers the reads, so a watcher knows which answers it used.
-    reads: AtomicU64,
+    numbers: AtomicU64,
 }
 
 impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
-        f.debug_struct("Hub").field("entries", &entries).finish()
+        f.debug_struct("Hub")
+            .field("metadata", &self.metadata.lock().len())
+            .field("data", &self.data.lock().len())
+            .finish()
     }
 }
 
@@ -78,48 +162,40 @@ impl Hub {
         client.extension(Hub::default)
     }
 
-    /// A subscription to `keys` (duplicates count once) for one watcher.
-    pub(super) fn subscribe(self: &Arc<Self>, keys: impl IntoIterator<Item = Key>) -> Subscription {
-        let keys: BTreeSet<Key> = keys.into_iter().collect();
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        for key in &keys {
-            entries
-                .entry(key.clone())
-                .or_insert(Entry {
-                    watchers: 0,
-                    newest: None,
-                })
-                .watchers += 1;
-        }
+    /// A subscription for one watcher polling `reads`: the KV reads at
+    /// their current version are shared (duplicates count once); pinned
+    /// versions never change, and leased reads are each a lease of its own.
+    pub(super) fn subscribe<'a>(
+        self: &Arc<Self>,
+        reads: impl IntoIterator<Item = &'a Read>,
+    ) -> Subscription {
+        let keys: HashSet<Read> = reads
+            .into_iter()
+            .filter(|read| matches!(read, Read::Kv { version: None, .. }))
+            .cloned()
+            .collect();
+        self.metadata.hold(&keys);
+        self.data.hold(&keys);
         Subscription {
             hub: self.clone(),
             keys,
             used: Mutex::new(HashMap::new()),
         }
     }
-
-    /// How many keys the hub holds (for tests: entries go with their last watcher).
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
 }
 
-/// One watcher's hold on the keys it polls: which answers it used.
+/// One watcher's hold on the reads it polls: which answers it used.
 pub(super) struct Subscription {
     hub: Arc<Hub>,
-    keys: BTreeSet<Key>,
-    /// The number of the last answer used, by key.
-    used: Mutex<HashMap<Key, u64>>,
+    keys: HashSet<Read>,
+    /// The number of the last answer used, by kind (metadata: true) and read.
+    used: Mutex<HashMap<(bool, Read), u64>>,
 }
 
 impl fmt::Debug for Subscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
-            .field("keys", &self.keys.len())
+            .field("reads", &self.keys.len())
             .finish_non_exhaustive()
     }
 }
@@ -145,78 +221,68 @@ impl Subscription {
         path: &str,
         need: Need,
     ) -> Result<KvMetadata> {
-        let key = Key {
+        let key = Read::Kv {
             mount: mount.to_owned(),
             path: path.to_owned(),
+            version: None,
         };
-        if !self.keys.contains(&key) {
+        let used = self.used(true, &key);
+        let shared = self
+            .hub
+            .metadata
+            .ask(&key, used, need, &self.hub.numbers, || {
+                let (client, mount, path) = (client.clone(), mount.to_owned(), path.to_owned());
+                async move { client.read_metadata(&mount, &path).await }.boxed()
+            });
+        let Some((number, answer)) = shared else {
             // Not subscribed (cannot happen for a plan's reads): no sharing.
             return client.read_metadata(mount, path).await;
-        }
-        let used = self
-            .used
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-            .copied();
-        let shared = {
-            let mut entries = self
-                .hub
-                .entries
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            entries.get_mut(&key).map(|entry| {
-                let reusable = entry
-                    .newest
-                    .as_ref()
-                    .filter(|(number, asked, _)| match need {
-                        Need::After(since) => Some(*number) != used && *asked >= since,
-                        Need::Now => false,
-                    });
-                match reusable {
-                    Some((number, _, answer)) => (*number, answer.clone()),
-                    None => {
-                        let number = self.hub.reads.fetch_add(1, Ordering::Relaxed);
-                        let answer = read(client.clone(), key.clone());
-                        entry.newest = Some((number, Instant::now(), answer.clone()));
-                        (number, answer)
-                    }
-                }
-            })
         };
+        self.use_answer(true, key, number);
+        answer.await
+    }
+
+    /// What `read` finds (as [`read_one`] does), shared as
+    /// [`metadata`](Self::metadata) is for a KV read at its current version;
+    /// any other read is read now.
+    pub(super) async fn found(
+        &self,
+        client: &VaultClient,
+        read: &Read,
+        need: Need,
+    ) -> Result<Found> {
+        let used = self.used(false, read);
+        let shared = self.hub.data.ask(read, used, need, &self.hub.numbers, || {
+            let (client, read) = (client.clone(), read.clone());
+            async move { read_one(&client, &read).await }.boxed()
+        });
         let Some((number, answer)) = shared else {
-            return client.read_metadata(mount, path).await;
+            return read_one(client, read).await;
         };
+        self.use_answer(false, read.clone(), number);
+        answer.await
+    }
+
+    fn used(&self, metadata: bool, key: &Read) -> Option<u64> {
         self.used
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, number);
-        answer.await
+            .get(&(metadata, key.clone()))
+            .copied()
     }
-}
 
-/// A metadata read that any number of watchers can await.
-fn read(client: VaultClient, key: Key) -> Answer {
-    async move { client.read_metadata(&key.mount, &key.path).await }
-        .boxed()
-        .shared()
+    fn use_answer(&self, metadata: bool, key: Read, number: u64) {
+        self.used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((metadata, key), number);
+    }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        let mut entries = self
-            .hub
-            .entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for key in &self.keys {
-            if let Some(entry) = entries.get_mut(key) {
-                entry.watchers = entry.watchers.saturating_sub(1);
-                if entry.watchers == 0 {
-                    entries.remove(key);
-                }
-            }
-        }
+        self.hub.metadata.release(&self.keys);
+        self.hub.data.release(&self.keys);
     }
 }
 
@@ -224,22 +290,32 @@ impl Drop for Subscription {
 mod tests {
     use super::*;
 
-    fn key(path: &str) -> Key {
-        Key {
+    fn kv(path: &str, version: Option<u64>) -> Read {
+        Read::Kv {
             mount: "secret".to_owned(),
             path: path.to_owned(),
+            version,
         }
     }
 
     #[test]
     fn entries_go_with_the_last_subscription() {
         let hub = Arc::new(Hub::default());
-        let a = hub.subscribe([key("db"), key("app"), key("db")]);
-        let b = hub.subscribe([key("db")]);
-        assert_eq!(hub.len(), 2);
+        let leased = Read::Leased {
+            path: "database/creds/app".to_owned(),
+            ttl: None,
+        };
+        let a = hub.subscribe(&[kv("db", None), kv("app", None), kv("db", None), leased]);
+        let b = hub.subscribe(&[kv("db", None), kv("app", Some(3))]);
+        assert_eq!(
+            hub.metadata.len(),
+            2,
+            "pinned and leased reads are not shared"
+        );
+        assert_eq!(hub.data.len(), 2);
         drop(a);
-        assert_eq!(hub.len(), 1, "b still holds db");
+        assert_eq!(hub.metadata.len(), 1, "b still holds db");
         drop(b);
-        assert_eq!(hub.len(), 0);
+        assert_eq!((hub.metadata.len(), hub.data.len()), (0, 0));
     }
 }

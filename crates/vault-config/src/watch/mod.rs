@@ -18,6 +18,12 @@
 //! Leases on dynamic credentials are renewed at two thirds of their duration,
 //! and replaced before they expire when they can no longer be extended.
 //!
+//! Watchers made with one client (or clones of it) share these reads: over
+//! the same paths, N watchers cost each interval the requests of one, and a
+//! change may reach a watcher up to one of its intervals later than alone
+//! (it never uses an answer older than its own previous check);
+//! [`Watcher::refresh`] always reads Vault. Leases are each watcher's own.
+//!
 //! Health is published on a channel of its own ([`Watcher::subscribe_health`]),
 //! updated before a config is published: a subscriber woken by a new config
 //! that then reads [`Watcher::health`] sees the poll that made it.

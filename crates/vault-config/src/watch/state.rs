@@ -14,7 +14,7 @@ use tracing::Instrument;
 use super::backoff::{after, Backoff, RotationClock};
 use super::changes::Changes;
 use super::health::Health;
-use super::hub::{Hub, Key, Subscription};
+use super::hub::{Hub, Subscription};
 use super::options::WatchOptions;
 use super::values::{prints, sources, Source};
 use crate::base::unix_now;
@@ -23,7 +23,7 @@ use crate::client::VaultClient;
 use crate::describe::spec::Description;
 use crate::engines::lease::LeaseClock;
 use crate::error::{Error, Result};
-use crate::load::plan::{Plan, Read};
+use crate::load::plan::Plan;
 use crate::load::snapshot::Snapshot;
 use crate::load::Loaded;
 use crate::telemetry::outcome_of;
@@ -123,20 +123,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             provider,
         } = loaded;
         let draft = health.borrow().clone();
-        // The KV paths whose metadata a poll may read: shared with the
-        // client's other watchers.
-        let keys = plan.reads().iter().filter_map(|read| match read {
-            Read::Kv {
-                mount,
-                path,
-                version: None,
-            } => Some(Key {
-                mount: mount.clone(),
-                path: path.clone(),
-            }),
-            _ => None,
-        });
-        let hub = Hub::of(&client).subscribe(keys);
+        // What a poll may read: shared with the client's other watchers.
+        let hub = Hub::of(&client).subscribe(plan.reads());
         let mut state = State {
             client,
             described,

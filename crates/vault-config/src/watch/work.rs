@@ -11,9 +11,9 @@ use tokio::sync::watch;
 use super::changes::changed_reads;
 use super::hub::Need;
 use super::state::{State, Work};
-use crate::engines::kv::KvSecret;
+use crate::engines::kv::{KvSecret, KvVersion};
 use crate::error::{Error, Result};
-use crate::load::snapshot::{read_one, Freshness, Snapshot};
+use crate::load::snapshot::{Freshness, Snapshot};
 use crate::telemetry::Count;
 
 impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
@@ -36,13 +36,21 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         let mut stamps = None;
         // Whether the KV changes are the rotation already held back.
         let mut seen_rejected = false;
+        // An answer the hub shares must be newer than this watcher's
+        // previous check of the KV paths; a refresh reads Vault now.
+        let need = match what {
+            Work::Refresh => Need::Now,
+            _ => Need::After(self.checked_at),
+        };
+        // The data of a KV v2 path whose metadata moved must be newer than
+        // that metadata (which may be another watcher's answer, asked
+        // before this check began): else a rotation could be judged, and
+        // held back, on older data.
+        let moved_need = match what {
+            Work::Refresh => Need::Now,
+            _ => Need::After(Instant::now()),
+        };
         if kv {
-            // A metadata answer the hub shares must be newer than this
-            // watcher's previous check; a refresh reads Vault now.
-            let need = match what {
-                Work::Refresh => Need::Now,
-                _ => Need::After(self.checked_at),
-            };
             self.checked_at = Instant::now();
             let (mut kv_changed, kv_error, denied) = changed_reads(
                 &self.client,
@@ -107,10 +115,20 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             // Renewals moved lease expiries.
             self.record_leases();
         } else {
-            let client = &self.client;
-            let reads = changed
-                .iter()
-                .map(|&i| read_one(client, &self.plan.reads()[i]));
+            let (client, hub) = (&self.client, &self.hub);
+            // KV reads through the hub (shared with the client's other
+            // watchers); leased ones each a lease of this watcher's.
+            let by_metadata = |i: usize| {
+                !self.by_data.contains(&i)
+                    && self
+                        .snapshot
+                        .found(i)
+                        .is_some_and(|f| f.kv == Some(KvVersion::V2))
+            };
+            let reads = changed.iter().map(|&i| {
+                let need = if by_metadata(i) { moved_need } else { need };
+                hub.found(client, &self.plan.reads()[i], need)
+            });
             let results = join_all(reads).await;
             // Everything that changed, and apart from it the new credentials
             // alone: a bad KV rotation must not keep leases from being
