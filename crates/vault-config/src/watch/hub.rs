@@ -298,6 +298,60 @@ mod tests {
         }
     }
 
+    /// Asks `slots` for `key` as a watcher that last used `used`; returns
+    /// the answer's number and whether it was read now.
+    fn ask(slots: &Slots<u32>, numbers: &AtomicU64, used: Option<u64>, need: Need) -> (u64, bool) {
+        let mut read = false;
+        let (number, _) = slots
+            .ask(&kv("db", None), used, need, numbers, || {
+                read = true;
+                async { Ok(7) }.boxed()
+            })
+            .unwrap();
+        (number, read)
+    }
+
+    #[test]
+    fn an_answer_is_shared_once_per_watcher_and_never_older_than_its_last_check() {
+        let slots = Slots::<u32>::default();
+        let numbers = AtomicU64::new(0);
+        let keys: HashSet<Read> = [kv("db", None)].into();
+        slots.hold(&keys);
+        let since = Instant::now();
+        // Watcher a reads; b, whose last check began before, shares it.
+        let (first, read) = ask(&slots, &numbers, None, Need::After(since));
+        assert!(read);
+        assert_eq!(
+            ask(&slots, &numbers, None, Need::After(since)),
+            (first, false)
+        );
+        // a never takes an answer it used: it reads again, and b shares that.
+        let (second, read) = ask(&slots, &numbers, Some(first), Need::After(since));
+        assert!(read && second != first);
+        assert_eq!(
+            ask(&slots, &numbers, Some(first), Need::After(since)),
+            (second, false)
+        );
+        // An answer asked before the watcher's previous check began is too old.
+        let later = Instant::now() + std::time::Duration::from_secs(1);
+        assert!(ask(&slots, &numbers, None, Need::After(later)).1);
+        // A refresh always reads.
+        let (now, read) = ask(&slots, &numbers, None, Need::Now);
+        assert!(read);
+        assert_eq!(
+            ask(&slots, &numbers, None, Need::After(since)),
+            (now, false)
+        );
+        // Nobody holds a key: no sharing.
+        slots.release(&keys);
+        assert!(slots
+            .ask(&kv("db", None), None, Need::Now, &numbers, || async {
+                Ok(1)
+            }
+            .boxed())
+            .is_none());
+    }
+
     #[test]
     fn entries_go_with_the_last_subscription() {
         let hub = Arc::new(Hub::default());
