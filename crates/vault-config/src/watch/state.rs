@@ -75,11 +75,11 @@ pub(super) struct State<T> {
     pub(super) token: Backoff,
     pub(super) lease_work: Backoff,
     pub(super) options: WatchOptions,
-    /// This watcher's hold on the client's watch hub, which shares metadata
-    /// reads between the client's watchers.
+    /// This watcher's hold on the client's watch hub, which shares KV reads
+    /// (metadata, and data at the current version) between its watchers.
     pub(super) hub: Subscription,
     /// When the previous check of the KV paths began (at first: the load):
-    /// the oldest metadata answer the next check may take from the hub.
+    /// the oldest answer the next check may take from the hub.
     pub(super) checked_at: Instant,
     pub(super) _config: std::marker::PhantomData<fn() -> T>,
 }
@@ -92,7 +92,7 @@ pub(super) enum Command {
 
 /// What a call of `work` is: a lease chore between polls, a poll on the
 /// interval, or a poll asked for by [`Watcher::refresh`](super::Watcher::refresh)
-/// (which never reuses another watcher's metadata answer).
+/// (which never reuses another watcher's answer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Work {
     Chore,
