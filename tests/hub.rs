@@ -20,7 +20,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::timeout;
 use vault_config::{VaultConfig, WatchOptions, Watcher};
-use vault_test_support::{CountingProxy, DevServer};
+use vault_test_support::{eventually, CountingProxy, DevServer, Postgres};
 
 #[derive(Debug, Deserialize, VaultConfig)]
 struct Service {
@@ -242,4 +242,131 @@ async fn four_watchers_of_a_kv_v1_path_read_its_data_once_per_interval() {
     for w in &watchers {
         until(&mut w.subscribe(), |l| l.key == "b").await;
     }
+}
+
+#[derive(Debug, Deserialize, VaultConfig)]
+struct Db {
+    #[vault(dynamic = "database/creds/app", key = "username")]
+    username: String,
+    #[vault(dynamic = "database/creds/app", key = "password")]
+    password: vault_config::SecretString,
+}
+
+async fn with_postgres(default_ttl: &str, max_ttl: &str) -> (DevServer, Postgres, CountingProxy) {
+    let server = DevServer::start().await;
+    let pg = Postgres::start().await;
+    pg.configure_vault(&server, "app", default_ttl, max_ttl)
+        .await
+        .unwrap();
+    let proxy = CountingProxy::start(server.addr()).await.unwrap();
+    (server, pg, proxy)
+}
+
+async fn connects(db: &Db, port: u16) -> bool {
+    use vault_config::ExposeSecret;
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(port)
+        .user(&db.username)
+        .password(db.password.expose_secret())
+        .dbname("postgres")
+        .connect_timeout(Duration::from_secs(5));
+    match config.connect(tokio_postgres::NoTls).await {
+        Ok((client, connection)) => {
+            let driver = tokio::spawn(connection);
+            let ok = client.query_one("select 1", &[]).await.is_ok();
+            drop(client);
+            let _ = driver.await;
+            ok
+        }
+        Err(_) => false,
+    }
+}
+
+fn renewals(w: &Watcher<Db>) -> u64 {
+    w.health()
+        .leases
+        .get("database/creds/app")
+        .map_or(0, |l| l.renewals)
+}
+
+#[tokio::test]
+async fn two_watchers_hold_one_lease_renewed_once_and_revoked_by_the_last() {
+    let (server, pg, proxy) = with_postgres("3s", "1m").await;
+    let client = server
+        .client_builder(&[])
+        .address(proxy.addr())
+        .build()
+        .unwrap();
+    let options = WatchOptions::default()
+        .interval(Duration::from_secs(30))
+        .revoke_on_shutdown(true);
+    let a = Db::watch(&client, options).await.unwrap();
+    let b = Db::watch(&client, options).await.unwrap();
+    let db = a.current();
+    assert_eq!(b.current().username, db.username, "one lease, one login");
+    // `b` read its own first and revoked it at once, for `a`'s.
+    assert_eq!(
+        pg.vault_roles().await.unwrap(),
+        std::slice::from_ref(&db.username)
+    );
+
+    // Renewed at two thirds of 3 s, by one request per renewal point.
+    proxy.reset();
+    eventually(Duration::from_secs(15), || {
+        renewals(&a) >= 3 && renewals(&b) >= 3
+    })
+    .await;
+    let sent = proxy.count("POST", "/v1/sys/leases/renew/");
+    let most = renewals(&a).max(renewals(&b)) as usize;
+    eprintln!("two watchers: {sent} renewal requests for {most} renewals");
+    // A renewal may be in flight when counting stops: one more at most.
+    assert!(
+        sent <= most + 1,
+        "{sent} renewal requests for {most} renewals"
+    );
+    assert_eq!(b.current().username, db.username);
+    assert!(connects(&db, pg.port()).await);
+
+    // The first to shut down leaves the lease to the other; the last revokes it.
+    a.shutdown().await;
+    assert!(
+        connects(&b.current(), pg.port()).await,
+        "b's login still works"
+    );
+    b.shutdown().await;
+    assert!(
+        pg.vault_roles().await.unwrap().is_empty(),
+        "the last watcher revoked the lease"
+    );
+    assert!(!connects(&db, pg.port()).await);
+}
+
+#[tokio::test]
+async fn a_lease_at_its_max_ttl_is_replaced_once_for_both_watchers() {
+    let (server, pg, proxy) = with_postgres("4s", "4s").await;
+    let client = server
+        .client_builder(&[])
+        .address(proxy.addr())
+        .build()
+        .unwrap();
+    let options = WatchOptions::default().interval(Duration::from_secs(30));
+    let a = Db::watch(&client, options).await.unwrap();
+    let b = Db::watch(&client, options).await.unwrap();
+    let old = a.current();
+    assert_eq!(b.current().username, old.username);
+    proxy.reset();
+    let (mut ra, mut rb) = (a.subscribe(), b.subscribe());
+    until(&mut ra, |d| d.username != old.username).await;
+    until(&mut rb, |d| d.username != old.username).await;
+    assert_eq!(
+        a.current().username,
+        b.current().username,
+        "both moved to the same new credentials"
+    );
+    // Replaced 1.33 s before the 4 s expiry: one read of new credentials.
+    let reads = proxy.count("GET", "/v1/database/creds/app");
+    assert_eq!(reads, 1, "{:?}", proxy.requests());
+    assert!(connects(&a.current(), pg.port()).await);
 }

@@ -10,9 +10,9 @@
 //! is one this watcher has not used yet and was asked of Vault after this
 //! watcher's previous check began; otherwise it reads Vault, and the
 //! watchers that ask next share that read. Errors are shared as answers
-//! are; each watcher handles them as it would its own. Leased reads are not
-//! shared: each is a lease of the watcher that read it (pinned versions
-//! never change and are not read again).
+//! are; each watcher handles them as it would its own. Leased reads are
+//! shared by the lease pool (`lease_pool`), which owns their lifecycle;
+//! pinned versions never change and are not read again.
 //!
 //! Staleness is bounded: a watcher never uses an answer older than its own
 //! previous check, so a change reaches it at most one of its intervals later

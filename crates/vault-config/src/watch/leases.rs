@@ -47,11 +47,18 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 reread.push(index);
                 continue;
             }
-            match self.client.renew_lease(&clock.lease.id, clock.first).await {
-                Ok(renewed) => {
+            // Once for every watcher of the client holding this lease.
+            let renewal = self
+                .pool
+                .renew(&self.client, &clock.lease.id, clock.first, clock.since)
+                .await;
+            match renewal {
+                Ok((renewed, at, sent)) => {
                     renewed_one = true;
-                    self.client.telemetry().count(Count::LeaseRenewal, 1);
-                    clock.since = Instant::now();
+                    if sent {
+                        self.client.telemetry().count(Count::LeaseRenewal, 1);
+                    }
+                    clock.since = at;
                     clock.lease.duration = renewed.duration;
                     clock.lease.renewable = renewed.renewable;
                     clock.renewals += 1;
@@ -93,7 +100,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             self.revocations.drain(..).partition(|(_, at)| *at <= now);
         self.revocations = later;
         let ids: Vec<String> = due.into_iter().map(|(id, _)| id).collect();
-        self.client.revoke_unused(ids).await;
+        // Not those another watcher of the client still holds.
+        self.pool.revoke(&self.client, ids).await;
     }
 
     /// On shutdown: revoke every lease held (when asked) and pending revocations.
@@ -105,9 +113,13 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             .leases
             .values()
             .map(|c| c.lease.id.clone())
+            .chain(self.pool.ids())
             .chain(self.revocations.drain(..).map(|(id, _)| id))
+            .collect::<std::collections::BTreeSet<String>>()
+            .into_iter()
             .collect();
-        self.client.revoke_unused(ids).await;
+        // Not those another watcher of the client still holds.
+        self.pool.revoke(&self.client, ids).await;
         self.leases.clear();
     }
 
@@ -141,23 +153,31 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 .found(index)
                 .and_then(|f| f.secret.as_deref())
                 .and_then(KvSecret::lease);
-            match lease {
+            let held = match lease {
                 // A lease of no duration does not expire: nothing to renew.
-                Some(lease) if lease.duration.is_zero() => {
-                    self.leases.remove(&index);
-                }
+                Some(lease) if lease.duration.is_zero() => self.leases.remove(&index),
                 Some(lease) => {
                     let fresh = self
                         .leases
                         .get(&index)
                         .is_none_or(|c| c.lease.id != lease.id);
-                    if fresh {
-                        self.leases.insert(index, LeaseClock::new(lease));
+                    if !fresh {
+                        continue;
                     }
+                    // Held in the client's pool: the clock of a lease another
+                    // watcher holds already is that watcher's.
+                    let clock = self
+                        .snapshot
+                        .found(index)
+                        .and_then(|found| self.pool.join(&self.plan.reads()[index], found))
+                        .unwrap_or_else(|| LeaseClock::new(lease));
+                    self.leases.insert(index, clock)
                 }
-                None => {
-                    self.leases.remove(&index);
-                }
+                None => self.leases.remove(&index),
+            };
+            // Replaced: let go of it (revoked, if at all, after the grace).
+            if let Some(old) = held {
+                self.pool.release(&old.lease.id);
             }
         }
     }

@@ -22,7 +22,9 @@
 //! the same paths, N watchers cost each interval the requests of one, and a
 //! change may reach a watcher up to one of its intervals later than alone
 //! (it never uses an answer older than its own previous check);
-//! [`Watcher::refresh`] always reads Vault. Leases are each watcher's own.
+//! [`Watcher::refresh`] always reads Vault. They share leases too: one
+//! lease per leased read, renewed once, replaced once, revoked (when
+//! asked) by the last watcher holding it.
 //!
 //! Health is published on a channel of its own ([`Watcher::subscribe_health`]),
 //! updated before a config is published: a subscriber woken by a new config
@@ -39,8 +41,8 @@
 //! `options` ([`WatchOptions`]), `backoff` (clocks), `state` (the task and
 //! its loop), `work` (a poll's work), `changes` (change detection), `leases`
 //! (leases and static roles), `publish` (making and publishing a config),
-//! `values` (sources and value hashes), `hub` (what the watchers of one
-//! client share), [`health`]. The watch layer uses every
+//! `values` (sources and value hashes), `hub` and `lease_pool` (what the
+//! watchers of one client share), [`health`]. The watch layer uses every
 //! layer below it (client, engines, load, describe); nothing but `config`
 //! uses it.
 
@@ -48,6 +50,7 @@ mod backoff;
 mod changes;
 pub mod health;
 mod hub;
+mod lease_pool;
 mod leases;
 mod options;
 mod publish;
@@ -113,6 +116,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Watcher<T> {
     ) -> Result<Self> {
         let loaded_at = Instant::now();
         let loaded = load_plan::<T>(plan, described.as_ref(), client, Freshness::Fresh).await?;
+        let loaded = lease_pool::share_first(client, described.as_ref(), loaded).await;
         let (health_tx, health) = watch::channel(Health {
             vault_enabled: client.is_enabled(),
             ..Health::default()

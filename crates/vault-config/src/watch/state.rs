@@ -15,6 +15,7 @@ use super::backoff::{after, Backoff, RotationClock};
 use super::changes::Changes;
 use super::health::Health;
 use super::hub::{Hub, Subscription};
+use super::lease_pool::{LeasePool, PoolHold};
 use super::options::WatchOptions;
 use super::values::{prints, sources, Source};
 use crate::base::unix_now;
@@ -78,6 +79,8 @@ pub(super) struct State<T> {
     /// This watcher's hold on the client's watch hub, which shares KV reads
     /// (metadata, and data at the current version) between its watchers.
     pub(super) hub: Subscription,
+    /// The lease IDs this watcher holds in the client's lease pool.
+    pub(super) pool: PoolHold,
     /// When the previous check of the KV paths began (at first: the load):
     /// the oldest answer the next check may take from the hub.
     pub(super) checked_at: Instant,
@@ -125,6 +128,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         let draft = health.borrow().clone();
         // What a poll may read: shared with the client's other watchers.
         let hub = Hub::of(&client).subscribe(plan.reads());
+        let client_for_pool = client.clone();
         let mut state = State {
             client,
             described,
@@ -147,6 +151,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             lease_work: Backoff::default(),
             options,
             hub,
+            pool: LeasePool::hold(&client_for_pool),
             checked_at: loaded_at,
             _config: std::marker::PhantomData,
         };

@@ -125,11 +125,27 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                         .found(i)
                         .is_some_and(|f| f.kv == Some(KvVersion::V2))
             };
+            let (pool, leases) = (&self.pool, &self.leases);
             let reads = changed.iter().map(|&i| {
+                let read = &self.plan.reads()[i];
                 let need = if by_metadata(i) { moved_need } else { need };
-                hub.found(client, &self.plan.reads()[i], need)
+                let held = leases.get(&i).map(|clock| clock.lease.id.as_str());
+                async move {
+                    match held {
+                        // New credentials, once for the client's watchers.
+                        Some(old) => pool.replace(client, read, old).await,
+                        None => hub.found(client, read, need).await,
+                    }
+                }
             });
             let results = join_all(reads).await;
+            // Hold the new leases at once: another watcher that got them
+            // too must not revoke them while this one decides.
+            for (&index, result) in changed.iter().zip(&results) {
+                if let Ok(found) = result {
+                    self.pool.join(&self.plan.reads()[index], found);
+                }
+            }
             // Everything that changed, and apart from it the new credentials
             // alone: a bad KV rotation must not keep leases from being
             // replaced before they expire.
@@ -250,7 +266,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 self.client.telemetry().count(Count::HeldBack, 1);
                 tracing::warn!(error = %e, "vault-config watcher: the new values do not make a valid configuration; not published");
                 self.held_back = Some(e.to_string());
-                self.client.revoke_unused(fresh_leases).await;
+                // Unless another watcher of the client holds them.
+                self.pool.revoke(&self.client, fresh_leases).await;
                 Err(e)
             }
         }
