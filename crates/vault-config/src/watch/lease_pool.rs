@@ -21,7 +21,7 @@
 //! Uses the client (reads, renewals, revocations), `engines::lease` and the
 //! load layer's `read_one`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -60,7 +60,13 @@ struct Inner {
     /// The newest lease of each leased read, and the read in flight.
     newest: HashMap<Read, (String, Found)>,
     reading: HashMap<Read, SharedRead>,
+    /// The IDs revoked last (a few): two watchers that replaced the same
+    /// lease revoke it once.
+    revoked: VecDeque<String>,
 }
+
+/// How many revoked IDs the pool remembers.
+const REVOKED_KEPT: usize = 64;
 
 /// The per-client pool (see the module docs).
 #[derive(Default)]
@@ -204,6 +210,20 @@ impl PoolHold {
     /// Lets go of `ids` and revokes those no other watcher holds.
     pub(super) async fn revoke(&mut self, client: &VaultClient, ids: Vec<String>) {
         let unheld: Vec<String> = ids.into_iter().filter(|id| self.release(id)).collect();
+        let unheld: Vec<String> = {
+            let mut inner = self.pool.lock();
+            let fresh: Vec<String> = unheld
+                .into_iter()
+                .filter(|id| !inner.revoked.contains(id))
+                .collect();
+            for id in &fresh {
+                if inner.revoked.len() == REVOKED_KEPT {
+                    inner.revoked.pop_front();
+                }
+                inner.revoked.push_back(id.clone());
+            }
+            fresh
+        };
         client.revoke_unused(unheld).await;
     }
 
@@ -230,8 +250,10 @@ impl PoolHold {
                 Some(held) => match &held.renewal {
                     Some((asked, renewal)) if *asked >= since => (Some(renewal.clone()), false),
                     _ => {
-                        let renewal = renewal_of(self.pool.clone(), client.clone(), id, increment);
-                        held.renewal = Some((Instant::now(), renewal.clone()));
+                        let asked = Instant::now();
+                        let renewal =
+                            renewal_of(self.pool.clone(), client.clone(), id, increment, asked);
+                        held.renewal = Some((asked, renewal.clone()));
                         (Some(renewal), true)
                     }
                 },
@@ -279,24 +301,36 @@ impl PoolHold {
     }
 }
 
-/// A renewal any number of watchers can await; it moves the pool's clock.
+/// A renewal (asked at `asked`) any number of watchers can await; it moves
+/// the pool's clock, or, failed, is forgotten so the next try asks again.
 fn renewal_of(
     pool: Arc<LeasePool>,
     client: VaultClient,
     id: &str,
     increment: Duration,
+    asked: Instant,
 ) -> SharedRenewal {
     let id = id.to_owned();
     async move {
-        let renewed = client.renew_lease(&id, increment).await?;
+        let result = client.renew_lease(&id, increment).await;
         let at = Instant::now();
-        if let Some(held) = pool.lock().held.get_mut(&id) {
-            held.since = at;
-            held.lease.duration = renewed.duration;
-            held.lease.renewable = renewed.renewable;
-            held.renewals += 1;
+        let mut inner = pool.lock();
+        if let Some(held) = inner.held.get_mut(&id) {
+            match &result {
+                Ok(renewed) => {
+                    held.since = at;
+                    held.lease.duration = renewed.duration;
+                    held.lease.renewable = renewed.renewable;
+                    held.renewals += 1;
+                }
+                Err(_) => {
+                    if held.renewal.as_ref().is_some_and(|(a, _)| *a == asked) {
+                        held.renewal = None;
+                    }
+                }
+            }
         }
-        Ok((renewed, at))
+        result.map(|renewed| (renewed, at))
     }
     .boxed()
     .shared()
@@ -329,23 +363,26 @@ impl Drop for PoolHold {
 }
 
 /// A watcher's first load, with the leases another watcher of the client
-/// shares in place of its own (revoked at once: nothing used them). Kept
-/// as loaded when none is shared, or when the config does not extract.
+/// shares in place of its own (revoked at once: nothing used them), and
+/// the watcher's hold on the pool, holding those already (so that the
+/// other watcher cannot revoke them before this one starts). Kept as
+/// loaded when none is shared, or when the config does not extract.
 pub(super) async fn share_first<T: DeserializeOwned>(
     client: &VaultClient,
     described: Option<&Description>,
     loaded: Loaded<T>,
-) -> Loaded<T> {
-    let pool = LeasePool::hold(client);
+) -> (Loaded<T>, PoolHold) {
+    let mut pool = LeasePool::hold(client);
     let swaps = pool.shared_instead(client, loaded.plan.reads(), |i| {
         loaded.snapshot.found(i).cloned()
     });
     if swaps.is_empty() {
-        return loaded;
+        return (loaded, pool);
     }
     let mut snapshot = loaded.snapshot.clone();
     let mut own = Vec::with_capacity(swaps.len());
     for (index, shared, own_id) in swaps {
+        pool.join(&loaded.plan.reads()[index], &shared);
         snapshot.replace(index, shared);
         own.push(own_id);
     }
@@ -353,16 +390,20 @@ pub(super) async fn share_first<T: DeserializeOwned>(
     match extract::<T>(described, client, &provider) {
         Ok(config) => {
             client.revoke_unused(own).await;
-            Loaded {
+            let loaded = Loaded {
                 config,
                 plan: loaded.plan,
                 snapshot,
                 provider,
-            }
+            };
+            (loaded, pool)
         }
         Err(e) => {
             tracing::debug!(error = %e, "vault-config watcher: the shared credentials do not make a config; keeping this watcher's own");
-            loaded
+            for id in pool.ids() {
+                pool.release(&id);
+            }
+            (loaded, pool)
         }
     }
 }

@@ -116,7 +116,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Watcher<T> {
     ) -> Result<Self> {
         let loaded_at = Instant::now();
         let loaded = load_plan::<T>(plan, described.as_ref(), client, Freshness::Fresh).await?;
-        let loaded = lease_pool::share_first(client, described.as_ref(), loaded).await;
+        let (loaded, pool) = lease_pool::share_first(client, described.as_ref(), loaded).await;
         let (health_tx, health) = watch::channel(Health {
             vault_enabled: client.is_enabled(),
             ..Health::default()
@@ -124,7 +124,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Watcher<T> {
         let (state, first) = State::new(
             client.clone(),
             described,
-            (loaded, loaded_at),
+            (loaded, loaded_at, pool),
             options,
             health_tx,
         );

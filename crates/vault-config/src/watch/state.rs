@@ -15,7 +15,7 @@ use super::backoff::{after, Backoff, RotationClock};
 use super::changes::Changes;
 use super::health::Health;
 use super::hub::{Hub, Subscription};
-use super::lease_pool::{LeasePool, PoolHold};
+use super::lease_pool::PoolHold;
 use super::options::WatchOptions;
 use super::values::{prints, sources, Source};
 use crate::base::unix_now;
@@ -111,11 +111,12 @@ enum Wake {
 }
 
 impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
-    /// The state after the first load (begun at `loaded_at`), and the first config.
+    /// The state after the first load (begun at `loaded_at`; `pool` holds
+    /// the leases it shares), and the first config.
     pub(super) fn new(
         client: VaultClient,
         described: Option<Description>,
-        (loaded, loaded_at): (Loaded<T>, Instant),
+        (loaded, loaded_at, pool): (Loaded<T>, Instant, PoolHold),
         options: WatchOptions,
         health: watch::Sender<Health>,
     ) -> (Self, T) {
@@ -128,7 +129,6 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         let draft = health.borrow().clone();
         // What a poll may read: shared with the client's other watchers.
         let hub = Hub::of(&client).subscribe(plan.reads());
-        let client_for_pool = client.clone();
         let mut state = State {
             client,
             described,
@@ -151,7 +151,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             lease_work: Backoff::default(),
             options,
             hub,
-            pool: LeasePool::hold(&client_for_pool),
+            pool,
             checked_at: loaded_at,
             _config: std::marker::PhantomData,
         };
