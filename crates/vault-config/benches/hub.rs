@@ -10,6 +10,11 @@
 //! several intervals (default jitter, as a service runs), divided by the
 //! number of intervals in the window.
 //!
+//! Then leases, with a real PostgreSQL: for 1, 4 and 16 watchers over one
+//! leased read (`database/creds/app`, TTL 3 s, renewed at two thirds),
+//! the database logins they hold and the renewal requests over 6 s, the
+//! same way side by side.
+//!
 //! `cargo bench -p vault-config --bench hub` (needs a server binary, as the tests do).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -17,8 +22,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::json;
-use vault_config::{VaultClient, VaultProvider, WatchOptions, Watcher};
-use vault_test_support::{CountingProxy, DevServer};
+use vault_config::{VaultClient, VaultConfig, VaultProvider, WatchOptions, Watcher};
+use vault_test_support::{CountingProxy, DevServer, Postgres};
 
 const PATHS: usize = 10;
 const INTERVAL: Duration = Duration::from_millis(500);
@@ -53,6 +58,54 @@ async fn measure(proxy: &CountingProxy) -> (f64, f64) {
         .count() as f64
         / intervals;
     (all, metadata)
+}
+
+#[derive(Debug, serde::Deserialize, VaultConfig)]
+#[allow(dead_code)]
+struct Db {
+    #[vault(dynamic = "database/creds/app", key = "username")]
+    username: String,
+}
+
+/// Logins held and renewal requests over 6 s, for `n` watchers on their
+/// own clients (`shared` false) or on one.
+async fn leases(
+    server: &DevServer,
+    pg: &Postgres,
+    proxy: &CountingProxy,
+    n: usize,
+    shared: bool,
+) -> (usize, usize) {
+    let client = || {
+        server
+            .client_builder(&[])
+            .address(proxy.addr())
+            .build()
+            .unwrap()
+    };
+    let one = client();
+    let options = WatchOptions::default()
+        .interval(Duration::from_secs(60))
+        .revoke_on_shutdown(true);
+    let mut watchers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let own;
+        let client = if shared {
+            &one
+        } else {
+            own = client();
+            &own
+        };
+        watchers.push(Db::watch(client, options).await.unwrap());
+    }
+    proxy.reset();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let renewals = proxy.count("POST", "/v1/sys/leases/renew/");
+    let logins = pg.vault_roles().await.unwrap().len();
+    for w in watchers {
+        w.shutdown().await;
+    }
+    (logins, renewals)
 }
 
 #[tokio::main]
@@ -104,5 +157,17 @@ async fn main() {
         println!(
             "{n:>8} | {b_all:>10.1} ({b_meta:>5.1}) | {a_all:>10.1} ({a_meta:>5.1})   [after: {polls} polls since the watchers started]"
         );
+    }
+
+    let pg = Postgres::start().await;
+    pg.configure_vault(&server, "app", "3s", "1h")
+        .await
+        .unwrap();
+    println!("leased credentials (TTL 3 s), over 6 s:");
+    println!("watchers | before: own client each: logins, renewal requests | after: one client: logins, renewal requests");
+    for n in [1usize, 4, 16] {
+        let (b_logins, b_renewals) = leases(&server, &pg, &proxy, n, false).await;
+        let (a_logins, a_renewals) = leases(&server, &pg, &proxy, n, true).await;
+        println!("{n:>8} | {b_logins:>6} {b_renewals:>6} | {a_logins:>6} {a_renewals:>6}");
     }
 }
