@@ -9,6 +9,7 @@ mod convergence;
 mod derive;
 mod dynamic;
 mod errors;
+mod hub;
 mod kv;
 mod layouts;
 mod pass;

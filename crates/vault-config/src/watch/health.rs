@@ -64,7 +64,7 @@ pub struct Health {
     pub polled_by_data: Vec<String>,
     /// Where each field's value in force comes from, by field name: `vault
     /// secret/data/database#DATABASE_URL (version 3)`, `env var DATABASE_URL`
-    /// or `default` (a default, `None`, or another figment layer). Never a
+    /// or `default` (a default, `None`, or another configuration layer). Never a
     /// value.
     pub sources: BTreeMap<String, String>,
 }
