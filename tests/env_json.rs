@@ -222,7 +222,10 @@ async fn a_bad_json_value_names_field_source_and_position_never_the_value() {
         .await
         .unwrap();
     let client = server
-        .client_builder(&[("EXTRA_FLAGS", r#"{"beta": true}"#), ("PORT", "1")])
+        .client_builder(&[
+            ("EXTRA_FLAGS", r#"{"beta": true, "rollout": 1}"#),
+            ("PORT", "1"),
+        ])
         .build()
         .unwrap();
     let err = Featured::load(&client).await.unwrap_err();
@@ -235,6 +238,33 @@ async fn a_bad_json_value_names_field_source_and_position_never_the_value() {
         "invalid `flags`: expected JSON, found a syntax error at line 1 column 10 (expected value) (from vault secret/data/app#FEATURE_FLAGS)"
     );
     assert!(!format!("{err:?}").contains("hunter2"));
+
+    // JSON, but not what the type holds: the path inside it, and the source.
+    server
+        .cli(&[
+            "kv",
+            "put",
+            "secret/app",
+            r#"FEATURE_FLAGS={"beta": "hunter2", "rollout": 1}"#,
+            "LIMITS={}",
+        ])
+        .await
+        .unwrap();
+    let text = Featured::load(&client).await.unwrap_err().to_string();
+    assert_eq!(
+        text,
+        "invalid `flags.beta`: expected a boolean, found a string (from vault secret/data/app#FEATURE_FLAGS)"
+    );
+
+    // JSON lacking a field of the type: that value is at fault.
+    let client = server
+        .client_builder(&[("EXTRA_FLAGS", r#"{"beta": true}"#), ("PORT", "1")])
+        .build()
+        .unwrap();
+    assert_eq!(
+        Featured::load(&client).await.unwrap_err().to_string(),
+        "invalid `extra.rollout`: the JSON value has no `rollout` (from env var EXTRA_FLAGS)"
+    );
 
     // From env: the variable is named.
     server

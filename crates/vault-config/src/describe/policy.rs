@@ -187,6 +187,9 @@ pub fn render_env_example(
         if s.has_default {
             notes.push("has a default");
         }
+        if s.json {
+            notes.push("JSON");
+        }
         let notes = if notes.is_empty() {
             String::new()
         } else {
@@ -337,7 +340,9 @@ mod tests {
             "{example}"
         );
         assert!(
-            example.contains("\nFEATURE_FLAGS=\"{\\\"beta\\\":true}\"\n"),
+            example.contains(
+                "\n# flags: env only (has a default, JSON)\nFEATURE_FLAGS=\"{\\\"beta\\\":true}\"\n"
+            ),
             "{example}"
         );
         assert!(

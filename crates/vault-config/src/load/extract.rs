@@ -103,7 +103,15 @@ pub(crate) fn explain(
         Some((d, _)) => d.field_of(&key),
         None => key.clone(),
     };
-    if let Fault::Missing(_) = &failure.fault {
+    if let Fault::Missing(name) = &failure.fault {
+        // A key a `json` field's value lacks: that value is at fault.
+        if let Some(origin) = provider.inside_json(&key) {
+            return Error::Invalid {
+                field,
+                reason: format!("the JSON value has no `{name}`"),
+                origin: Some(origin),
+            };
+        }
         // A nested struct none of whose fields was found is missing as a
         // whole: name its first missing field instead.
         let nested = format!("{key}.");

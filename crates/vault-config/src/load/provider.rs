@@ -142,6 +142,8 @@ pub struct VaultProvider {
     tree: Map<String, Value>,
     /// The `json` values that did not parse (each kept as its string).
     json_faults: Vec<JsonFault>,
+    /// The keys of `json` mappings.
+    json_keys: Vec<String>,
 }
 
 /// A `json` value that is not JSON: its key, where it came from, and why
@@ -221,7 +223,20 @@ impl VaultProvider {
             values: kept,
             tree,
             json_faults: Vec::new(),
+            json_keys: Vec::new(),
         }
+    }
+
+    /// The `json` mapping whose value holds dotted `key` (inside it, not
+    /// the mapping's own key), with where that value came from.
+    pub(crate) fn inside_json(&self, key: &str) -> Option<String> {
+        self.json_keys
+            .iter()
+            .find(|k| {
+                key.strip_prefix(k.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'))
+            })
+            .and_then(|k| self.origin_of(k))
     }
 
     /// The `json` values that did not parse, in mapping order.
@@ -276,6 +291,7 @@ impl Snapshot {
             .collect();
         let mut provider = VaultProvider::from_values(values);
         provider.json_faults = faults;
+        provider.json_keys = json.into_iter().map(str::to_owned).collect();
         provider
     }
 }
