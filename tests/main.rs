@@ -8,6 +8,7 @@ mod cluster;
 mod convergence;
 mod derive;
 mod dynamic;
+mod env_json;
 mod errors;
 mod hub;
 mod kv;

@@ -15,6 +15,10 @@ struct Config {
     #[vault(nested)]
     inner: Inner,
     plain: bool,
+    #[vault(env = "LISTEN_PORT", default = 8080)]
+    listen_port: u16,
+    #[vault(env = "FEATURE_FLAGS", json)]
+    flags: ::std::option::Option<::std::collections::BTreeMap<::std::string::String, bool>>,
 }
 
 #[derive(::serde::Deserialize, ::vault_config::VaultConfig)]
@@ -28,5 +32,5 @@ struct Inner {
 #[test]
 fn generated_code_needs_no_prelude() {
     let specs = <Config as ::vault_config::VaultConfig>::specs();
-    ::std::assert_eq!(specs.len(), 4);
+    ::std::assert_eq!(specs.len(), 6);
 }

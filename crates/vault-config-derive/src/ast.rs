@@ -42,6 +42,16 @@ pub enum Kind {
     Vault(Box<Source>),
     /// Another `VaultConfig` struct.
     Nested,
+    /// `#[vault(env = "PORT")]` alone: read from that variable, never from Vault.
+    Env(Box<EnvField>),
+}
+
+/// A field only env fills.
+pub struct EnvField {
+    pub env: LitStr,
+    pub default: Option<Expr>,
+    /// `#[vault(json)]`: a string value is parsed as JSON.
+    pub json: bool,
 }
 
 pub struct Source {
@@ -60,6 +70,8 @@ pub struct Source {
     pub version: Option<u64>,
     /// `path` is a secrets engine path that leases credentials.
     pub dynamic: bool,
+    /// `#[vault(json)]`: a string value is parsed as JSON.
+    pub json: bool,
 }
 
 /// Everything one field's `#[vault(...)]` said, before the rules across items.
@@ -75,6 +87,8 @@ pub struct FieldArgs {
     pub default: Option<(Ident, Expr)>,
     pub version: Option<(u64, Span)>,
     pub nested: Option<Ident>,
+    /// `json`: parse a string value as JSON.
+    pub json: Option<Ident>,
     /// Where the first item was written.
     pub any: Option<Span>,
     /// An item was already reported: say nothing more about this field.
@@ -255,6 +269,14 @@ impl FieldArgs {
                     }
                     out.nested = Some(name);
                 }
+                Arg::Flag(name) if name == attr::JSON => {
+                    out.any.get_or_insert(name.span());
+                    if out.json.is_some() {
+                        out.failed = true;
+                        cx.syn_error(attr::duplicate(&name, name.span()));
+                    }
+                    out.json = Some(name);
+                }
                 // No env fallback: an empty env name, as the runtime reads it.
                 Arg::Flag(name) if name == attr::NO_ENV => {
                     out.any.get_or_insert(name.span());
@@ -312,6 +334,10 @@ impl FieldArgs {
                         attr::NO_ENV => Err(syn::Error::new_spanned(
                             &value,
                             "`no_env` takes no value: write #[vault(no_env)]",
+                        )),
+                        attr::JSON => Err(syn::Error::new_spanned(
+                            &value,
+                            "`json` takes no value: write #[vault(json)]",
                         )),
                         _ => Err(attr::unknown(
                             &name,

@@ -26,10 +26,11 @@ pub const CRATE: &str = "crate";
 pub const PATH_ENV: &str = "path_env";
 pub const TTL: &str = "ttl";
 pub const NO_ENV: &str = "no_env";
+pub const JSON: &str = "json";
 
 /// What a field may say.
 pub const FIELD_KEYS: &[&str] = &[
-    PATH, PATH_ENV, KEY, ENV, NO_ENV, DEFAULT, VERSION, NESTED, DYNAMIC, TTL,
+    PATH, PATH_ENV, KEY, ENV, NO_ENV, DEFAULT, VERSION, NESTED, DYNAMIC, TTL, JSON,
 ];
 /// What a struct may say.
 pub const STRUCT_KEYS: &[&str] = &[MOUNT, PREFIX, ENV_PREFIX, PATH, PATH_ENV, CRATE];

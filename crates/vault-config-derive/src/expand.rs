@@ -64,6 +64,36 @@ fn expand(input: &Input) -> TokenStream {
                     );
                 });
             }
+            Kind::Env(env_field) => {
+                let env = &env_field.env;
+                let has_default = env_field.default.is_some();
+                let optional = field.optional;
+                let json = env_field.json;
+                let type_name = ty.to_token_stream().to_string().replace(' ', "");
+                body.extend(quote! {
+                    __out.field(&__scope, #krate::__private::FieldDecl {
+                        field: #field_name,
+                        key: #key,
+                        path: "",
+                        secret_key: "",
+                        env: ::core::option::Option::Some(#env),
+                        path_env: ::core::option::Option::None,
+                        ttl_secs: ::core::option::Option::None,
+                        version: ::core::option::Option::None,
+                        has_default: #has_default,
+                        optional: #optional,
+                        type_name: #type_name,
+                        dynamic: false,
+                        env_only: true,
+                        json: #json,
+                    });
+                });
+                if let Some(default) = &env_field.default {
+                    body.extend(quote_spanned! {default.span()=>
+                        __out.default_value(&__scope, #field_name, #key, &(#default));
+                    });
+                }
+            }
             Kind::Vault(src) => {
                 let path = &src.path;
                 let secret_key = &src.key;
@@ -80,6 +110,7 @@ fn expand(input: &Input) -> TokenStream {
                 let has_default = src.default.is_some();
                 let optional = field.optional;
                 let dynamic = src.dynamic;
+                let json = src.json;
                 let type_name = ty.to_token_stream().to_string().replace(' ', "");
                 body.extend(quote! {
                     __out.field(&__scope, #krate::__private::FieldDecl {
@@ -95,6 +126,8 @@ fn expand(input: &Input) -> TokenStream {
                         optional: #optional,
                         type_name: #type_name,
                         dynamic: #dynamic,
+                        env_only: false,
+                        json: #json,
                     });
                 });
                 if let Some(default) = &src.default {

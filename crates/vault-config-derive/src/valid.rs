@@ -8,7 +8,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Ident, LitStr};
 
-use crate::ast::{FieldArgs, Input, Kind, Source};
+use crate::ast::{EnvField, FieldArgs, Input, Kind, Source};
 use crate::ctxt::Ctxt;
 use crate::env_names;
 
@@ -92,12 +92,93 @@ pub fn field_kind(
     if let Some(flag) = args.nested.take() {
         return nested(&flag, &args, optional, cx);
     }
+    let json = args.json.take();
+    let names_vault = args.dynamic.is_some()
+        || args.shorthand.is_some()
+        || args.path.is_some()
+        || args.key.is_some();
+    if !names_vault {
+        if let Some(env) = args.env.take() {
+            return env_only(env, json.is_some(), args, optional, cx);
+        }
+    }
     let kind = match args.dynamic.take() {
         Some(path) => dynamic(&path, args, optional, cx),
         None => vault(args, any, optional, defaults, cx),
     }?;
+    let kind = with_json(kind, json.as_ref(), cx)?;
     let kind = whole_secret(kind, map, cx)?;
     default_env(kind, ident, defaults.env_prefix, cx)
+}
+
+/// `#[vault(env = "PORT")]` with no path, key or dynamic path: a field only
+/// env fills, read at load and never from Vault, so nothing that acts on a
+/// Vault read goes with it.
+fn env_only(env: LitStr, json: bool, args: FieldArgs, optional: bool, cx: &Ctxt) -> Option<Kind> {
+    let name = env.value();
+    if name.is_empty() {
+        cx.error_spanned_by(
+            &env,
+            "`no_env` (or an empty `env`) on a field with no Vault key: it would read nothing; add path = \"...\", key = \"...\", or name the variable, env = \"LOG_LEVEL\"",
+        );
+        return None;
+    }
+    if name.contains(|c: char| c == '=' || c == '\0' || c.is_whitespace()) {
+        cx.error_spanned_by(
+            &env,
+            format!(
+                "`{}` is not an env var name: no `=`, spaces or NUL",
+                name.escape_debug()
+            ),
+        );
+        return None;
+    }
+    let conflicts = [
+        args.path_env.as_ref().map(|l| (l.span(), "path_env")),
+        args.version.map(|(_, s)| (s, "version")),
+        args.ttl.map(|(_, s)| (s, "ttl")),
+    ];
+    let mut ok = true;
+    for (span, what) in conflicts.into_iter().flatten() {
+        ok = false;
+        cx.error_at(
+            span,
+            format!("`{what}` acts on a Vault read, and a field with `env` but no path or key reads env only: drop `{what}`, or add path = \"...\", key = \"...\" to read Vault first"),
+        );
+    }
+    if let (Some((name, _)), true) = (&args.default, optional) {
+        cx.error_spanned_by(
+            name,
+            "`default` on an Option field: absent everywhere already means None; drop the default or the Option",
+        );
+        return None;
+    }
+    ok.then(|| {
+        Kind::Env(Box::new(EnvField {
+            env,
+            default: args.default.map(|(_, e)| e),
+            json,
+        }))
+    })
+}
+
+/// `#[vault(json)]` on a Vault field: one value, parsed; a whole secret is
+/// already a map.
+fn with_json(kind: Kind, json: Option<&Ident>, cx: &Ctxt) -> Option<Kind> {
+    match (json, kind) {
+        (Some(flag), Kind::Vault(src)) if src.key == "*" => {
+            cx.error_spanned_by(
+                flag,
+                "`json` parses one value; a whole secret (`key = \"*\"`) is already a map of its keys: drop `json`",
+            );
+            None
+        }
+        (Some(_), Kind::Vault(mut src)) => {
+            src.json = true;
+            Some(Kind::Vault(src))
+        }
+        (_, kind) => Some(kind),
+    }
 }
 
 /// A field without `env` falls back to its default name, which may not be a
@@ -181,6 +262,13 @@ fn nested(nested: &Ident, args: &FieldArgs, optional: bool, cx: &Ctxt) -> Option
             "`nested` cannot be combined with path, path_env, key, env, default or version: the nested struct maps its own fields",
         );
     }
+    if let Some(json) = &args.json {
+        ok = false;
+        cx.error_spanned_by(
+            json,
+            "`json` parses a string value into the field's type, and a `nested` struct maps its own fields: drop `nested` to read the struct from one JSON value, or drop `json`",
+        );
+    }
     if optional {
         ok = false;
         cx.error_spanned_by(nested, "a `nested` field cannot be an Option");
@@ -238,6 +326,7 @@ fn dynamic(dynamic: &LitStr, args: FieldArgs, optional: bool, cx: &Ctxt) -> Opti
             default: args.default.map(|(_, e)| e),
             version: None,
             dynamic: true,
+            json: false,
         }))
     })
 }
@@ -326,7 +415,7 @@ fn vault(
         (None, None, None) => {
             cx.error_at(
                 any,
-                "this #[vault] names no Vault key: add path = \"...\", key = \"...\" (or \"path#key\"), dynamic = \"...\", key = \"...\", or mark the field `nested`",
+                "this #[vault] names no source: add path = \"...\", key = \"...\" (or \"path#key\"), env = \"...\" for a value only env holds, dynamic = \"...\", key = \"...\", or mark the field `nested`",
             );
             return None;
         }
@@ -353,6 +442,7 @@ fn vault(
         default: args.default.map(|(_, e)| e),
         version: args.version.map(|(v, _)| v),
         dynamic: false,
+        json: false,
     })))
 }
 
@@ -440,8 +530,14 @@ mod tests {
                 let kind = match &f.kind {
                     Kind::Plain => "plain".to_owned(),
                     Kind::Nested => "nested".to_owned(),
+                    Kind::Env(e) => format!(
+                        "env only {}{}{}",
+                        e.env.value(),
+                        if e.default.is_some() { " default" } else { "" },
+                        if e.json { " json" } else { "" },
+                    ),
                     Kind::Vault(s) => format!(
-                        "{}#{}{}{}{}{}",
+                        "{}#{}{}{}{}{}{}",
                         s.path,
                         s.key,
                         s.version.map(|v| format!(" v{v}")).unwrap_or_default(),
@@ -451,6 +547,7 @@ mod tests {
                             .map(|e| format!(" env={}", e.value()))
                             .unwrap_or_default(),
                         if s.default.is_some() { " default" } else { "" },
+                        if s.json { " json" } else { "" },
                     ),
                 };
                 format!("{}: {kind}", f.key)
@@ -539,6 +636,99 @@ mod tests {
     }
 
     #[test]
+    fn env_alone_is_an_env_only_field_and_json_goes_anywhere_but_nested() {
+        let (fields, errors) = run(parse_quote! {
+            #[vault(path = "app", env_prefix = "APP_")]
+            struct S {
+                #[vault(env = "PORT", default = 8080)]
+                port: u16,
+                #[vault(env = "LOG_LEVEL")]
+                log_level: Option<String>,
+                #[vault(env = "FEATURE_FLAGS", json)]
+                flags: Flags,
+                #[vault(json, "app#LIMITS", env = "LIMITS")]
+                limits: Limits,
+                #[vault(key = "ROUTES", json)]
+                routes: HashMap<String, String>,
+            }
+        });
+        assert_eq!(errors, Vec::<String>::new());
+        assert_eq!(
+            fields,
+            [
+                "port: env only PORT default",
+                "log_level: env only LOG_LEVEL",
+                "flags: env only FEATURE_FLAGS json",
+                "limits: app#LIMITS env=LIMITS json",
+                "routes: app#ROUTES json",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_env_only_field_refuses_what_acts_on_a_vault_read() {
+        let errs = errors(parse_quote! {
+            struct S {
+                #[vault(env = "PORT", version = 2)]
+                a: u16,
+                #[vault(env = "PORT", path_env = "P", ttl = "1h")]
+                b: u16,
+                #[vault(env = "LEVEL", default = "info")]
+                c: Option<String>,
+                #[vault(no_env)]
+                d: String,
+                #[vault(env = "A B")]
+                e: String,
+            }
+        });
+        assert_eq!(errs.len(), 6, "{errs:?}");
+        assert!(
+            errs[0].starts_with("`version` acts on a Vault read"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].starts_with("`path_env` acts on a Vault read"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[2].starts_with("`ttl` acts on a Vault read"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[3].starts_with("`default` on an Option field"),
+            "{errs:?}"
+        );
+        assert!(errs[4].contains("it would read nothing"), "{errs:?}");
+        assert!(errs[5].contains("is not an env var name"), "{errs:?}");
+    }
+
+    #[test]
+    fn json_conflicts() {
+        let errs = errors(parse_quote! {
+            struct S {
+                #[vault(nested, json)]
+                a: Inner,
+                #[vault("app#*", json)]
+                b: HashMap<String, String>,
+                #[vault("app#x", json, json)]
+                c: String,
+                #[vault("app#y", json = true)]
+                d: String,
+            }
+        });
+        assert_eq!(errs.len(), 4, "{errs:?}");
+        assert!(
+            errs[0].starts_with(
+                "`json` parses a string value into the field's type, and a `nested` struct"
+            ),
+            "{errs:?}"
+        );
+        assert!(errs[1].contains("a whole secret"), "{errs:?}");
+        assert_eq!(errs[2], "`json` is given twice");
+        assert_eq!(errs[3], "`json` takes no value: write #[vault(json)]");
+    }
+
+    #[test]
     fn default_on_option() {
         assert_eq!(
             errors(parse_quote! {
@@ -562,8 +752,8 @@ mod tests {
                     b: String,
                     #[vault(key = "b")]
                     c: String,
-                    #[vault(env = "C")]
-                    d: String,
+                    #[vault(default = 1)]
+                    d: u16,
                     #[vault(path = "/", key = "x#y")]
                     e: String,
                 }
@@ -572,7 +762,7 @@ mod tests {
                 "write either \"path#key\" or path = ..., key = ..., not both",
                 "missing `key`: which key of the secret at this path? add key = \"...\"",
                 "missing `path`: where in Vault is this key? add path = \"...\" here, or #[vault(path = \"...\")] on the struct for every field that names only a key",
-                "this #[vault] names no Vault key: add path = \"...\", key = \"...\" (or \"path#key\"), dynamic = \"...\", key = \"...\", or mark the field `nested`",
+                "this #[vault] names no source: add path = \"...\", key = \"...\" (or \"path#key\"), env = \"...\" for a value only env holds, dynamic = \"...\", key = \"...\", or mark the field `nested`",
                 "the Vault path is empty",
                 "the Vault key contains `#`; use the \"path#key\" shorthand or separate path and key",
             ]

@@ -58,6 +58,10 @@
 //!     openai_api_key: Option<SecretString>,
 //!     #[vault(nested)]
 //!     keycloak: KeycloakAdmin,
+//!     #[vault(env = "PORT", default = 8080)]
+//!     listen_port: u16, // env only: never read from Vault
+//!     #[vault(env = "FEATURE_FLAGS", json)]
+//!     flags: std::collections::BTreeMap<String, bool>, // `{"beta": true}`
 //! }
 //!
 //! #[derive(Debug, Deserialize, VaultConfig)]
@@ -73,6 +77,7 @@
 //!     "DATABASE_URL" => Some("postgres://app@db/app".into()),
 //!     "AOS_KEY" => Some("aos-key".into()),
 //!     "KEYCLOAK_ADMIN" => Some("admin".into()),
+//!     "FEATURE_FLAGS" => Some(r#"{"beta": true}"#.into()),
 //!     _ => None,
 //! });
 //! let client = VaultClient::builder().enabled(false).env_source(env).build()?;
@@ -80,10 +85,14 @@
 //! assert_eq!(config.port, 5432); // the default
 //! assert_eq!(config.api_key.expose_secret(), "aos-key"); // env AOS_KEY
 //! assert!(config.openai_api_key.is_none());
+//! assert_eq!(config.listen_port, 8080); // PORT unset: the default
+//! assert_eq!(config.flags.get("beta"), Some(&true)); // the JSON string, parsed
 //! assert!(!format!("{config:?}").contains("postgres://")); // secrets stay redacted
 //!
 //! assert!(AppConfig::vault_policy_for(&client).contains(r#"path "agenticverz/data/database""#));
 //! assert!(AppConfig::env_example_for(&client).contains("\nAOS_KEY=\n"));
+//! assert!(AppConfig::env_example_for(&client).contains("\n# listen_port: env only (has a default)\nPORT=8080\n"));
+//! assert!(!AppConfig::vault_policy_for(&client).contains("PORT"));
 //! # Ok::<(), Box<dyn std::error::Error>>(()) })
 //! # }
 //! ```
@@ -111,20 +120,27 @@
 //! | `key = "*"` | every key of the secret, into a `HashMap`/`BTreeMap` field (no env fallback) |
 //! | `path_env = "AION_MINIO_SECRET_PATH"` | an env var that, when set at load time, replaces this field's path |
 //! | `env = "DB_URL"` | the env fallback name, used exactly (default: the key in upper case, `-` and `.` as `_`, after `env_prefix`; see below) |
+//! | `env = "PORT"` alone (no path, key or `dynamic`) | an env-only field: read from that variable (exactly, no `env_prefix`) at load, never from Vault, even with env fallbacks off; absent from the policy, listed in `.env.example` with its `default`; a watcher keeps the value it loaded with |
 //! | `no_env` | no env fallback: a key Vault lacks is missing (or its `default`), never read from a variable a stale `.env` may have left (the whole client: [`VaultClientBuilder::env_fallback`]) |
 //! | `default = <expr>` | used when Vault and env both lack the key; any `Serialize` expression that deserializes into the field |
 //! | `version = 3` | pins that KV v2 version |
 //! | `nested` | the field is itself a `VaultConfig` struct |
 //! | `dynamic = "database/creds/app", key = "username"` | a key of credentials leased by a secrets engine (no mount, no prefix); all fields of one dynamic path share one read, one lease |
 //! | `ttl = "1h"` | with `dynamic`: the lease length asked for (renewed to it after each read and by it afterwards), bounded by the role's max TTL |
+//! | `json` | a string value (from Vault or env: `FEATURE_FLAGS={"beta": true}`) is parsed as JSON before extraction, into a struct, a map, a list, ...; a value already JSON (a secret written with `kv put @file.json`) is taken as is; one that does not parse is [`Error::Invalid`] naming the field, the source and the line and column, never the text |
 //!
 //! An `Option<T>` field absent everywhere is `None`. A field without `#[vault]`
-//! comes from its `default`, or from other layers of a configuration framework
-//! (see [`VaultConfig::provider`]).
+//! comes from other layers of a configuration framework (see
+//! [`VaultConfig::provider`]); `load` alone leaves it missing. A value only
+//! env holds (`PORT`, `LOG_LEVEL`) is an env-only field, `#[vault(env =
+//! "PORT")]`: mapping it to a Vault key that does not exist would let Vault
+//! override it. When unset and without a default, it is [`Error::Missing`]
+//! naming the variable and no Vault location.
 //! `#[serde(rename = "...")]` on a field is followed. Mistakes are compile
 //! errors pointing at the attribute: a malformed `path#key`, an unknown
 //! attribute (with a "did you mean"), a value of the wrong kind, the same
-//! `path#key` (and version) on two fields, a path with an empty, `.` or `..` segment, `nested` with a path, `default` on an `Option`,
+//! `path#key` (and version) on two fields, a path with an empty, `.` or `..` segment, `nested` with a path, `env` or `json`, `default` on an `Option`,
+//! `version`, `path_env` or `ttl` on an env-only field, `no_env` with no Vault key, `json` on a whole secret,
 //! a default env fallback name in [`env::RESERVED_ENV_NAMES`],
 //! enums, unions, tuple and generic structs.
 //!

@@ -2,8 +2,8 @@ use vault_config::VaultConfig;
 
 #[derive(serde::Deserialize, VaultConfig)]
 struct Config {
-    #[vault(env = "DATABASE_URL")]
-    url: String,
+    #[vault(default = 5432)]
+    port: u16,
 }
 
 fn main() {}

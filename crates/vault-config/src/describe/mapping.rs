@@ -30,6 +30,7 @@ pub struct Mapping {
     path_env: Option<String>,
     ttl: Option<Duration>,
     dynamic: bool,
+    json: bool,
 }
 
 impl Mapping {
@@ -73,6 +74,7 @@ impl Mapping {
             path_env: None,
             ttl: None,
             dynamic: false,
+            json: false,
         })
     }
 
@@ -157,6 +159,30 @@ impl Mapping {
     pub fn path_env(mut self, name: impl Into<String>) -> Self {
         self.path_env = Some(name.into()).filter(|n: &String| !n.is_empty());
         self
+    }
+
+    /// Parses a string value (from Vault or env) as JSON before extraction, so
+    /// `FEATURE_FLAGS={"beta": true}`, which Vault's CLI and `.env` files
+    /// store as a string, fills a struct or a map. A value that is already
+    /// JSON (an object a KV write stored as such, a number) is taken as is. A
+    /// string that is not JSON makes extraction fail with [`Error::Invalid`]
+    /// naming the key, the source and the JSON error's line and column, never
+    /// the text.
+    ///
+    /// ```
+    /// use vault_config::Mapping;
+    /// let m = Mapping::new("flags", "app#FEATURE_FLAGS")?.env("FEATURE_FLAGS").json();
+    /// assert!(m.is_json());
+    /// # Ok::<(), vault_config::Error>(())
+    /// ```
+    pub fn json(mut self) -> Self {
+        self.json = true;
+        self
+    }
+
+    /// True for a mapping made with [`json`](Self::json).
+    pub fn is_json(&self) -> bool {
+        self.json
     }
 
     /// The env var that may move the path, if any.

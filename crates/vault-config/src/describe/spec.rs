@@ -41,6 +41,16 @@ pub struct FieldSpec {
     /// True when `path` is a secrets engine path that leases credentials
     /// (`database/creds/app`), read as is, with no mount or prefix.
     pub dynamic: bool,
+    /// True for an env-only field (`#[vault(env = "PORT")]` with no path or
+    /// key): read from `env_var` at load, never from Vault; `path` and
+    /// `secret_key` are empty and no policy grants anything for it.
+    pub env_only: bool,
+    /// True for `#[vault(json)]`: a string value is parsed as JSON before
+    /// extraction (a value already an object, array, ... is taken as is).
+    pub json: bool,
+    /// For an env-only field with a `default`, that default as a
+    /// `.env.example` writes it (`8080`, `info`, `{"beta":true}`).
+    pub env_default: Option<String>,
 }
 
 impl FieldSpec {
@@ -65,8 +75,12 @@ impl FieldSpec {
         spec
     }
 
-    /// `mount/path#key` (`path#key` for a dynamic path), as errors and docs show it.
+    /// `mount/path#key` (`path#key` for a dynamic path), as errors and docs
+    /// show it; empty for an env-only field, which has no Vault location.
     pub fn location(&self, default_mount: &str) -> String {
+        if self.env_only {
+            return String::new();
+        }
         if self.dynamic {
             return format!("{}#{}", self.path, self.secret_key);
         }
@@ -78,8 +92,15 @@ impl FieldSpec {
         )
     }
 
-    /// The provider mapping for this field.
+    /// The provider mapping for this field. An env-only field has none: it
+    /// fails with [`Error::Mapping`].
     pub fn mapping(&self) -> Result<Mapping> {
+        if self.env_only {
+            return Err(Error::Mapping {
+                mapping: format!("{} <- ${}", self.key, self.env_var),
+                reason: "an env-only field reads no Vault key".to_owned(),
+            });
+        }
         let mut m = if self.dynamic {
             Mapping::dynamic(&self.key, &self.path, &self.secret_key)?
         } else {
@@ -93,6 +114,9 @@ impl FieldSpec {
         };
         if let Some(var) = &self.path_env {
             m = m.path_env(var);
+        }
+        if self.json {
+            m = m.json();
         }
         if self.dynamic {
             if let Some(ttl) = self.ttl {
@@ -126,6 +150,10 @@ pub struct FieldDecl {
     pub optional: bool,
     pub type_name: &'static str,
     pub dynamic: bool,
+    /// Read from `env` only, never from Vault (`path` and `secret_key` empty).
+    pub env_only: bool,
+    /// Parse a string value as JSON.
+    pub json: bool,
 }
 
 /// Where a struct sits: its field/key path and the mount, path prefix and env
@@ -192,6 +220,8 @@ impl Description {
     /// Records a mapped field.
     pub fn field(&mut self, scope: &Scope, d: FieldDecl) {
         let path = match &scope.path_prefix {
+            // An env-only field has no path for a prefix to go before.
+            _ if d.env_only => String::new(),
             Some(prefix) if !d.dynamic => format!("{prefix}/{}", d.path.trim_matches('/')),
             _ => d.path.trim_matches('/').to_owned(),
         };
@@ -204,7 +234,11 @@ impl Description {
         self.specs.push(FieldSpec {
             field: format!("{}{}", scope.field_prefix, d.field),
             key: scope.key(d.key),
-            mount: if d.dynamic { None } else { scope.mount.clone() },
+            mount: if d.dynamic || d.env_only {
+                None
+            } else {
+                scope.mount.clone()
+            },
             path,
             secret_key: d.secret_key.to_owned(),
             env_var,
@@ -215,6 +249,9 @@ impl Description {
             optional: d.optional,
             type_name: d.type_name,
             dynamic: d.dynamic,
+            env_only: d.env_only,
+            json: d.json,
+            env_default: None,
         });
     }
 
@@ -238,7 +275,14 @@ impl Description {
         value: &T,
     ) {
         match serde_json::to_value(value) {
-            Ok(v) => self.defaults.push((scope.key(key), v)),
+            Ok(v) => {
+                let key = scope.key(key);
+                // `.env.example` writes an env-only field's default.
+                if let Some(spec) = self.specs.iter_mut().find(|s| s.env_only && s.key == key) {
+                    spec.env_default = Some(env_text(&v));
+                }
+                self.defaults.push((key, v));
+            }
             Err(e) => {
                 self.error.get_or_insert(Error::Invalid {
                     field: format!("{}{field}", scope.field_prefix),
@@ -256,6 +300,14 @@ impl Description {
             tree::insert(&mut out, key, value.clone());
         }
         out
+    }
+}
+
+/// A default as a `.env` file holds it: a string as is, anything else as JSON.
+fn env_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -279,6 +331,8 @@ pub(crate) mod tests {
             optional: false,
             type_name: "String",
             dynamic: false,
+            env_only: false,
+            json: false,
         }
     }
 

@@ -62,6 +62,14 @@ pub(crate) fn extract_tree<T: DeserializeOwned>(
     described: Option<(&Description, &VaultClient)>,
     provider: &VaultProvider,
 ) -> Result<T> {
+    // A `json` value that is not JSON: named before any type error it causes.
+    if let Some(fault) = provider.json_faults().first() {
+        return Err(Error::Invalid {
+            field: described.map_or_else(|| fault.key.clone(), |(d, _)| d.field_of(&fault.key)),
+            reason: fault.reason.clone(),
+            origin: Some(fault.origin.clone()),
+        });
+    }
     de::from_tree(tree).map_err(|failure| {
         let key = failure.key();
         let value = tree::find(tree, &key);
@@ -95,7 +103,15 @@ pub(crate) fn explain(
         Some((d, _)) => d.field_of(&key),
         None => key.clone(),
     };
-    if let Fault::Missing(_) = &failure.fault {
+    if let Fault::Missing(name) = &failure.fault {
+        // A key a `json` field's value lacks: that value is at fault.
+        if let Some(origin) = provider.inside_json(&key) {
+            return Error::Invalid {
+                field,
+                reason: format!("the JSON value has no `{name}`"),
+                origin: Some(origin),
+            };
+        }
         // A nested struct none of whose fields was found is missing as a
         // whole: name its first missing field instead.
         let nested = format!("{key}.");
@@ -120,7 +136,7 @@ pub(crate) fn explain(
             },
             (Some((s, client)), _) => Error::Missing {
                 field,
-                vault: client.is_enabled().then(|| s.location(client.kv_mount())),
+                vault: (client.is_enabled() && !s.env_only).then(|| s.location(client.kv_mount())),
                 env_var: Some(s.env_var.clone()).filter(|v| !v.is_empty()),
             },
             (None, _) => Error::Missing {

@@ -51,10 +51,35 @@ impl fmt::Display for Read {
     }
 }
 
+/// A field only env fills (`#[vault(env = "PORT")]`): never read from
+/// Vault, its variable read once, when the plan is made (a load, or a
+/// watcher's start: a rotation never changes it).
+#[derive(Clone)]
+pub(crate) struct EnvOnly {
+    pub(crate) key: String,
+    pub(crate) var: String,
+    pub(crate) json: bool,
+    /// The variable's value when the plan was made (`None`: unset).
+    pub(crate) value: Option<String>,
+}
+
+/// Names the variable, never its value.
+impl fmt::Debug for EnvOnly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnvOnly")
+            .field("key", &self.key)
+            .field("var", &self.var)
+            .field("set", &self.value.is_some())
+            .finish()
+    }
+}
+
 /// The mappings of one load, with the distinct reads that fill them.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
     mappings: Vec<Mapping>,
+    /// The fields only env fills, read when the plan was made.
+    env_only: Vec<EnvOnly>,
     env_prefix: Option<String>,
     reads: Vec<Read>,
     /// For each mapping, the index of its read in `reads`.
@@ -73,7 +98,7 @@ impl Plan {
         mappings: Vec<Mapping>,
         env_prefix: Option<String>,
     ) -> Result<Self> {
-        check_keys(&mappings)?;
+        check_keys(mappings.iter().map(Mapping::key))?;
         for m in &mappings {
             m.check_default_env(env_prefix.as_deref())?;
         }
@@ -107,6 +132,7 @@ impl Plan {
         }
         Ok(Plan {
             mappings,
+            env_only: Vec::new(),
             env_prefix,
             reads,
             slots,
@@ -122,9 +148,44 @@ impl Plan {
         let mappings = d
             .specs
             .iter()
+            .filter(|s| !s.env_only)
             .map(|s| s.mapping())
             .collect::<Result<Vec<_>>>()?;
-        Self::new(client, mappings, None)
+        let mut plan = Self::new(client, mappings, None)?;
+        plan.env_only = d
+            .specs
+            .iter()
+            .filter(|s| s.env_only)
+            .map(|s| EnvOnly {
+                key: s.key.clone(),
+                var: s.env_var.clone(),
+                json: s.json,
+                value: client.env().get(&s.env_var),
+            })
+            .collect();
+        let keys = plan.mappings.iter().map(Mapping::key);
+        check_keys(keys.chain(plan.env_only.iter().map(|e| e.key.as_str())))?;
+        Ok(plan)
+    }
+
+    /// The fields only env fills, with the values read when the plan was made.
+    pub(crate) fn env_only(&self) -> &[EnvOnly] {
+        &self.env_only
+    }
+
+    /// The configuration keys whose string values are parsed as JSON.
+    pub(crate) fn json_keys(&self) -> impl Iterator<Item = &str> {
+        let mapped = self
+            .mappings
+            .iter()
+            .filter(|m| m.is_json())
+            .map(Mapping::key);
+        let env = self
+            .env_only
+            .iter()
+            .filter(|e| e.json)
+            .map(|e| e.key.as_str());
+        mapped.chain(env)
     }
 
     /// The distinct reads, each once.
@@ -152,9 +213,9 @@ impl Plan {
         self.mappings.iter().map(|m| self.env_var(m)).collect()
     }
 
-    /// How many mappings the plan fills.
+    /// How many mappings the plan fills (env-only fields included).
     pub(crate) fn len(&self) -> usize {
-        self.mappings.len()
+        self.mappings.len() + self.env_only.len()
     }
 }
 
@@ -183,9 +244,9 @@ fn lease_ttl(mappings: &[Mapping], m: &Mapping, path: &str) -> Result<Option<std
 
 /// Two mappings may not fill the same key, nor one a key inside the other's
 /// (`db` and `db.url`, whatever other keys sort between them).
-fn check_keys(mappings: &[Mapping]) -> Result<()> {
+fn check_keys<'a>(all: impl Iterator<Item = &'a str>) -> Result<()> {
     let mut keys = std::collections::BTreeSet::new();
-    for key in mappings.iter().map(Mapping::key) {
+    for key in all {
         if !keys.insert(key) {
             return Err(Error::Mapping {
                 mapping: key.to_owned(),
@@ -223,18 +284,22 @@ mod tests {
             .unwrap()
     }
 
+    fn check(mappings: &[Mapping]) -> Result<()> {
+        check_keys(mappings.iter().map(Mapping::key))
+    }
+
     #[test]
     fn duplicate_and_nested_keys_are_rejected() {
         let m = |k: &str| Mapping::new(k, "p#k").unwrap();
-        assert!(check_keys(&[m("a"), m("b"), m("x.b.c")]).is_ok());
-        let e = check_keys(&[m("db"), m("db")]).unwrap_err();
+        assert!(check(&[m("a"), m("b"), m("x.b.c")]).is_ok());
+        let e = check(&[m("db"), m("db")]).unwrap_err();
         assert!(e.to_string().contains("`db` is mapped twice"), "{e}");
-        assert!(check_keys(&[m("db.url"), m("db")]).is_err());
-        assert!(check_keys(&[m("db"), m("dbx")]).is_ok());
+        assert!(check(&[m("db.url"), m("db")]).is_err());
+        assert!(check(&[m("db"), m("dbx")]).is_ok());
         // `db-x` sorts between `db` and `db.url`: still caught.
-        let e = check_keys(&[m("db"), m("db-x"), m("db.url")]).unwrap_err();
+        let e = check(&[m("db"), m("db-x"), m("db.url")]).unwrap_err();
         assert!(e.to_string().contains("`db.url` lies inside"), "{e}");
-        assert!(check_keys(&[m("a.b.c"), m("a-b"), m("a")]).is_err());
+        assert!(check(&[m("a.b.c"), m("a-b"), m("a")]).is_err());
     }
 
     #[test]

@@ -9,9 +9,10 @@
 //! Uses the client (to fetch), the mapping description, and the load layer's
 //! plan and snapshot.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use serde_json::error::Category;
 use serde_json::{Map, Value};
 
 use crate::base::tree;
@@ -139,6 +140,19 @@ pub struct VaultProvider {
     values: Vec<Option<Value>>,
     /// Every value at its key.
     tree: Map<String, Value>,
+    /// The `json` values that did not parse (each kept as its string).
+    json_faults: Vec<JsonFault>,
+    /// The keys of `json` mappings.
+    json_keys: Vec<String>,
+}
+
+/// A `json` value that is not JSON: its key, where it came from, and why
+/// (the parser's category, line and column, never the text).
+#[derive(Debug, Clone)]
+pub(crate) struct JsonFault {
+    pub(crate) key: String,
+    pub(crate) origin: String,
+    pub(crate) reason: String,
 }
 
 impl VaultProvider {
@@ -208,7 +222,26 @@ impl VaultProvider {
             resolved,
             values: kept,
             tree,
+            json_faults: Vec::new(),
+            json_keys: Vec::new(),
         }
+    }
+
+    /// The `json` mapping whose value holds dotted `key` (inside it, not
+    /// the mapping's own key), with where that value came from.
+    pub(crate) fn inside_json(&self, key: &str) -> Option<String> {
+        self.json_keys
+            .iter()
+            .find(|k| {
+                key.strip_prefix(k.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'))
+            })
+            .and_then(|k| self.origin_of(k))
+    }
+
+    /// The `json` values that did not parse, in mapping order.
+    pub(crate) fn json_faults(&self) -> &[JsonFault] {
+        &self.json_faults
     }
 }
 
@@ -229,7 +262,93 @@ impl Snapshot {
     /// Each mapping's value with its provenance (env fallbacks applied), as
     /// a provider: the snapshot's values in the form extraction and the
     /// framework adapters read.
+    ///
+    /// A string value of a `json` mapping is parsed into the JSON it holds;
+    /// one that does not parse stays a string, and its fault is kept for
+    /// extraction to report.
     pub(crate) fn resolve(&self, plan: &Plan, client: &VaultClient) -> VaultProvider {
-        VaultProvider::from_values(self.resolve_values(plan, client))
+        let json: BTreeSet<&str> = plan.json_keys().collect();
+        let mut faults = Vec::new();
+        let values = self
+            .resolve_values(plan, client)
+            .into_iter()
+            .map(|(r, value)| match value {
+                Some(Value::String(text)) if json.contains(r.key.as_str()) => {
+                    match parse_json(&text) {
+                        Ok(parsed) => (r, Some(parsed)),
+                        Err(reason) => {
+                            faults.push(JsonFault {
+                                key: r.key.clone(),
+                                origin: r.origin.to_string(),
+                                reason,
+                            });
+                            (r, Some(Value::String(text)))
+                        }
+                    }
+                }
+                other => (r, other),
+            })
+            .collect();
+        let mut provider = VaultProvider::from_values(values);
+        provider.json_faults = faults;
+        provider.json_keys = json.into_iter().map(str::to_owned).collect();
+        provider
+    }
+}
+
+/// The JSON `text` holds, or why it holds none: the parser's category, line
+/// and column, and, for a syntax error or an early end, its fixed message
+/// (serde_json's syntax messages never quote the input; a data error's
+/// might, so none is shown).
+fn parse_json(text: &str) -> std::result::Result<Value, String> {
+    serde_json::from_str(text).map_err(|e| {
+        let at = format!("line {} column {}", e.line(), e.column());
+        let shown = e.to_string();
+        let message = shown
+            .strip_suffix(&format!(" at {at}"))
+            .unwrap_or("")
+            .to_owned();
+        match e.classify() {
+            Category::Syntax => format!("expected JSON, found a syntax error at {at} ({message})"),
+            Category::Eof => format!("expected JSON, found it ends early at {at} ({message})"),
+            Category::Data | Category::Io => format!("expected JSON, found a data error at {at}"),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_json;
+    use serde_json::json;
+
+    #[test]
+    fn json_is_parsed_and_a_fault_never_quotes_the_text() {
+        assert_eq!(
+            parse_json(r#"{"beta": true, "n": [1]}"#).ok(),
+            Some(json!({"beta": true, "n": [1]}))
+        );
+        assert_eq!(parse_json("5432").ok(), Some(json!(5432)));
+        for (text, want) in [
+            (
+                r#"{"beta": hunter2}"#,
+                "expected JSON, found a syntax error at line 1 column 10 (expected value)",
+            ),
+            (
+                "{\"beta\":\n \"hunter2",
+                "expected JSON, found it ends early at line 2 column 9 (EOF while parsing a string)",
+            ),
+            (
+                r#"{"a": 1} hunter2"#,
+                "expected JSON, found a syntax error at line 1 column 10 (trailing characters)",
+            ),
+            (
+                "hunter2",
+                "expected JSON, found a syntax error at line 1 column 1 (expected value)",
+            ),
+        ] {
+            let reason = parse_json(text).unwrap_err();
+            assert_eq!(reason, want, "{text}");
+            assert!(!reason.contains("hunter"), "{reason}");
+        }
     }
 }

@@ -253,6 +253,29 @@ impl Snapshot {
                 ),
             });
         }
+        // Env-only fields: what their variables held when the plan was made,
+        // whatever Vault holds (it is not asked) and whatever the fallback
+        // settings (they are not fallbacks).
+        for e in plan.env_only() {
+            let (origin, value) = match &e.value {
+                Some(raw) => (
+                    Origin::Env { var: e.var.clone() },
+                    Some(Value::String(raw.clone())),
+                ),
+                None => (
+                    Origin::Missing {
+                        vault: None,
+                        env_var: e.var.clone(),
+                    },
+                    None,
+                ),
+            };
+            let resolved = Resolved {
+                key: e.key.clone(),
+                origin,
+            };
+            values.push((resolved, value));
+        }
         values
     }
 }
