@@ -73,7 +73,7 @@ mod framework {
             } else {
                 named
             };
-            crate::load::explain(failure, origin, self.value_of(&key), None, self)
+            crate::load::extract::explain(failure, origin, self.value_of(&key), None, self)
         }
     }
 }

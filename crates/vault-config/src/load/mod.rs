@@ -23,13 +23,13 @@
 //! the framework adapters use it, never the other way.
 
 pub(crate) mod de;
-mod extract;
+pub(crate) mod extract;
 mod origin;
 pub(crate) mod plan;
 pub mod provider;
 pub(crate) mod snapshot;
 
-pub(crate) use extract::{explain, extract};
+pub(crate) use extract::extract;
 
 use serde::de::DeserializeOwned;
 
