@@ -215,5 +215,7 @@ fn describe<T: VaultConfig>() -> Description {
 async fn provider_for(d: &Description, client: &VaultClient) -> Result<VaultProvider> {
     let plan = Plan::from_description(d, client)?;
     let snapshot = Snapshot::take(client, &plan, Freshness::Cached).await?;
-    Ok(snapshot.resolve(&plan, client))
+    let provider = snapshot.resolve(&plan, client);
+    provider.check_references()?;
+    Ok(provider)
 }

@@ -246,6 +246,7 @@ pub use error::{Error, Result};
 #[deprecated(since = "0.1.0", note = "renamed FallbackMode")]
 pub type Mode = FallbackMode;
 pub use describe::mapping::Mapping;
+pub use describe::reference::Reference;
 pub use health::Health;
 pub use provider::{VaultProvider, VaultProviderBuilder};
 pub use vault_config_derive::VaultConfig;

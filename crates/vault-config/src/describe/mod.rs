@@ -9,8 +9,10 @@
 //! |---|---|
 //! | `mapping` | [`Mapping`](crate::Mapping) and the env fallback naming rules |
 //! | `spec` | the derive's description of a struct: fields, scopes, defaults |
+//! | `reference` | [`Reference`](crate::Reference): `vault://PATH#KEY`, parsed once |
 //! | [`policy`] | the Vault policy and `.env.example` a mapping table implies |
 
 pub(crate) mod mapping;
 pub mod policy;
+pub(crate) mod reference;
 pub(crate) mod spec;

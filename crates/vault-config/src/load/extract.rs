@@ -62,6 +62,7 @@ pub(crate) fn extract_tree<T: DeserializeOwned>(
     described: Option<(&Description, &VaultClient)>,
     provider: &VaultProvider,
 ) -> Result<T> {
+    provider.check_references()?;
     de::from_tree(tree).map_err(|failure| {
         let key = failure.key();
         let value = tree::find(tree, &key);

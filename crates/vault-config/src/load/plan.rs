@@ -11,6 +11,7 @@ use std::fmt;
 
 use crate::client::VaultClient;
 use crate::describe::mapping::Mapping;
+use crate::describe::reference::Reference;
 use crate::describe::spec::Description;
 use crate::error::{Error, Result};
 
@@ -61,6 +62,9 @@ pub(crate) struct Plan {
     slots: Vec<usize>,
     /// For each mapping, the env var that chose its path, when one did.
     moved: Vec<Option<String>>,
+    /// For each mapping whose env fallback held a `vault://` reference when
+    /// planned: the reference and the index of the read that resolves it.
+    env_refs: Vec<Option<(Reference, usize)>>,
 }
 
 impl Plan {
@@ -81,6 +85,13 @@ impl Plan {
         let mut index = HashMap::new();
         let mut slots = Vec::with_capacity(mappings.len());
         let mut moved = Vec::with_capacity(mappings.len());
+        let mut env_refs = Vec::with_capacity(mappings.len());
+        let mut add = |read: Read| {
+            *index.entry(read.clone()).or_insert_with(|| {
+                reads.push(read);
+                reads.len() - 1
+            })
+        };
         for m in &mappings {
             // A path env var set at load time replaces the declared path.
             let (path, var) = match m.moved_by(client.env())? {
@@ -99,11 +110,21 @@ impl Plan {
                     version: m.pinned_version(),
                 }
             };
-            slots.push(*index.entry(read.clone()).or_insert_with(|| {
-                reads.push(read);
-                reads.len() - 1
-            }));
+            slots.push(add(read));
             moved.push(var);
+            // An env fallback that holds a reference is read from Vault: one
+            // more read, watched as the others are.
+            env_refs.push(match env_reference(client, m, env_prefix.as_deref())? {
+                Some(r) => {
+                    let read = Read::Kv {
+                        mount: client.kv_mount().to_owned(),
+                        path: r.path().to_owned(),
+                        version: None,
+                    };
+                    Some((r, add(read)))
+                }
+                None => None,
+            });
         }
         Ok(Plan {
             mappings,
@@ -111,6 +132,7 @@ impl Plan {
             reads,
             slots,
             moved,
+            env_refs,
         })
     }
 
@@ -142,6 +164,12 @@ impl Plan {
             .map(|((m, slot), var)| (m, slot, var.as_deref()))
     }
 
+    /// The reference mapping number `i`'s env var held when planned, and the
+    /// index of the read that resolves it.
+    pub(crate) fn env_ref(&self, i: usize) -> Option<&(Reference, usize)> {
+        self.env_refs.get(i)?.as_ref()
+    }
+
     /// The env var mapping `m` falls back to.
     pub(crate) fn env_var(&self, m: &Mapping) -> String {
         m.env_var(self.env_prefix.as_deref())
@@ -155,6 +183,31 @@ impl Plan {
     /// How many mappings the plan fills.
     pub(crate) fn len(&self) -> usize {
         self.mappings.len()
+    }
+}
+
+/// The reference `m`'s env fallback holds, if it holds one; an error naming
+/// the variable when it holds a malformed one. A mapping that stands for a
+/// reference itself (`refs_from`) reads no env var.
+fn env_reference(
+    client: &VaultClient,
+    m: &Mapping,
+    prefix: Option<&str>,
+) -> Result<Option<Reference>> {
+    let var = m.env_var(prefix);
+    if var.is_empty() || m.reference_site().is_some() {
+        return Ok(None);
+    }
+    let Some(value) = client.env().get(&var) else {
+        return Ok(None);
+    };
+    match Reference::parse(&value) {
+        None => Ok(None),
+        Some(Ok(r)) => Ok(Some(r)),
+        Some(Err(reason)) => Err(Error::Mapping {
+            mapping: format!("{} <- env {var}", m.key()),
+            reason: format!("env var {var}: {reason}"),
+        }),
     }
 }
 
@@ -303,5 +356,29 @@ mod tests {
         assert!(e.to_string().contains("env `PORT`"), "{e}");
         assert!(Plan::new(&client(), vec![port()], Some("APP_".into())).is_ok());
         assert!(Plan::new(&client(), vec![port().env("PORT")], None).is_ok());
+    }
+
+    #[test]
+    fn an_env_fallback_holding_a_reference_is_read_from_vault() {
+        let env = crate::base::EnvSource::from_fn(|n| match n {
+            "DATABASE_URL" => Some("vault://app-prod#DB_URL".into()),
+            "BAD" => Some("vault://app-prod".into()),
+            _ => None,
+        });
+        let client = VaultClient::builder()
+            .enabled(false)
+            .kv_mount("kv")
+            .env_source(env)
+            .build()
+            .unwrap();
+        let url = Mapping::new("url", "database#DATABASE_URL").unwrap();
+        let plan = Plan::new(&client, vec![url], None).unwrap();
+        assert_eq!(plan.reads().len(), 2, "{:?}", plan.reads());
+        let (r, slot) = plan.env_ref(0).unwrap();
+        assert_eq!(r.to_string(), "vault://app-prod#DB_URL");
+        assert_eq!(plan.reads()[*slot].to_string(), "kv/app-prod");
+        let bad = Mapping::new("x", "a#k").unwrap().env("BAD");
+        let e = Plan::new(&client, vec![bad], None).unwrap_err().to_string();
+        assert!(e.contains("BAD") && e.contains("not a reference"), "{e}");
     }
 }
