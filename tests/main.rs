@@ -14,6 +14,7 @@ mod kv;
 mod layouts;
 mod pass;
 mod provider;
+mod refs;
 mod reliability;
 mod telemetry;
 mod transport;

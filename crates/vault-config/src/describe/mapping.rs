@@ -200,7 +200,7 @@ impl Mapping {
     /// This mapping as one that stands for a `vault://` reference written at
     /// `by`: it reads no env var, and a key Vault lacks is an error naming
     /// `by` and the reference, not a missing value.
-    #[allow(dead_code)] // used by the figment adapter's `refs_from`
+    #[cfg_attr(not(feature = "figment"), allow(dead_code))] // figment's `refs_from`
     pub(crate) fn referenced_by(mut self, by: String) -> Self {
         self.referenced_by = Some(by);
         self.no_env()

@@ -136,16 +136,21 @@ impl Plan {
         })
     }
 
-    /// Plans what a `VaultConfig` type describes.
+    /// Plans what a `VaultConfig` type describes, with the references of
+    /// its layer, if it has one.
     pub(crate) fn from_description(d: &Description, client: &VaultClient) -> Result<Self> {
         if let Some(e) = &d.error {
             return Err(e.clone());
         }
-        let mappings = d
+        let mut mappings = d
             .specs
             .iter()
             .map(|s| s.mapping())
             .collect::<Result<Vec<_>>>()?;
+        // The references of a layer under Vault's (`load_with`).
+        if let Some(layer) = &d.layer {
+            mappings.extend(layer.references().cloned());
+        }
         Self::new(client, mappings, None)
     }
 
