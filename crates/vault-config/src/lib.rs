@@ -159,8 +159,8 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `figment` (default) | `VaultProvider: figment::Provider`, `VaultProvider::figment` (one provider per value), `VaultConfig::defaults`, `pub use figment` |
-//! | `figment2` | the same for figment2, the maintained fork: `VaultProvider: figment2::Provider`, `VaultProvider::figment2`, `pub use figment2` |
+//! | `figment` (default) | `VaultProvider: figment::Provider`, `VaultProvider::figment` (one provider per value), `VaultConfig::defaults`, `VaultConfig::load_with` / `watch_with` (a figment under Vault), `VaultProviderBuilder::refs_from` (its `vault://` references), `pub use figment` |
+//! | `figment2` | the same for figment2, the maintained fork (without `load_with`, `watch_with`, `refs_from`): `VaultProvider: figment2::Provider`, `VaultProvider::figment2`, `pub use figment2` |
 //! | `config` | config-rs: `VaultProvider: config::Source` (sync, over a fetched snapshot) and `config_rs::VaultSource` (`config::AsyncSource`) |
 //! | `metrics` | metrics through the `metrics` facade (see [`telemetry`]) |
 //!

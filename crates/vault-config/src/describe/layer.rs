@@ -80,3 +80,41 @@ impl fmt::Debug for Layer {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_origins_never_show_values() {
+        let leaf = |key: &str, value: &str, reference| Leaf {
+            key: key.to_owned(),
+            value: Value::String(value.to_owned()),
+            origin: Some("TOML file app.toml".to_owned()),
+            reference,
+        };
+        let m = Mapping::from_parts("db.url", "database", "DATABASE_URL").unwrap();
+        let layer = Layer {
+            leaves: vec![
+                leaf("db.url", "vault://database#DATABASE_URL", Some(m)),
+                leaf("token", "s3cr3t", None),
+            ],
+        };
+        let shown = format!("{layer:?}");
+        assert!(
+            !shown.contains("s3cr3t") && shown.contains("db.url"),
+            "{shown}"
+        );
+        assert_eq!(
+            layer.origin_of("token").as_deref(),
+            Some("TOML file app.toml")
+        );
+        assert_eq!(layer.references().count(), 1);
+        let kept = layer.without_references_at(|k| k == "db.url");
+        assert_eq!(
+            kept.tree().len(),
+            1,
+            "the reference a field maps is dropped"
+        );
+    }
+}
