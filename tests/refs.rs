@@ -279,3 +279,62 @@ async fn load_with_puts_a_toml_file_under_vault() {
     assert_eq!(cfg.api_key.expose_secret(), "key-2");
     assert_eq!(cfg.log_level, "debug");
 }
+
+#[derive(Debug, Deserialize, VaultConfig)]
+struct LeasedDb {
+    #[vault("backend/database#user", env = "DB_USER")]
+    username: String,
+    #[vault("backend/database#password", env = "DB_PASS")]
+    password: SecretString,
+}
+
+#[tokio::test]
+async fn references_to_a_leased_path_share_one_lease_that_opens_a_connection() {
+    let server = DevServer::start().await;
+    let pg = vault_test_support::Postgres::start().await;
+    pg.configure_vault(&server, "app", "1h", "2h")
+        .await
+        .unwrap();
+    // The KV secret lacks both keys: each field falls back to its env var,
+    // a reference to the database engine's credentials.
+    server
+        .kv_put("secret", "backend/database", json!({"host": "127.0.0.1"}))
+        .await
+        .unwrap();
+    let client = server
+        .client_builder(&[
+            ("DB_USER", "vault://database/creds/app#username"),
+            ("DB_PASS", "vault://database/creds/app#password"),
+        ])
+        .build()
+        .unwrap();
+    let watcher = LeasedDb::watch(&client, fast()).await.unwrap();
+    let db = watcher.current();
+    let health = watcher.health();
+    assert_eq!(
+        health.leases.len(),
+        1,
+        "one lease for both: {:?}",
+        health.leases
+    );
+    let source = &health.sources["username"];
+    assert!(
+        source.contains("database/creds/app#username") && source.contains("env var DB_USER"),
+        "{source}"
+    );
+
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(pg.port())
+        .user(&db.username)
+        .password(db.password.expose_secret())
+        .dbname("postgres")
+        .connect_timeout(Duration::from_secs(5));
+    let (pg_client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    let driver = tokio::spawn(connection);
+    let row = pg_client.query_one("select 1", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 1);
+    drop(pg_client);
+    let _ = driver.await;
+}

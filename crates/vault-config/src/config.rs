@@ -279,7 +279,8 @@ fn described_with<T: VaultConfig>(figment: &figment::Figment) -> Result<Descript
 }
 
 async fn provider_for(d: &Description, client: &VaultClient) -> Result<VaultProvider> {
-    let plan = Plan::from_description(d, client)?;
+    let mut plan = Plan::from_description(d, client)?;
+    plan.settle_references(client).await;
     let snapshot = Snapshot::take(client, &plan, Freshness::Cached).await?;
     let provider = snapshot.resolve(&plan, client);
     provider.check_references()?;

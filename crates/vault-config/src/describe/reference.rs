@@ -7,10 +7,10 @@ use std::fmt;
 /// A reference to one key of a secret in Vault, written
 /// `vault://PATH#KEY`: PATH is relative to the client's KV mount
 /// (`vault://database#DATABASE_URL` is `secret/database#DATABASE_URL` on the
-/// default mount), never a mount of its own. The library reads it as a KV
-/// key: unlike the command line, it does not yet look up whether PATH lies
-/// on a mount of another secrets engine (leased credentials); such a
-/// reference does not resolve, and the load fails naming it.
+/// default mount), never a mount of its own; a PATH on a mount of another
+/// secrets engine is leased credentials, as in the command line
+/// (`vault://database/creds/app#username` and `...#password` share one
+/// lease, which a watcher renews and replaces).
 ///
 /// Where the library reads a value that is a reference (an env var a field
 /// falls back to, a string of a figment given to

@@ -13,6 +13,7 @@ use crate::client::VaultClient;
 use crate::describe::mapping::Mapping;
 use crate::describe::reference::Reference;
 use crate::describe::spec::Description;
+use crate::engines::sys::mount_holding;
 use crate::error::{Error, Result};
 
 /// One request a load makes.
@@ -152,6 +153,81 @@ impl Plan {
             mappings.extend(layer.references().cloned());
         }
         Self::new(client, mappings, None)
+    }
+
+    /// Reads for `vault://` references whose PATH lies on a mount of another
+    /// secrets engine (`vault://database/creds/app#username`) become leased
+    /// reads, one per path, as the command line reads them: one request for
+    /// the mount table, made only when the plan has references and Vault is
+    /// on. When the table cannot be read, references stay KV reads (Vault
+    /// down: the snapshot's fallback mode decides).
+    pub(crate) async fn settle_references(&mut self, client: &VaultClient) {
+        let env_refs = self.env_refs.iter().flatten().map(|(_, slot)| *slot);
+        let mapped = self
+            .mappings
+            .iter()
+            .zip(&self.slots)
+            .filter(|(m, _)| m.reference_site().is_some())
+            .map(|(_, slot)| *slot);
+        let referenced: Vec<usize> = env_refs.chain(mapped).collect();
+        if referenced.is_empty() || !client.is_enabled() {
+            return;
+        }
+        let mounts = match client.mounts().await {
+            Ok(mounts) => mounts,
+            Err(e) => {
+                tracing::debug!(error = %e, "vault-config: the mount table could not be read; references are read as KV keys");
+                return;
+            }
+        };
+        let leased = |read: &Read| match read {
+            Read::Kv { path, .. } => mount_holding(&mounts, path)
+                .is_some_and(|m| !m.is_kv())
+                .then(|| Read::Leased {
+                    path: path.clone(),
+                    ttl: None,
+                }),
+            Read::Leased { .. } => None,
+        };
+        let mut reads = self.reads.clone();
+        let mut repoint = |slot: &mut usize| {
+            if let Some(read) = leased(&reads[*slot]) {
+                *slot = match reads.iter().position(|r| *r == read) {
+                    Some(at) => at,
+                    None => {
+                        reads.push(read);
+                        reads.len() - 1
+                    }
+                };
+            }
+        };
+        let mut slots = self.slots.clone();
+        for (m, slot) in self.mappings.iter().zip(slots.iter_mut()) {
+            if m.reference_site().is_some() {
+                repoint(slot);
+            }
+        }
+        let mut env_refs = self.env_refs.clone();
+        for (_, slot) in env_refs.iter_mut().flatten() {
+            repoint(slot);
+        }
+        // Drop the KV reads no mapping uses any more.
+        let used: std::collections::BTreeSet<usize> = slots
+            .iter()
+            .copied()
+            .chain(env_refs.iter().flatten().map(|(_, s)| *s))
+            .collect();
+        let renumber: HashMap<usize, usize> = used
+            .iter()
+            .enumerate()
+            .map(|(new, old)| (*old, new))
+            .collect();
+        self.reads = used.iter().map(|i| reads[*i].clone()).collect();
+        self.slots = slots.iter().map(|s| renumber[s]).collect();
+        for (_, slot) in env_refs.iter_mut().flatten() {
+            *slot = renumber[slot];
+        }
+        self.env_refs = env_refs;
     }
 
     /// The distinct reads, each once.

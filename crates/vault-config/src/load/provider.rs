@@ -98,7 +98,8 @@ impl VaultProviderBuilder {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let plan = Plan::new(client, self.mappings, self.env_prefix)?;
+        let mut plan = Plan::new(client, self.mappings, self.env_prefix)?;
+        plan.settle_references(client).await;
         let snapshot = Snapshot::take(client, &plan, freshness).await?;
         let provider = snapshot.resolve(&plan, client);
         provider.check_references()?;
