@@ -15,6 +15,7 @@ mod kv;
 mod layouts;
 mod pass;
 mod provider;
+mod refs;
 mod reliability;
 mod telemetry;
 mod transport;

@@ -32,7 +32,7 @@ use crate::target::Target;
 use crate::{dotfile, files, read};
 
 /// What a reference to a key in Vault starts with.
-pub const SCHEME: &str = "vault://";
+pub const SCHEME: &str = vault_config::Reference::SCHEME;
 
 /// Where a variable was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,20 +106,14 @@ pub struct Sources {
 }
 
 /// The target `value` refers to, if it is a reference; an error (the
-/// reference's form, never a value) if it is a malformed one.
+/// reference's form, never a value) if it is a malformed one. The syntax is
+/// the library's, parsed by [`vault_config::Reference::parse`].
 pub fn parse(value: &str) -> Option<Result<Target, String>> {
-    let rest = value.strip_prefix(SCHEME)?;
-    let well_formed = rest
-        .split_once('#')
-        .is_some_and(|(path, key)| !path.trim_matches('/').is_empty() && !key.is_empty());
-    Some(if well_formed {
-        Target::parse(rest).map_err(|e| e.message)
-    } else {
-        // Not quoted: whatever follows the scheme may be a secret.
-        Err(format!(
-            "its value starts with {SCHEME} but is not a reference: write {SCHEME}PATH#KEY, PATH relative to the KV mount ({SCHEME}database#DATABASE_URL)"
-        ))
-    })
+    Some(vault_config::Reference::parse(value)?.map(|r| Target {
+        path: r.path().to_owned(),
+        key: Some(r.key().to_owned()),
+        leased: false,
+    }))
 }
 
 impl Sources {

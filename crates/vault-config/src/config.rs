@@ -129,6 +129,64 @@ pub trait VaultConfig: Sized {
         async move { Watcher::start(&client, described, options).await }
     }
 
+    /// Loads the struct with `figment` (a TOML file, env, anything) under
+    /// Vault: the fields' defaults, then the figment's values (its selected
+    /// profile), then each field's Vault key or env fallback over them. A
+    /// field Vault and env lack loads from the figment; a string of the
+    /// figment that is a `vault://PATH#KEY` [`Reference`](crate::Reference)
+    /// is read from Vault (as [`refs_from`](crate::VaultProviderBuilder::refs_from)
+    /// reads it), except at a key a field maps itself (that field's own
+    /// sources fill it). Errors are [`load`](Self::load)'s, and name the
+    /// figment's source for a bad value it gave, never the value.
+    ///
+    /// ```no_run
+    /// # use vault_config::{VaultClient, VaultConfig};
+    /// #[derive(serde::Deserialize, VaultConfig)]
+    /// struct AppConfig {
+    ///     #[vault("database#DATABASE_URL")]
+    ///     url: String,
+    ///     log_level: String, // from app.toml
+    /// }
+    /// # async fn demo(client: VaultClient) -> Result<(), vault_config::Error> {
+    /// use figment::{Figment, providers::{Format, Toml}};
+    /// let config = AppConfig::load_with(&client, &Figment::from(Toml::file("app.toml"))).await?;
+    /// # let _ = config; Ok(()) }
+    /// ```
+    #[cfg(feature = "figment")]
+    fn load_with(
+        client: &VaultClient,
+        figment: &figment::Figment,
+    ) -> impl Future<Output = Result<Self>> + Send
+    where
+        Self: DeserializeOwned,
+    {
+        let described = described_with::<Self>(figment);
+        let client = client.clone();
+        async move {
+            let loaded: Loaded<Self> = load(&described?, &client, Freshness::Cached).await?;
+            Ok(loaded.config)
+        }
+    }
+
+    /// [`load_with`](Self::load_with), then kept current as
+    /// [`watch`](Self::watch) keeps a config: on every change in Vault
+    /// (the fields' paths and those the figment's references name) the
+    /// merged config is extracted again. The figment is evaluated once, here:
+    /// a later change to its file is not seen.
+    #[cfg(feature = "figment")]
+    fn watch_with(
+        client: &VaultClient,
+        figment: &figment::Figment,
+        options: WatchOptions,
+    ) -> impl Future<Output = Result<Watcher<Self>>> + Send
+    where
+        Self: DeserializeOwned + Send + Sync + 'static,
+    {
+        let described = described_with::<Self>(figment);
+        let client = client.clone();
+        async move { Watcher::start(&client, described?, options).await }
+    }
+
     /// The least-privilege Vault policy (HCL) granting `read` on exactly the
     /// paths this struct reads, for `client`: its default KV mount where the
     /// struct names none, and each mount's KV version as the client knows it
@@ -212,8 +270,19 @@ fn describe<T: VaultConfig>() -> Description {
     d
 }
 
+/// What a `T` describes, with `figment`'s values as the layer under Vault's.
+#[cfg(feature = "figment")]
+fn described_with<T: VaultConfig>(figment: &figment::Figment) -> Result<Description> {
+    let mut d = describe::<T>();
+    d.set_layer(crate::adapters::figment::layer_of(figment)?);
+    Ok(d)
+}
+
 async fn provider_for(d: &Description, client: &VaultClient) -> Result<VaultProvider> {
-    let plan = Plan::from_description(d, client)?;
+    let mut plan = Plan::from_description(d, client)?;
+    plan.settle_references(client).await;
     let snapshot = Snapshot::take(client, &plan, Freshness::Cached).await?;
-    Ok(snapshot.resolve(&plan, client))
+    let provider = snapshot.resolve(&plan, client);
+    provider.check_references()?;
+    Ok(provider)
 }

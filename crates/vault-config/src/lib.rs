@@ -175,8 +175,8 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `figment` (default) | `VaultProvider: figment::Provider`, `VaultProvider::figment` (one provider per value), `VaultConfig::defaults`, `pub use figment` |
-//! | `figment2` | the same for figment2, the maintained fork: `VaultProvider: figment2::Provider`, `VaultProvider::figment2`, `pub use figment2` |
+//! | `figment` (default) | `VaultProvider: figment::Provider`, `VaultProvider::figment` (one provider per value), `VaultConfig::defaults`, `VaultConfig::load_with` / `watch_with` (a figment under Vault), `VaultProviderBuilder::refs_from` (its `vault://` references), `pub use figment` |
+//! | `figment2` | the same for figment2, the maintained fork (without `load_with`, `watch_with`, `refs_from`): `VaultProvider: figment2::Provider`, `VaultProvider::figment2`, `pub use figment2` |
 //! | `config` | config-rs: `VaultProvider: config::Source` (sync, over a fetched snapshot) and `config_rs::VaultSource` (`config::AsyncSource`) |
 //! | `metrics` | metrics through the `metrics` facade (see [`telemetry`]) |
 //!
@@ -262,6 +262,7 @@ pub use error::{Error, Result};
 #[deprecated(since = "0.1.0", note = "renamed FallbackMode")]
 pub type Mode = FallbackMode;
 pub use describe::mapping::Mapping;
+pub use describe::reference::Reference;
 pub use health::Health;
 pub use provider::{VaultProvider, VaultProviderBuilder};
 pub use vault_config_derive::VaultConfig;

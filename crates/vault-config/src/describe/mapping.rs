@@ -31,6 +31,9 @@ pub struct Mapping {
     ttl: Option<Duration>,
     dynamic: bool,
     json: bool,
+    /// Where the `vault://` reference this mapping stands for was written
+    /// (`db.url in TOML file app.toml`), for a mapping `refs_from` added.
+    referenced_by: Option<String>,
 }
 
 impl Mapping {
@@ -75,6 +78,7 @@ impl Mapping {
             ttl: None,
             dynamic: false,
             json: false,
+            referenced_by: None,
         })
     }
 
@@ -125,6 +129,15 @@ impl Mapping {
     /// Reads env var `name` (exactly, with no prefix) when Vault lacks the key
     /// (never for a whole secret, `path#*`). Any name may be given here, even
     /// one of [`RESERVED_ENV_NAMES`](crate::env::RESERVED_ENV_NAMES).
+    ///
+    /// A fallback variable (this one or the default name) whose value is a
+    /// [`Reference`](crate::Reference), `vault://PATH#KEY`, is read from Vault:
+    /// the mapping's own `path#key` first, then, when Vault lacks it, the key
+    /// the reference names (PATH on the client's KV mount, read by the same
+    /// load and polled by a watcher like any other path). A reference that
+    /// does not resolve (Vault lacks the key, or was not read) fails the load
+    /// with an error naming the variable and the reference; it is never used
+    /// as a value. The variable is read when the load or watcher starts.
     pub fn env(mut self, name: impl Into<String>) -> Self {
         self.env = Some(name.into());
         self
@@ -208,6 +221,19 @@ impl Mapping {
             reason: format!("{var} = `{value}` is not a usable Vault path: {reason}"),
         })?;
         Ok(Some((path, var.clone())))
+    }
+
+    /// This mapping as one that stands for a `vault://` reference written at
+    /// `by`: it reads no env var, and a key Vault lacks is an error naming
+    /// `by` and the reference, not a missing value.
+    pub(crate) fn referenced_by(mut self, by: String) -> Self {
+        self.referenced_by = Some(by);
+        self.no_env()
+    }
+
+    /// Where the reference this mapping stands for was written, if it does.
+    pub(crate) fn reference_site(&self) -> Option<&str> {
+        self.referenced_by.as_deref()
     }
 
     /// The configuration key it fills.

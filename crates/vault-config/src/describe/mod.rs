@@ -7,10 +7,14 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | `layer` | the values of a figment put under Vault's (`load_with`), with their sources |
 //! | `mapping` | [`Mapping`](crate::Mapping) and the env fallback naming rules |
 //! | `spec` | the derive's description of a struct: fields, scopes, defaults |
+//! | `reference` | [`Reference`](crate::Reference): `vault://PATH#KEY`, parsed once |
 //! | [`policy`] | the Vault policy and `.env.example` a mapping table implies |
 
+pub(crate) mod layer;
 pub(crate) mod mapping;
 pub mod policy;
+pub(crate) mod reference;
 pub(crate) mod spec;

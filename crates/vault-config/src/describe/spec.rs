@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use crate::base::tree;
+use crate::describe::layer::Layer;
 
 use crate::describe::mapping::{default_env_var, Mapping, WHOLE_SECRET};
 use crate::error::{Error, Result};
@@ -214,6 +215,8 @@ pub struct Description {
     pub(crate) specs: Vec<FieldSpec>,
     pub(crate) defaults: Vec<(String, Value)>,
     pub(crate) error: Option<Error>,
+    /// Another source's values under Vault's (`load_with`, `watch_with`).
+    pub(crate) layer: Option<Layer>,
 }
 
 impl Description {
@@ -291,6 +294,14 @@ impl Description {
                 });
             }
         }
+    }
+
+    /// Puts `layer`'s values under Vault's (over the defaults), and its
+    /// references among the mappings, except those at a key a field maps.
+    #[cfg_attr(not(feature = "figment"), allow(dead_code))] // `load_with`
+    pub(crate) fn set_layer(&mut self, layer: Layer) {
+        let layer = layer.without_references_at(|key| self.spec_for_key(key).is_some());
+        self.layer = Some(layer);
     }
 
     /// The defaults as one tree (dotted keys nested).

@@ -46,9 +46,13 @@ pub(crate) fn extract<T: DeserializeOwned>(
     provider: &VaultProvider,
 ) -> Result<T> {
     let described = d.map(|d| (d, client));
-    match d.filter(|d| !d.defaults.is_empty()) {
+    match d.filter(|d| !d.defaults.is_empty() || d.layer.is_some()) {
         Some(d) => {
+            // Defaults, then another source's values (`load_with`), then Vault's.
             let mut merged = d.defaults_tree();
+            if let Some(layer) = &d.layer {
+                tree::merge(&mut merged, layer.tree());
+            }
             tree::merge(&mut merged, provider.tree().clone());
             extract_tree(&merged, described, provider)
         }
@@ -62,6 +66,7 @@ pub(crate) fn extract_tree<T: DeserializeOwned>(
     described: Option<(&Description, &VaultClient)>,
     provider: &VaultProvider,
 ) -> Result<T> {
+    provider.check_references()?;
     // A `json` value that is not JSON: named before any type error it causes.
     if let Some(fault) = provider.json_faults().first() {
         return Err(Error::Invalid {
@@ -73,8 +78,10 @@ pub(crate) fn extract_tree<T: DeserializeOwned>(
     de::from_tree(tree).map_err(|failure| {
         let key = failure.key();
         let value = tree::find(tree, &key);
+        let layer = described.and_then(|(d, _)| d.layer.as_ref());
         let origin = provider
             .origin_of(&key)
+            .or_else(|| layer.and_then(|l| l.origin_of(&key)))
             .or_else(|| value.map(|_| "default".to_owned()));
         explain(failure, origin, value, described, provider)
     })

@@ -65,7 +65,7 @@ pub(crate) async fn load<T: DeserializeOwned>(
 /// [`load`] for a plan made another way (a provider's mappings); `d`, when
 /// given, adds the fields' defaults and names.
 pub(crate) async fn load_plan<T: DeserializeOwned>(
-    plan: Plan,
+    mut plan: Plan,
     d: Option<&Description>,
     client: &VaultClient,
     freshness: Freshness,
@@ -79,6 +79,7 @@ pub(crate) async fn load_plan<T: DeserializeOwned>(
     );
     let started = Instant::now();
     let sent = client.requests_sent();
+    plan.settle_references(client).await;
     let result = load_inner(plan, d, client, freshness)
         .instrument(span.clone())
         .await;

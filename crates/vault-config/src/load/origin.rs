@@ -27,6 +27,26 @@ pub enum Origin {
         /// The variable's name.
         var: String,
     },
+    /// A key of a Vault secret that a `vault://PATH#KEY` [`Reference`](crate::Reference)
+    /// named, where the value was written (an env var a field falls back to,
+    /// a key of a figment given to
+    /// [`refs_from`](crate::VaultProviderBuilder::refs_from)).
+    Referenced {
+        /// Where the reference was written: `env var DATABASE_URL`, `db.url in TOML file app.toml`.
+        by: String,
+        /// The [`Origin::Vault`] of the value read.
+        vault: Box<Origin>,
+    },
+    /// A reference that could not be resolved: the load fails with an error
+    /// naming `by` and `reference`; the reference is never used as a value.
+    Unresolved {
+        /// Where the reference was written.
+        by: String,
+        /// `vault://PATH#KEY`.
+        reference: String,
+        /// Why: `not at vault secret/data/database#KEY`, `Vault is disabled`.
+        reason: String,
+    },
     /// Neither: Vault lacked the key (or was not asked) and the env var is unset.
     /// Defaults, other layers of a framework, serde defaults or `Option` may still fill the key.
     Missing {
@@ -58,6 +78,12 @@ impl fmt::Display for Origin {
                 Ok(())
             }
             Origin::Env { var } => write!(f, "env var {var}"),
+            Origin::Referenced { by, vault } => write!(f, "{vault} (referenced by {by})"),
+            Origin::Unresolved {
+                by,
+                reference,
+                reason,
+            } => write!(f, "unresolved reference {reference} in {by} ({reason})"),
             Origin::Missing {
                 vault: Some(v),
                 env_var,

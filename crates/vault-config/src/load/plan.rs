@@ -11,7 +11,9 @@ use std::fmt;
 
 use crate::client::VaultClient;
 use crate::describe::mapping::Mapping;
+use crate::describe::reference::Reference;
 use crate::describe::spec::Description;
+use crate::engines::sys::mount_holding;
 use crate::error::{Error, Result};
 
 /// One request a load makes.
@@ -86,6 +88,9 @@ pub(crate) struct Plan {
     slots: Vec<usize>,
     /// For each mapping, the env var that chose its path, when one did.
     moved: Vec<Option<String>>,
+    /// For each mapping whose env fallback held a `vault://` reference when
+    /// planned: the reference and the index of the read that resolves it.
+    env_refs: Vec<Option<(Reference, usize)>>,
 }
 
 impl Plan {
@@ -106,6 +111,13 @@ impl Plan {
         let mut index = HashMap::new();
         let mut slots = Vec::with_capacity(mappings.len());
         let mut moved = Vec::with_capacity(mappings.len());
+        let mut env_refs = Vec::with_capacity(mappings.len());
+        let mut add = |read: Read| {
+            *index.entry(read.clone()).or_insert_with(|| {
+                reads.push(read);
+                reads.len() - 1
+            })
+        };
         for m in &mappings {
             // A path env var set at load time replaces the declared path.
             let (path, var) = match m.moved_by(client.env())? {
@@ -124,11 +136,21 @@ impl Plan {
                     version: m.pinned_version(),
                 }
             };
-            slots.push(*index.entry(read.clone()).or_insert_with(|| {
-                reads.push(read);
-                reads.len() - 1
-            }));
+            slots.push(add(read));
             moved.push(var);
+            // An env fallback that holds a reference is read from Vault: one
+            // more read, watched as the others are.
+            env_refs.push(match env_reference(client, m, env_prefix.as_deref())? {
+                Some(r) => {
+                    let read = Read::Kv {
+                        mount: client.kv_mount().to_owned(),
+                        path: r.path().to_owned(),
+                        version: None,
+                    };
+                    Some((r, add(read)))
+                }
+                None => None,
+            });
         }
         Ok(Plan {
             mappings,
@@ -137,32 +159,53 @@ impl Plan {
             reads,
             slots,
             moved,
+            env_refs,
         })
     }
 
-    /// Plans what a `VaultConfig` type describes.
+    /// Plans what a `VaultConfig` type describes, with the references of
+    /// its layer, if it has one.
     pub(crate) fn from_description(d: &Description, client: &VaultClient) -> Result<Self> {
         if let Some(e) = &d.error {
             return Err(e.clone());
         }
-        let mappings = d
+        let mut mappings = d
             .specs
             .iter()
             .filter(|s| !s.env_only)
             .map(|s| s.mapping())
             .collect::<Result<Vec<_>>>()?;
+        // The references of a layer under Vault's (`load_with`).
+        if let Some(layer) = &d.layer {
+            mappings.extend(layer.references().cloned());
+        }
+        // An env-only field whose variable holds a `vault://` reference is
+        // read from Vault (and watched), never taken literally.
+        let mut env_only = Vec::new();
+        for s in d.specs.iter().filter(|s| s.env_only) {
+            let value = client.env().get(&s.env_var);
+            match value.as_deref().and_then(Reference::parse) {
+                Some(Ok(r)) => {
+                    let m = Mapping::from_parts(&s.key, r.path(), r.key())?
+                        .referenced_by(format!("env var {}", s.env_var));
+                    mappings.push(if s.json { m.json() } else { m });
+                }
+                Some(Err(reason)) => {
+                    return Err(Error::Mapping {
+                        mapping: format!("{} <- env {}", s.key, s.env_var),
+                        reason: format!("env var {}: {reason}", s.env_var),
+                    })
+                }
+                None => env_only.push(EnvOnly {
+                    key: s.key.clone(),
+                    var: s.env_var.clone(),
+                    json: s.json,
+                    value,
+                }),
+            }
+        }
         let mut plan = Self::new(client, mappings, None)?;
-        plan.env_only = d
-            .specs
-            .iter()
-            .filter(|s| s.env_only)
-            .map(|s| EnvOnly {
-                key: s.key.clone(),
-                var: s.env_var.clone(),
-                json: s.json,
-                value: client.env().get(&s.env_var),
-            })
-            .collect();
+        plan.env_only = env_only;
         let keys = plan.mappings.iter().map(Mapping::key);
         check_keys(keys.chain(plan.env_only.iter().map(|e| e.key.as_str())))?;
         Ok(plan)
@@ -188,6 +231,81 @@ impl Plan {
         mapped.chain(env)
     }
 
+    /// Reads for `vault://` references whose PATH lies on a mount of another
+    /// secrets engine (`vault://database/creds/app#username`) become leased
+    /// reads, one per path, as the command line reads them: one request for
+    /// the mount table, made only when the plan has references and Vault is
+    /// on. When the table cannot be read, references stay KV reads (Vault
+    /// down: the snapshot's fallback mode decides).
+    pub(crate) async fn settle_references(&mut self, client: &VaultClient) {
+        let env_refs = self.env_refs.iter().flatten().map(|(_, slot)| *slot);
+        let mapped = self
+            .mappings
+            .iter()
+            .zip(&self.slots)
+            .filter(|(m, _)| m.reference_site().is_some())
+            .map(|(_, slot)| *slot);
+        let referenced: Vec<usize> = env_refs.chain(mapped).collect();
+        if referenced.is_empty() || !client.is_enabled() {
+            return;
+        }
+        let mounts = match client.mounts().await {
+            Ok(mounts) => mounts,
+            Err(e) => {
+                tracing::debug!(error = %e, "vault-config: the mount table could not be read; references are read as KV keys");
+                return;
+            }
+        };
+        let leased = |read: &Read| match read {
+            Read::Kv { path, .. } => mount_holding(&mounts, path)
+                .is_some_and(|m| !m.is_kv())
+                .then(|| Read::Leased {
+                    path: path.clone(),
+                    ttl: None,
+                }),
+            Read::Leased { .. } => None,
+        };
+        let mut reads = self.reads.clone();
+        let mut repoint = |slot: &mut usize| {
+            if let Some(read) = leased(&reads[*slot]) {
+                *slot = match reads.iter().position(|r| *r == read) {
+                    Some(at) => at,
+                    None => {
+                        reads.push(read);
+                        reads.len() - 1
+                    }
+                };
+            }
+        };
+        let mut slots = self.slots.clone();
+        for (m, slot) in self.mappings.iter().zip(slots.iter_mut()) {
+            if m.reference_site().is_some() {
+                repoint(slot);
+            }
+        }
+        let mut env_refs = self.env_refs.clone();
+        for (_, slot) in env_refs.iter_mut().flatten() {
+            repoint(slot);
+        }
+        // Drop the KV reads no mapping uses any more.
+        let used: std::collections::BTreeSet<usize> = slots
+            .iter()
+            .copied()
+            .chain(env_refs.iter().flatten().map(|(_, s)| *s))
+            .collect();
+        let renumber: HashMap<usize, usize> = used
+            .iter()
+            .enumerate()
+            .map(|(new, old)| (*old, new))
+            .collect();
+        self.reads = used.iter().map(|i| reads[*i].clone()).collect();
+        self.slots = slots.iter().map(|s| renumber[s]).collect();
+        for (_, slot) in env_refs.iter_mut().flatten() {
+            *slot = renumber[slot];
+        }
+        self.env_refs = env_refs;
+    }
+
     /// The distinct reads, each once.
     pub(crate) fn reads(&self) -> &[Read] {
         &self.reads
@@ -203,6 +321,12 @@ impl Plan {
             .map(|((m, slot), var)| (m, slot, var.as_deref()))
     }
 
+    /// The reference mapping number `i`'s env var held when planned, and the
+    /// index of the read that resolves it.
+    pub(crate) fn env_ref(&self, i: usize) -> Option<&(Reference, usize)> {
+        self.env_refs.get(i)?.as_ref()
+    }
+
     /// The env var mapping `m` falls back to.
     pub(crate) fn env_var(&self, m: &Mapping) -> String {
         m.env_var(self.env_prefix.as_deref())
@@ -216,6 +340,31 @@ impl Plan {
     /// How many mappings the plan fills (env-only fields included).
     pub(crate) fn len(&self) -> usize {
         self.mappings.len() + self.env_only.len()
+    }
+}
+
+/// The reference `m`'s env fallback holds, if it holds one; an error naming
+/// the variable when it holds a malformed one. A mapping that stands for a
+/// reference itself (`refs_from`) reads no env var.
+fn env_reference(
+    client: &VaultClient,
+    m: &Mapping,
+    prefix: Option<&str>,
+) -> Result<Option<Reference>> {
+    let var = m.env_var(prefix);
+    if var.is_empty() || m.reference_site().is_some() {
+        return Ok(None);
+    }
+    let Some(value) = client.env().get(&var) else {
+        return Ok(None);
+    };
+    match Reference::parse(&value) {
+        None => Ok(None),
+        Some(Ok(r)) => Ok(Some(r)),
+        Some(Err(reason)) => Err(Error::Mapping {
+            mapping: format!("{} <- env {var}", m.key()),
+            reason: format!("env var {var}: {reason}"),
+        }),
     }
 }
 
@@ -368,5 +517,29 @@ mod tests {
         assert!(e.to_string().contains("env `PORT`"), "{e}");
         assert!(Plan::new(&client(), vec![port()], Some("APP_".into())).is_ok());
         assert!(Plan::new(&client(), vec![port().env("PORT")], None).is_ok());
+    }
+
+    #[test]
+    fn an_env_fallback_holding_a_reference_is_read_from_vault() {
+        let env = crate::base::EnvSource::from_fn(|n| match n {
+            "DATABASE_URL" => Some("vault://app-prod#DB_URL".into()),
+            "BAD" => Some("vault://app-prod".into()),
+            _ => None,
+        });
+        let client = VaultClient::builder()
+            .enabled(false)
+            .kv_mount("kv")
+            .env_source(env)
+            .build()
+            .unwrap();
+        let url = Mapping::new("url", "database#DATABASE_URL").unwrap();
+        let plan = Plan::new(&client, vec![url], None).unwrap();
+        assert_eq!(plan.reads().len(), 2, "{:?}", plan.reads());
+        let (r, slot) = plan.env_ref(0).unwrap();
+        assert_eq!(r.to_string(), "vault://app-prod#DB_URL");
+        assert_eq!(plan.reads()[*slot].to_string(), "kv/app-prod");
+        let bad = Mapping::new("x", "a#k").unwrap().env("BAD");
+        let e = Plan::new(&client, vec![bad], None).unwrap_err().to_string();
+        assert!(e.contains("BAD") && e.contains("not a reference"), "{e}");
     }
 }

@@ -99,9 +99,12 @@ impl VaultProviderBuilder {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let plan = Plan::new(client, self.mappings, self.env_prefix)?;
+        let mut plan = Plan::new(client, self.mappings, self.env_prefix)?;
+        plan.settle_references(client).await;
         let snapshot = Snapshot::take(client, &plan, freshness).await?;
-        Ok(snapshot.resolve(&plan, client))
+        let provider = snapshot.resolve(&plan, client);
+        provider.check_references()?;
+        Ok(provider)
     }
 }
 
@@ -171,6 +174,23 @@ impl VaultProvider {
         self.resolved
             .iter()
             .filter(|r| matches!(r.origin, Origin::Missing { .. }))
+    }
+
+    /// Fails on the first `vault://` reference that did not resolve, naming
+    /// the key, where the reference was written, the reference and why: a
+    /// reference is never passed on as a value, nor silently dropped.
+    pub(crate) fn check_references(&self) -> Result<()> {
+        match self
+            .resolved
+            .iter()
+            .find(|r| matches!(r.origin, Origin::Unresolved { .. }))
+        {
+            Some(r) => Err(Error::Mapping {
+                mapping: r.key.clone(),
+                reason: r.origin.to_string(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Every value at its (nested) key.

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::client::fallback::FallbackMode;
 use crate::client::VaultClient;
+use crate::describe::reference::Reference;
 use crate::engines::kv::{KvSecret, KvVersion};
 use crate::error::{Error, Result};
 use crate::load::origin::{Origin, Resolved};
@@ -174,7 +175,10 @@ impl Snapshot {
     }
 
     /// Each mapping's value: from Vault where the secret has the key, else
-    /// from its env var read through `env`, with where it came from.
+    /// from its env var read through `env`, with where it came from. An env
+    /// var holding a `vault://` reference gives the referenced key's value
+    /// (read by the plan); a reference that does not resolve gives
+    /// [`Origin::Unresolved`], never the reference as a value.
     pub(crate) fn resolve_values(
         &self,
         plan: &Plan,
@@ -182,60 +186,79 @@ impl Snapshot {
     ) -> Vec<(Resolved, Option<Value>)> {
         let env = client.env();
         let mut values = Vec::with_capacity(plan.len());
-        for (m, index, moved_by) in plan.bindings() {
-            let moved = moved_by
-                .map(|v| format!(" (path from {v})"))
-                .unwrap_or_default();
+        for (i, (m, index, moved_by)) in plan.bindings().enumerate() {
             let env_var = plan.env_var(m);
             let read = &plan.reads()[index];
             let mut vault_tried = None;
             let mut value = None;
             if let Some(found) = self.found(index) {
-                let (api_path, tried) = match (read, found.kv) {
-                    (Read::Kv { mount, path, .. }, Some(kv)) => (
-                        kv.data_path(mount, path),
-                        format!("{mount}/{path}#{}{moved}", m.secret_key()),
-                    ),
-                    _ => (
-                        read.path().to_owned(),
-                        format!("{}#{}{moved}", read.path(), m.secret_key()),
-                    ),
-                };
-                vault_tried = Some(tried);
-                let hit = found.secret.as_ref().and_then(|s| {
-                    let value = if m.is_whole_secret() {
-                        serde_json::to_value(s.data().expose_secret()).ok()?
+                let (tried, hit) = self.lookup(read, found, m.secret_key(), moved_by, |s| {
+                    if m.is_whole_secret() {
+                        serde_json::to_value(s.data().expose_secret()).ok()
                     } else {
-                        s.get(m.secret_key())?.clone()
-                    };
-                    Some((value, s.version()))
+                        s.get(m.secret_key()).cloned()
+                    }
                 });
-                if let Some((json, version)) = hit {
-                    value = Some(json).map(|v| {
-                        let origin = Origin::Vault {
-                            namespace: self.namespace.clone(),
-                            api_path,
-                            key: m.secret_key().to_owned(),
-                            version,
-                            path_env: moved_by.map(str::to_owned),
-                        };
-                        (v, origin)
-                    });
-                }
+                vault_tried = Some(tried);
+                value = hit;
+            }
+            if let Some(by) = m.reference_site() {
+                // A mapping that stands for a reference: Vault's value or an error.
+                let reference = format!("{}{}#{}", Reference::SCHEME, read.path(), m.secret_key());
+                let resolved = Resolved {
+                    key: m.key().to_owned(),
+                    origin: Origin::Missing {
+                        vault: None,
+                        env_var: String::new(),
+                    },
+                };
+                values.push(match value {
+                    Some((v, origin)) => (
+                        Resolved {
+                            origin: Origin::Referenced {
+                                by: by.to_owned(),
+                                vault: Box::new(origin),
+                            },
+                            ..resolved
+                        },
+                        Some(v),
+                    ),
+                    None => (
+                        Resolved {
+                            origin: Origin::Unresolved {
+                                by: by.to_owned(),
+                                reference,
+                                reason: unresolved_reason(vault_tried),
+                            },
+                            ..resolved
+                        },
+                        None,
+                    ),
+                });
+                continue;
             }
             // Vault answered and lacks the key: env only where allowed.
             let may_read_env = vault_tried.is_none() || client.env_fallback();
+            let mut origin_if_none = None;
             if value.is_none() && may_read_env {
                 if let Some(raw) = Some(&env_var)
                     .filter(|v| !v.is_empty())
                     .and_then(|v| env.get(v))
                 {
-                    value = Some((
-                        Value::String(raw),
-                        Origin::Env {
-                            var: env_var.clone(),
+                    match Reference::parse(&raw) {
+                        None => {
+                            value = Some((
+                                Value::String(raw),
+                                Origin::Env {
+                                    var: env_var.clone(),
+                                },
+                            ))
+                        }
+                        Some(parsed) => match self.env_reference(plan, i, parsed, &env_var) {
+                            Ok(hit) => value = Some(hit),
+                            Err(unresolved) => origin_if_none = Some(unresolved),
                         },
-                    ));
+                    }
                 }
             }
             let resolved = |origin| Resolved {
@@ -245,10 +268,10 @@ impl Snapshot {
             values.push(match value {
                 Some((v, origin)) => (resolved(origin), Some(v)),
                 None => (
-                    resolved(Origin::Missing {
+                    resolved(origin_if_none.unwrap_or(Origin::Missing {
                         vault: vault_tried,
                         env_var,
-                    }),
+                    })),
                     None,
                 ),
             });
@@ -277,6 +300,99 @@ impl Snapshot {
             values.push((resolved, value));
         }
         values
+    }
+
+    /// The `mount/path#key` tried at `read`, and what `pick` finds in its
+    /// secret with its [`Origin::Vault`].
+    fn lookup(
+        &self,
+        read: &Read,
+        found: &Found,
+        key: &str,
+        moved_by: Option<&str>,
+        pick: impl FnOnce(&KvSecret) -> Option<Value>,
+    ) -> (String, Option<(Value, Origin)>) {
+        let moved = moved_by
+            .map(|v| format!(" (path from {v})"))
+            .unwrap_or_default();
+        let (api_path, tried) = match (read, found.kv) {
+            (Read::Kv { mount, path, .. }, Some(kv)) => (
+                kv.data_path(mount, path),
+                format!("{mount}/{path}#{key}{moved}"),
+            ),
+            _ => (
+                read.path().to_owned(),
+                format!("{}#{key}{moved}", read.path()),
+            ),
+        };
+        let hit = found.secret.as_ref().and_then(|s| {
+            let value = pick(s)?;
+            let origin = Origin::Vault {
+                namespace: self.namespace.clone(),
+                api_path,
+                key: key.to_owned(),
+                version: s.version(),
+                path_env: moved_by.map(str::to_owned),
+            };
+            Some((value, origin))
+        });
+        (tried, hit)
+    }
+
+    /// The value of the reference env var `var` (mapping number `i`) holds,
+    /// read by the plan; else the [`Origin::Unresolved`] saying why not.
+    fn env_reference(
+        &self,
+        plan: &Plan,
+        i: usize,
+        parsed: std::result::Result<Reference, String>,
+        var: &str,
+    ) -> std::result::Result<(Value, Origin), Origin> {
+        let by = format!("env var {var}");
+        let unresolved = |reference: String, reason: String| Origin::Unresolved {
+            by: by.clone(),
+            reference,
+            reason,
+        };
+        let r =
+            parsed.map_err(|reason| unresolved(Reference::SCHEME.to_owned() + "...", reason))?;
+        let Some((planned, index)) = plan.env_ref(i).filter(|(p, _)| *p == r) else {
+            // The variable changed since the plan was made (a watcher's later poll).
+            return Err(unresolved(
+                r.to_string(),
+                "the variable changed after the load started; restart to read it".to_owned(),
+            ));
+        };
+        let read = &plan.reads()[*index];
+        let found = self.found(*index);
+        let (tried, hit) = match found {
+            Some(found) => {
+                let (tried, hit) = self.lookup(read, found, planned.key(), None, |s| {
+                    s.get(planned.key()).cloned()
+                });
+                (Some(tried), hit)
+            }
+            None => (None, None),
+        };
+        match hit {
+            Some((value, vault)) => Ok((
+                value,
+                Origin::Referenced {
+                    by,
+                    vault: Box::new(vault),
+                },
+            )),
+            None => Err(unresolved(r.to_string(), unresolved_reason(tried))),
+        }
+    }
+}
+
+/// Why a reference did not resolve: the Vault location lacking it, or Vault
+/// not read at all.
+fn unresolved_reason(tried: Option<String>) -> String {
+    match tried {
+        Some(at) => format!("not at vault {at}"),
+        None => "Vault was not read (disabled, or unavailable in fallback mode)".to_owned(),
     }
 }
 
@@ -320,5 +436,42 @@ pub(crate) async fn read_one(client: &VaultClient, read: &Read) -> Result<Found>
                 secret,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::describe::mapping::Mapping;
+
+    #[test]
+    fn a_reference_in_env_never_resolves_to_itself() {
+        let env = crate::base::EnvSource::from_fn(|n| {
+            (n == "DATABASE_URL").then(|| "vault://app-prod#DB_URL".to_owned())
+        });
+        let client = VaultClient::builder()
+            .enabled(false)
+            .env_source(env)
+            .build()
+            .unwrap();
+        let url = Mapping::new("url", "database#DATABASE_URL").unwrap();
+        let plan = Plan::new(&client, vec![url], None).unwrap();
+        // Vault off: nothing resolves the reference.
+        let snapshot = Snapshot {
+            namespace: None,
+            found: None,
+        };
+        let values = snapshot.resolve_values(&plan, &client);
+        assert!(values[0].1.is_none());
+        let shown = values[0].0.origin.to_string();
+        assert!(
+            shown.contains("env var DATABASE_URL") && shown.contains("vault://app-prod#DB_URL"),
+            "{shown}"
+        );
+        let e = snapshot
+            .resolve(&plan, &client)
+            .check_references()
+            .unwrap_err();
+        assert!(e.to_string().contains("unresolved reference"), "{e}");
     }
 }

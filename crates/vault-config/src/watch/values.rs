@@ -30,7 +30,12 @@ pub(super) fn sources(provider: &VaultProvider) -> BTreeMap<String, Source> {
         .resolved()
         .iter()
         .map(|r| {
-            let source = match &r.origin {
+            // A referenced key is Vault's, as its origin shows.
+            let origin = match &r.origin {
+                Origin::Referenced { vault, .. } => vault.as_ref(),
+                other => other,
+            };
+            let source = match origin {
                 Origin::Vault { version, .. } => Source {
                     kind: SourceKind::Vault,
                     shown: match version {
@@ -42,10 +47,12 @@ pub(super) fn sources(provider: &VaultProvider) -> BTreeMap<String, Source> {
                     kind: SourceKind::Env,
                     shown: r.origin.to_string(),
                 },
-                Origin::Missing { .. } => Source {
-                    kind: SourceKind::Default,
-                    shown: "default".to_owned(),
-                },
+                Origin::Referenced { .. } | Origin::Missing { .. } | Origin::Unresolved { .. } => {
+                    Source {
+                        kind: SourceKind::Default,
+                        shown: "default".to_owned(),
+                    }
+                }
             };
             (r.key.clone(), source)
         })
