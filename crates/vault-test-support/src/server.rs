@@ -188,6 +188,29 @@ impl DevServer {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+        // Healthy is not ready: the dev server's `secret/` KV v2 mount
+        // upgrades itself after start, and a write in that window gets 400
+        // "Upgrading from non-versioned to versioned data" (seen on a loaded
+        // machine). Wait until a read of it answers 404 (nothing there yet).
+        loop {
+            let status = http
+                .get(format!("{addr}/v1/secret/data/_harness_probe"))
+                .header("X-Vault-Token", &token)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .ok();
+            if status == Some(404) {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the KV mount secret/ of {} at {addr} did not become ready within 30 s (last status {status:?})",
+                    binary.display()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
         // Drain the server's log so it never blocks on a full pipe.
         if let Some(mut stderr) = child.stderr.take() {
             tokio::spawn(async move {
