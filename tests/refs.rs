@@ -393,3 +393,23 @@ async fn a_reference_in_an_env_only_field_is_read_from_vault_and_watched() {
     );
     assert!(!e.contains("pw-"), "{e}");
 }
+
+#[tokio::test]
+async fn a_file_that_does_not_parse_is_named_without_its_lines() {
+    let server = DevServer::start().await;
+    server
+        .kv_put("secret", "database", json!({"DATABASE_URL": "url-1"}))
+        .await
+        .unwrap();
+    let client = server.client_builder(&[]).build().unwrap();
+    // An unterminated string on a secret's line: TOML's message quotes the line.
+    let file = Figment::from(Toml::string(
+        "log_level = \"debug\"\napi_key = \"sk_SECRET_abc\n",
+    ));
+    let e = Layered::load_with(&client, &file)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("TOML parse error at line 2"), "{e}");
+    assert!(!e.contains("sk_SECRET"), "{e}");
+}

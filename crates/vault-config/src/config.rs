@@ -137,7 +137,10 @@ pub trait VaultConfig: Sized {
     /// is read from Vault (as [`refs_from`](crate::VaultProviderBuilder::refs_from)
     /// reads it), except at a key a field maps itself (that field's own
     /// sources fill it). Errors are [`load`](Self::load)'s, and name the
-    /// figment's source for a bad value it gave, never the value.
+    /// figment's source for a bad value it gave, never the value. Every
+    /// reference in the figment is resolved, used by the struct or not: give
+    /// it the variables the struct reads (`Env::raw().only(&[...])`,
+    /// `Env::prefixed("APP_")`) rather than the whole environment.
     ///
     /// ```no_run
     /// # use vault_config::{VaultClient, VaultConfig};

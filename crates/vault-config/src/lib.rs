@@ -127,7 +127,7 @@
 //! | `nested` | the field is itself a `VaultConfig` struct |
 //! | `dynamic = "database/creds/app", key = "username"` | a key of credentials leased by a secrets engine (no mount, no prefix); all fields of one dynamic path share one read, one lease |
 //! | `ttl = "1h"` | with `dynamic`: the lease length asked for (renewed to it after each read and by it afterwards), bounded by the role's max TTL |
-//! | `json` | a string value (from Vault or env: `FEATURE_FLAGS={"beta": true}`) is parsed as JSON before extraction, into a struct, a map, a list, ...; a value already JSON (a secret written with `kv put @file.json`) is taken as is; one that does not parse is [`Error::Invalid`] naming the field, the source and the line and column, never the text |
+//! | `json` | a string value (from Vault or env: `FEATURE_FLAGS='{"beta": true}'` in a `.env`) is parsed as JSON before extraction, into a struct, a map, a list, ...; a value already JSON (a secret written with `kv put @file.json`) is taken as is; one that does not parse is [`Error::Invalid`] naming the field, the source and the line and column, never the text |
 //!
 //! An `Option<T>` field absent everywhere is `None`. A field without `#[vault]`
 //! comes from other layers of a configuration framework (see

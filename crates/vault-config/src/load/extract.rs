@@ -157,7 +157,7 @@ pub(crate) fn explain(
         Fault::Message(msg) => msg.clone(),
         fault => fault.reason(),
     };
-    let reason = redact(reason, value, provider);
+    let reason = redact(withhold_excerpt(reason), value, provider);
     Error::Invalid {
         field,
         reason,
@@ -193,6 +193,20 @@ fn redact(mut text: String, value: Option<&Value>, provider: &VaultProvider) -> 
         }
     }
     text
+}
+
+/// A parser's message over several lines (TOML's, YAML's: `TOML parse error
+/// at line 3, column 38` then the line itself, `3 | api_key = "sk_...`)
+/// quotes the source, which may hold a secret the load never got to hold:
+/// only its first line is kept.
+fn withhold_excerpt(text: String) -> String {
+    match text.split_once('\n') {
+        Some((first, _)) => format!(
+            "{}; the rest of the parser's message is withheld (it quotes the source)",
+            first.trim_end()
+        ),
+        None => text,
+    }
 }
 
 /// Every string inside `value`.
@@ -341,5 +355,17 @@ mod tests {
         assert!(!text.contains("p\\\"w"), "{text}");
         assert!(!text.contains("postgres://"), "{text}");
         assert!(text.contains("[REDACTED]"), "{text}");
+    }
+
+    #[test]
+    fn a_parser_excerpt_of_the_source_is_withheld() {
+        let text = withhold_excerpt(
+            "TOML parse error at line 3, column 38\n  |\n3 | api_key = \"sk_SECRET\n  |  ^\ninvalid basic string\n".into(),
+        );
+        assert!(
+            text.starts_with("TOML parse error at line 3, column 38;"),
+            "{text}"
+        );
+        assert!(!text.contains("sk_SECRET"), "{text}");
     }
 }
