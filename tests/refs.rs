@@ -413,3 +413,37 @@ async fn a_file_that_does_not_parse_is_named_without_its_lines() {
     assert!(e.contains("TOML parse error at line 2"), "{e}");
     assert!(!e.contains("sk_SECRET"), "{e}");
 }
+
+#[derive(Debug, Deserialize, VaultConfig)]
+struct DynamicAndReference {
+    #[vault(dynamic = "database/creds/app", key = "username", ttl = "30m")]
+    username: String,
+    #[vault(dynamic = "database/creds/app", key = "password", ttl = "30m")]
+    password: SecretString,
+    #[vault("backend/database#user", env = "DB_USER")]
+    user_again: String,
+}
+
+#[tokio::test]
+async fn a_reference_to_a_path_a_dynamic_field_reads_joins_its_lease() {
+    let server = DevServer::start().await;
+    let pg = vault_test_support::Postgres::start().await;
+    pg.configure_vault(&server, "app", "1h", "2h")
+        .await
+        .unwrap();
+    server
+        .kv_put("secret", "backend/database", json!({"host": "127.0.0.1"}))
+        .await
+        .unwrap();
+    let client = server
+        .client_builder(&[("DB_USER", "vault://database/creds/app#username")])
+        .build()
+        .unwrap();
+    let watcher = DynamicAndReference::watch(&client, fast()).await.unwrap();
+    let health = watcher.health();
+    // The reference names the path the dynamic fields read with a TTL: one
+    // read, one lease, the same user.
+    assert_eq!(health.leases.len(), 1, "{:?}", health.leases);
+    let cfg = watcher.current();
+    assert_eq!(cfg.user_again, cfg.username);
+}

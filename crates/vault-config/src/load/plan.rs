@@ -191,10 +191,7 @@ impl Plan {
                     mappings.push(if s.json { m.json() } else { m });
                 }
                 Some(Err(reason)) => {
-                    return Err(Error::Mapping {
-                        mapping: format!("{} <- env {}", s.key, s.env_var),
-                        reason: format!("env var {}: {reason}", s.env_var),
-                    })
+                    return Err(malformed_env_reference(&s.key, &s.env_var, &reason))
                 }
                 None => env_only.push(EnvOnly {
                     key: s.key.clone(),
@@ -268,7 +265,13 @@ impl Plan {
         let mut reads = self.reads.clone();
         let mut repoint = |slot: &mut usize| {
             if let Some(read) = leased(&reads[*slot]) {
-                *slot = match reads.iter().position(|r| *r == read) {
+                // Joins the leased read of that path already planned (a
+                // dynamic field's, whatever TTL it asks for): one lease per path.
+                let same_path = |r: &Read| match r {
+                    Read::Leased { path, .. } => path == read.path(),
+                    Read::Kv { .. } => false,
+                };
+                *slot = match reads.iter().position(same_path) {
                     Some(at) => at,
                     None => {
                         reads.push(read);
@@ -361,10 +364,16 @@ fn env_reference(
     match Reference::parse(&value) {
         None => Ok(None),
         Some(Ok(r)) => Ok(Some(r)),
-        Some(Err(reason)) => Err(Error::Mapping {
-            mapping: format!("{} <- env {var}", m.key()),
-            reason: format!("env var {var}: {reason}"),
-        }),
+        Some(Err(reason)) => Err(malformed_env_reference(m.key(), &var, &reason)),
+    }
+}
+
+/// Env var `var`, read for configuration key `key`, holds a malformed
+/// reference (`reason` never quotes it).
+fn malformed_env_reference(key: &str, var: &str, reason: &str) -> Error {
+    Error::Mapping {
+        mapping: format!("{key} <- env {var}"),
+        reason: format!("env var {var}: {reason}"),
     }
 }
 
