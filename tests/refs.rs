@@ -446,4 +446,5 @@ async fn a_reference_to_a_path_a_dynamic_field_reads_joins_its_lease() {
     assert_eq!(health.leases.len(), 1, "{:?}", health.leases);
     let cfg = watcher.current();
     assert_eq!(cfg.user_again, cfg.username);
+    assert!(!cfg.password.expose_secret().is_empty());
 }
