@@ -72,6 +72,16 @@ pub struct Source {
     pub dynamic: bool,
     /// `#[vault(json)]`: a string value is parsed as JSON.
     pub json: bool,
+    /// `#[vault(pki = "...", common_name = "...")]`: `path` is the PKI role's
+    /// issue path and `key` is `*` (the whole answer).
+    pub issue: Option<Issue>,
+}
+
+/// What a `pki` field asks its role for.
+pub struct Issue {
+    pub common_name: LitStr,
+    pub alt_names: Option<LitStr>,
+    pub ip_sans: Option<LitStr>,
 }
 
 /// Everything one field's `#[vault(...)]` said, before the rules across items.
@@ -89,6 +99,11 @@ pub struct FieldArgs {
     pub nested: Option<Ident>,
     /// `json`: parse a string value as JSON.
     pub json: Option<Ident>,
+    /// `pki = "pki/issue/web"` and what goes with it.
+    pub pki: Option<LitStr>,
+    pub common_name: Option<LitStr>,
+    pub alt_names: Option<LitStr>,
+    pub ip_sans: Option<LitStr>,
     /// Where the first item was written.
     pub any: Option<Span>,
     /// An item was already reported: say nothing more about this field.
@@ -231,8 +246,9 @@ impl<'a> Field<'a> {
         let key = attr::serde_key(field, ident, cx);
         let optional = is_option(&field.ty);
         let map = is_map(&field.ty);
+        let scalar = is_scalar(&field.ty);
         let args = FieldArgs::collect(attr::vault_args(&field.attrs, cx), cx);
-        let kind = valid::field_kind(ident, args, optional, map, defaults, cx)?;
+        let kind = valid::field_kind(ident, args, optional, map || !scalar, defaults, cx)?;
         Some(Field {
             ident,
             ty: &field.ty,
@@ -299,53 +315,63 @@ impl FieldArgs {
                 Arg::NameValue(name, value) => {
                     out.any.get_or_insert(name.span());
                     let text = name.to_string();
-                    let result = match text.as_str() {
-                        attr::PATH => {
-                            attr::lit_str(&name, &value).map(|l| set(&mut out.path, l, &name))
-                        }
-                        attr::KEY => {
-                            attr::lit_str(&name, &value).map(|l| set(&mut out.key, l, &name))
-                        }
-                        attr::DYNAMIC => {
-                            attr::lit_str(&name, &value).map(|l| set(&mut out.dynamic, l, &name))
-                        }
-                        attr::ENV if out.env.as_ref().is_some_and(|e| e.value().is_empty()) => {
-                            Err(syn::Error::new_spanned(
+                    let result =
+                        match text.as_str() {
+                            attr::PATH => {
+                                attr::lit_str(&name, &value).map(|l| set(&mut out.path, l, &name))
+                            }
+                            attr::KEY => {
+                                attr::lit_str(&name, &value).map(|l| set(&mut out.key, l, &name))
+                            }
+                            attr::DYNAMIC => attr::lit_str(&name, &value)
+                                .map(|l| set(&mut out.dynamic, l, &name)),
+                            attr::ENV if out.env.as_ref().is_some_and(|e| e.value().is_empty()) => {
+                                Err(syn::Error::new_spanned(
+                                    &name,
+                                    "`no_env` and `env` contradict each other: keep one",
+                                ))
+                            }
+                            attr::ENV => {
+                                attr::lit_str(&name, &value).map(|l| set(&mut out.env, l, &name))
+                            }
+                            attr::PATH_ENV => attr::lit_str(&name, &value)
+                                .map(|l| set(&mut out.path_env, l, &name)),
+                            attr::PKI => {
+                                attr::lit_str(&name, &value).map(|l| set(&mut out.pki, l, &name))
+                            }
+                            attr::COMMON_NAME => attr::lit_str(&name, &value)
+                                .map(|l| set(&mut out.common_name, l, &name)),
+                            attr::ALT_NAMES => attr::lit_str(&name, &value)
+                                .map(|l| set(&mut out.alt_names, l, &name)),
+                            attr::IP_SANS => attr::lit_str(&name, &value)
+                                .map(|l| set(&mut out.ip_sans, l, &name)),
+                            attr::TTL => {
+                                attr::lit_ttl(&name, &value).map(|t| set(&mut out.ttl, t, &name))
+                            }
+                            attr::VERSION => attr::lit_version(&name, &value)
+                                .map(|(v, lit)| set(&mut out.version, (v, lit.span()), &name)),
+                            attr::DEFAULT => {
+                                Ok(set(&mut out.default, (name.clone(), value), &name))
+                            }
+                            attr::NESTED => Err(syn::Error::new_spanned(
+                                &value,
+                                "`nested` takes no value: write #[vault(nested)]",
+                            )),
+                            attr::NO_ENV => Err(syn::Error::new_spanned(
+                                &value,
+                                "`no_env` takes no value: write #[vault(no_env)]",
+                            )),
+                            attr::JSON => Err(syn::Error::new_spanned(
+                                &value,
+                                "`json` takes no value: write #[vault(json)]",
+                            )),
+                            _ => Err(attr::unknown(
                                 &name,
-                                "`no_env` and `env` contradict each other: keep one",
-                            ))
-                        }
-                        attr::ENV => {
-                            attr::lit_str(&name, &value).map(|l| set(&mut out.env, l, &name))
-                        }
-                        attr::PATH_ENV => {
-                            attr::lit_str(&name, &value).map(|l| set(&mut out.path_env, l, &name))
-                        }
-                        attr::TTL => {
-                            attr::lit_ttl(&name, &value).map(|t| set(&mut out.ttl, t, &name))
-                        }
-                        attr::VERSION => attr::lit_version(&name, &value)
-                            .map(|(v, lit)| set(&mut out.version, (v, lit.span()), &name)),
-                        attr::DEFAULT => Ok(set(&mut out.default, (name.clone(), value), &name)),
-                        attr::NESTED => Err(syn::Error::new_spanned(
-                            &value,
-                            "`nested` takes no value: write #[vault(nested)]",
-                        )),
-                        attr::NO_ENV => Err(syn::Error::new_spanned(
-                            &value,
-                            "`no_env` takes no value: write #[vault(no_env)]",
-                        )),
-                        attr::JSON => Err(syn::Error::new_spanned(
-                            &value,
-                            "`json` takes no value: write #[vault(json)]",
-                        )),
-                        _ => Err(attr::unknown(
-                            &name,
-                            attr::FIELD_KEYS,
-                            attr::STRUCT_KEYS,
-                            "field",
-                        )),
-                    };
+                                attr::FIELD_KEYS,
+                                attr::STRUCT_KEYS,
+                                "field",
+                            )),
+                        };
                     match result {
                         Ok(None) => {}
                         Ok(Some(e)) | Err(e) => {
@@ -389,6 +415,62 @@ fn is_map(ty: &Type) -> bool {
         .iter()
         .any(|m| seg.ident == m)
         && a.args.len() >= 2
+}
+
+/// A type that holds one value, never a whole secret: a string, number,
+/// bool, list or path (or an `Option` of one). Anything else (a map, a
+/// struct, a `tls::Identity`) may deserialize from a secret's keys.
+fn is_scalar(ty: &Type) -> bool {
+    let ty = match ty {
+        Type::Reference(r) => &*r.elem,
+        other => other,
+    };
+    let Type::Path(p) = ty else {
+        return matches!(ty, Type::Array(_) | Type::Slice(_) | Type::Tuple(_));
+    };
+    let Some(seg) = p.path.segments.last() else {
+        return false;
+    };
+    if seg.ident == "Option" {
+        if let syn::PathArguments::AngleBracketed(a) = &seg.arguments {
+            if let Some(syn::GenericArgument::Type(inner)) = a.args.first() {
+                return is_scalar(inner);
+            }
+        }
+    }
+    const SCALARS: &[&str] = &[
+        "String",
+        "str",
+        "SecretString",
+        "SecretBox",
+        "SecretSlice",
+        "Vec",
+        "VecDeque",
+        "HashSet",
+        "BTreeSet",
+        "PathBuf",
+        "Url",
+        "bool",
+        "char",
+        "u8",
+        "u16",
+        "u32",
+        "u64",
+        "u128",
+        "usize",
+        "i8",
+        "i16",
+        "i32",
+        "i64",
+        "i128",
+        "isize",
+        "f32",
+        "f64",
+        "Duration",
+        "IpAddr",
+        "SocketAddr",
+    ];
+    SCALARS.iter().any(|s| seg.ident == s)
 }
 
 fn is_option(ty: &Type) -> bool {

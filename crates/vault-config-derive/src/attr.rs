@@ -27,10 +27,28 @@ pub const PATH_ENV: &str = "path_env";
 pub const TTL: &str = "ttl";
 pub const NO_ENV: &str = "no_env";
 pub const JSON: &str = "json";
+pub const PKI: &str = "pki";
+pub const COMMON_NAME: &str = "common_name";
+pub const ALT_NAMES: &str = "alt_names";
+pub const IP_SANS: &str = "ip_sans";
 
 /// What a field may say.
 pub const FIELD_KEYS: &[&str] = &[
-    PATH, PATH_ENV, KEY, ENV, NO_ENV, DEFAULT, VERSION, NESTED, DYNAMIC, TTL, JSON,
+    PATH,
+    PATH_ENV,
+    KEY,
+    ENV,
+    NO_ENV,
+    DEFAULT,
+    VERSION,
+    NESTED,
+    DYNAMIC,
+    TTL,
+    JSON,
+    PKI,
+    COMMON_NAME,
+    ALT_NAMES,
+    IP_SANS,
 ];
 /// What a struct may say.
 pub const STRUCT_KEYS: &[&str] = &[MOUNT, PREFIX, ENV_PREFIX, PATH, PATH_ENV, CRATE];

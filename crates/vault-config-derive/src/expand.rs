@@ -86,6 +86,7 @@ fn expand(input: &Input) -> TokenStream {
                         dynamic: false,
                         env_only: true,
                         json: #json,
+                        issue: ::core::option::Option::None,
                     });
                 });
                 if let Some(default) = &env_field.default {
@@ -112,6 +113,24 @@ fn expand(input: &Input) -> TokenStream {
                 let dynamic = src.dynamic;
                 let json = src.json;
                 let type_name = ty.to_token_stream().to_string().replace(' ', "");
+                let issue = match &src.issue {
+                    Some(issue) => {
+                        let common_name = &issue.common_name;
+                        let empty = LitStr::new("", common_name.span());
+                        let alt_names = issue.alt_names.as_ref().unwrap_or(&empty);
+                        let ip_sans = issue.ip_sans.as_ref().unwrap_or(&empty);
+                        // A compile error on the field's type unless it is an Identity.
+                        body.extend(quote_spanned! {ty.span()=>
+                            #krate::__private::pki_field::<#ty>();
+                        });
+                        quote!(::core::option::Option::Some(#krate::__private::IssueDecl {
+                            common_name: #common_name,
+                            alt_names: #alt_names,
+                            ip_sans: #ip_sans,
+                        }))
+                    }
+                    None => quote!(::core::option::Option::None),
+                };
                 body.extend(quote! {
                     __out.field(&__scope, #krate::__private::FieldDecl {
                         field: #field_name,
@@ -128,6 +147,7 @@ fn expand(input: &Input) -> TokenStream {
                         dynamic: #dynamic,
                         env_only: false,
                         json: #json,
+                        issue: #issue,
                     });
                 });
                 if let Some(default) = &src.default {

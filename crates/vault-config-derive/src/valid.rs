@@ -8,7 +8,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Ident, LitStr};
 
-use crate::ast::{EnvField, FieldArgs, Input, Kind, Source};
+use crate::ast::{EnvField, FieldArgs, Input, Issue, Kind, Source};
 use crate::ctxt::Ctxt;
 use crate::env_names;
 
@@ -91,6 +91,20 @@ pub fn field_kind(
     }
     if let Some(flag) = args.nested.take() {
         return nested(&flag, &args, optional, cx);
+    }
+    if let Some(pki) = args.pki.take() {
+        return issued(&pki, args, cx);
+    }
+    if let Some(stray) = [&args.common_name, &args.alt_names, &args.ip_sans]
+        .into_iter()
+        .flatten()
+        .next()
+    {
+        cx.error_spanned_by(
+            stray,
+            "common_name, alt_names and ip_sans ask a PKI role for a certificate: they go with pki = \"pki/issue/<role>\"",
+        );
+        return None;
     }
     let json = args.json.take();
     let names_vault = args.dynamic.is_some()
@@ -215,8 +229,9 @@ fn default_env(kind: Kind, ident: &Ident, env_prefix: Option<&LitStr>, cx: &Ctxt
     None
 }
 
-/// `key = "*"` takes every key of the secret: only a map can hold it, and it
-/// has no env fallback.
+/// `key = "*"` takes every key of the secret: a map, or a type that
+/// deserializes from one (a struct, a `tls::Identity`), never one value; and
+/// it has no env fallback.
 fn whole_secret(kind: Kind, map: bool, cx: &Ctxt) -> Option<Kind> {
     let Kind::Vault(src) = &kind else {
         return Some(kind);
@@ -227,7 +242,7 @@ fn whole_secret(kind: Kind, map: bool, cx: &Ctxt) -> Option<Kind> {
     if !map {
         cx.error_at(
             src.span,
-            "`key = \"*\"` reads every key of the secret: the field must be a map, e.g. HashMap<String, SecretString> or BTreeMap<String, String>",
+            "`key = \"*\"` reads every key of the secret: the field must be a map (HashMap<String, SecretString>, BTreeMap<String, String>) or a type that deserializes from one (a struct, vault_config::tls::Identity), not one value",
         );
         return None;
     }
@@ -274,6 +289,77 @@ fn nested(nested: &Ident, args: &FieldArgs, optional: bool, cx: &Ctxt) -> Option
         cx.error_spanned_by(nested, "a `nested` field cannot be an Option");
     }
     ok.then_some(Kind::Nested)
+}
+
+/// `#[vault(pki = "pki/issue/web", common_name = "...")]`: a certificate the
+/// role issues, the whole answer into the field (a `tls::Identity`, which
+/// the generated code checks); `ttl`, `alt_names` and `ip_sans` may go with
+/// it, nothing that names another source or a fallback.
+fn issued(pki: &LitStr, args: FieldArgs, cx: &Ctxt) -> Option<Kind> {
+    let conflicts = [
+        args.shorthand
+            .as_ref()
+            .map(|l| (l.span(), "a \"path#key\"")),
+        args.path.as_ref().map(|l| (l.span(), "path")),
+        args.key.as_ref().map(|l| (l.span(), "key")),
+        args.dynamic.as_ref().map(|l| (l.span(), "dynamic")),
+        args.env.as_ref().map(|l| (l.span(), "env")),
+        args.path_env.as_ref().map(|l| (l.span(), "path_env")),
+        args.version.map(|(_, s)| (s, "version")),
+        args.default.as_ref().map(|(n, _)| (n.span(), "default")),
+        args.json.as_ref().map(|j| (j.span(), "json")),
+    ];
+    let mut ok = true;
+    for (span, what) in conflicts.into_iter().flatten() {
+        ok = false;
+        cx.error_at(
+            span,
+            format!("`pki` fills the field with a certificate the role issues: drop {what} (a pki field takes common_name, alt_names, ip_sans and ttl)"),
+        );
+    }
+    let path = pki.value().trim_matches('/').to_owned();
+    if path.is_empty() {
+        cx.error_spanned_by(
+            pki,
+            "the PKI issue path is empty: write pki = \"pki/issue/<role>\"",
+        );
+        return None;
+    }
+    if let Some(msg) = bad_segment("path", &path) {
+        cx.error_spanned_by(pki, msg);
+        return None;
+    }
+    let Some(common_name) = args.common_name else {
+        cx.error_spanned_by(
+            pki,
+            "missing `common_name`: the name the certificate is issued for, e.g. common_name = \"gateway.internal\" (the role must allow it)",
+        );
+        return None;
+    };
+    if common_name.value().trim().is_empty() {
+        cx.error_spanned_by(&common_name, "the common name is empty");
+        return None;
+    }
+    ok.then(|| {
+        Kind::Vault(Box::new(Source {
+            path,
+            key: "*".to_owned(),
+            span: pki.span(),
+            key_span: pki.span(),
+            env: None,
+            path_env: None,
+            ttl: args.ttl,
+            default: None,
+            version: None,
+            dynamic: false,
+            json: false,
+            issue: Some(Issue {
+                common_name,
+                alt_names: args.alt_names,
+                ip_sans: args.ip_sans,
+            }),
+        }))
+    })
 }
 
 /// `#[vault(dynamic = "...", key = "...")]`: the engine path is whole, so no
@@ -327,6 +413,7 @@ fn dynamic(dynamic: &LitStr, args: FieldArgs, optional: bool, cx: &Ctxt) -> Opti
             version: None,
             dynamic: true,
             json: false,
+            issue: None,
         }))
     })
 }
@@ -443,6 +530,7 @@ fn vault(
         version: args.version.map(|(v, _)| v),
         dynamic: false,
         json: false,
+        issue: None,
     })))
 }
 
@@ -486,7 +574,9 @@ pub fn across_fields(input: &Input, cx: &Ctxt) {
     }
     // The same key of the same secret: a pinned version or a leased path is
     // another read, not a duplicate.
-    let mut seen: HashMap<(String, String, Option<u64>, bool), &syn::Ident> = HashMap::new();
+    // Two certificates of one role for different names are two reads.
+    type Id = (String, String, Option<u64>, bool, Option<String>);
+    let mut seen: HashMap<Id, &syn::Ident> = HashMap::new();
     for field in &input.fields {
         if let Kind::Vault(src) = &field.kind {
             let id = (
@@ -494,6 +584,7 @@ pub fn across_fields(input: &Input, cx: &Ctxt) {
                 src.key.clone(),
                 src.version,
                 src.dynamic,
+                src.issue.as_ref().map(|i| i.common_name.value()),
             );
             if let Some(first) = seen.get(&id) {
                 cx.error_at(
@@ -536,19 +627,25 @@ mod tests {
                         if e.default.is_some() { " default" } else { "" },
                         if e.json { " json" } else { "" },
                     ),
-                    Kind::Vault(s) => format!(
-                        "{}#{}{}{}{}{}{}",
-                        s.path,
-                        s.key,
-                        s.version.map(|v| format!(" v{v}")).unwrap_or_default(),
-                        if s.dynamic { " dynamic" } else { "" },
-                        s.env
+                    Kind::Vault(s) => {
+                        format!(
+                            "{}#{}{}{}{}{}{}",
+                            s.path,
+                            s.key,
+                            s.version.map(|v| format!(" v{v}")).unwrap_or_default(),
+                            if s.dynamic { " dynamic" } else { "" },
+                            s.env
+                                .as_ref()
+                                .map(|e| format!(" env={}", e.value()))
+                                .unwrap_or_default(),
+                            if s.default.is_some() { " default" } else { "" },
+                            if s.json { " json" } else { "" },
+                        ) + &s
+                            .issue
                             .as_ref()
-                            .map(|e| format!(" env={}", e.value()))
-                            .unwrap_or_default(),
-                        if s.default.is_some() { " default" } else { "" },
-                        if s.json { " json" } else { "" },
-                    ),
+                            .map(|i| format!(" pki cn={}", i.common_name.value()))
+                            .unwrap_or_default()
+                    }
                 };
                 format!("{}: {kind}", f.key)
             })
@@ -914,6 +1011,82 @@ mod tests {
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(errs[0].contains("must be a map"), "{errs:?}");
         assert!(errs[1].contains("no env fallback"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_whole_secret_fills_a_struct_or_an_identity_too() {
+        assert!(errors(parse_quote! {
+            struct S {
+                #[vault(path = "tls/gateway", key = "*")]
+                identity: vault_config::tls::Identity,
+                #[vault(path = "tls/admin", key = "*")]
+                admin: Option<Identity>,
+            }
+        })
+        .is_empty());
+        for ty in [
+            quote::quote!(String),
+            quote::quote!(SecretString),
+            quote::quote!(Option<u16>),
+        ] {
+            let input: DeriveInput = syn::parse2(quote::quote! {
+                struct S {
+                    #[vault(path = "app", key = "*")]
+                    x: #ty,
+                }
+            })
+            .unwrap();
+            let errs = errors(input);
+            assert!(
+                errs.len() == 1 && errs[0].contains("must be a map"),
+                "{errs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_pki_field_names_its_role_and_common_name() {
+        let (fields, errs) = run(parse_quote! {
+            struct S {
+                #[vault(pki = "/pki/issue/web/", common_name = "gateway.internal", ttl = "24h", alt_names = "a,b", ip_sans = "127.0.0.1")]
+                tls: Identity,
+                #[vault(pki = "pki/issue/web", common_name = "admin.internal")]
+                admin: Option<Identity>,
+            }
+        });
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(
+            fields,
+            [
+                "tls: pki/issue/web#* pki cn=gateway.internal",
+                "admin: pki/issue/web#* pki cn=admin.internal"
+            ]
+        );
+        let errs = errors(parse_quote! {
+            struct S {
+                #[vault(pki = "pki/issue/web")]
+                a: Identity,
+                #[vault(pki = "pki/issue/web", common_name = "x", key = "certificate", env = "TLS")]
+                b: Identity,
+                #[vault(path = "tls", key = "*", common_name = "x")]
+                c: Identity,
+                #[vault(pki = "", common_name = "x")]
+                d: Identity,
+                #[vault(pki = "pki/issue/web", common_name = "x")]
+                e: Identity,
+                #[vault(pki = "pki/issue/web", common_name = "x")]
+                f: Identity,
+            }
+        });
+        assert_eq!(errs.len(), 6, "{errs:?}");
+        assert!(errs[0].starts_with("missing `common_name`"), "{errs:?}");
+        assert!(
+            errs[1].contains("drop key") && errs[2].contains("drop env"),
+            "{errs:?}"
+        );
+        assert!(errs[3].contains("go with pki"), "{errs:?}");
+        assert!(errs[4].contains("PKI issue path is empty"), "{errs:?}");
+        assert!(errs[5].contains("already mapped to field `e`"), "{errs:?}");
     }
 
     #[test]

@@ -243,6 +243,7 @@ mod engines;
 mod error;
 mod load;
 pub mod telemetry;
+pub mod tls;
 pub mod watch;
 
 pub use client::{auth, env};
@@ -287,7 +288,19 @@ pub use secrecy::{ExposeSecret, SecretBox, SecretString};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::config::VaultConfig;
-    pub use crate::describe::spec::{Description, FieldDecl, Scope};
+    pub use crate::describe::spec::{Description, FieldDecl, IssueDecl, Scope};
+
+    /// The types a `#[vault(pki = ...)]` field may have.
+    #[diagnostic::on_unimplemented(
+        message = "a `#[vault(pki = ...)]` field must be a `vault_config::tls::Identity`, not `{Self}`",
+        label = "a certificate a PKI role issues fills a `tls::Identity` (or an `Option` of one)"
+    )]
+    pub trait PkiField {}
+    impl PkiField for crate::tls::Identity {}
+    impl PkiField for ::core::option::Option<crate::tls::Identity> {}
+
+    /// Compiles only for a type a `pki` field may have.
+    pub fn pki_field<T: PkiField>() {}
 }
 
 #[doc = include_str!("../../../README.md")]

@@ -29,6 +29,7 @@
 //! | `vault_config_token_renewal_failures_total` | counter | | token renewals that failed (retried with backoff, or replaced by a login) |
 //! | `vault_config_logins_total` | counter | `outcome` | logins: `ok`, `failed`, `refused` |
 //! | `vault_config_lease_expiry_timestamp_seconds` | gauge | (`path`) | when the soonest lease (or each path's) expires |
+//! | `vault_config_certificate_expiry_timestamp_seconds` | gauge | `field` | when each TLS identity in the config in force expires |
 //! | `vault_config_lease_renewals_total` | counter | | lease renewals |
 //! | `vault_config_lease_renewal_failures_total` | counter | | lease renewals that failed (retried with backoff, or replaced by new credentials) |
 //! | `vault_config_lease_replacements_total` | counter | | leases replaced by new credentials |
@@ -39,6 +40,8 @@
 //! time() - vault_config_last_success_timestamp_seconds > 90
 //! # alert when a lease expires within 5 minutes
 //! vault_config_lease_expiry_timestamp_seconds - time() < 300
+//! # alert when a TLS certificate expires within 7 days
+//! vault_config_certificate_expiry_timestamp_seconds - time() < 7 * 86400
 //! ```
 
 use std::time::Duration;
@@ -216,6 +219,18 @@ impl Telemetry {
         }
         #[cfg(not(feature = "metrics"))]
         let _ = leases;
+    }
+}
+
+impl Telemetry {
+    /// When each TLS identity in force expires, by field.
+    pub(crate) fn certificate_expiries(&self, certificates: &[(String, u64)]) {
+        #[cfg(feature = "metrics")]
+        for (field, at) in certificates {
+            metrics::gauge!("vault_config_certificate_expiry_timestamp_seconds", "client" => self.name.clone(), "field" => field.clone()).set(*at as f64);
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = certificates;
     }
 }
 

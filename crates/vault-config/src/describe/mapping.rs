@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::base::env_names;
+use crate::engines::pki::CertificateRequest;
 use crate::error::{Error, Result};
 
 /// One configuration key filled from one key of one Vault secret, with an
@@ -30,6 +31,8 @@ pub struct Mapping {
     path_env: Option<String>,
     ttl: Option<Duration>,
     dynamic: bool,
+    /// For a certificate a PKI role issues: what it is asked for.
+    issue: Option<CertificateRequest>,
     json: bool,
     /// Where the `vault://` reference this mapping stands for was written
     /// (`db.url in TOML file app.toml`), for a mapping `refs_from` added.
@@ -77,6 +80,7 @@ impl Mapping {
             path_env: None,
             ttl: None,
             dynamic: false,
+            issue: None,
             json: false,
             referenced_by: None,
         })
@@ -93,6 +97,42 @@ impl Mapping {
         let mut m = Self::from_parts(key, path, secret_key)?;
         m.dynamic = true;
         Ok(m)
+    }
+
+    /// Maps `key` to a certificate and private key the PKI role at `path`
+    /// (`pki/issue/web`) issues for `request`: the whole answer
+    /// (`certificate`, `private_key`, `ca_chain`, ...), which a
+    /// [`tls::Identity`](crate::tls::Identity) deserializes from. Issued at
+    /// each load; a [`Watcher`](crate::Watcher) issues again before two
+    /// thirds of the certificate's validity have passed and publishes the new
+    /// one. No env fallback.
+    ///
+    /// ```
+    /// use vault_config::{tls::CertificateRequest, Mapping};
+    /// let m = Mapping::pki("tls", "pki/issue/web", CertificateRequest::new("gateway.internal"))?;
+    /// assert_eq!(m.certificate_request().map(|r| r.common_name()), Some("gateway.internal"));
+    /// assert!(m.is_whole_secret());
+    /// # Ok::<(), vault_config::Error>(())
+    /// ```
+    pub fn pki(
+        key: impl Into<String>,
+        path: impl Into<String>,
+        request: CertificateRequest,
+    ) -> Result<Self> {
+        let mut m = Self::from_parts(key, path, WHOLE_SECRET)?;
+        if request.common_name().trim().is_empty() {
+            return Err(Error::Mapping {
+                mapping: format!("{} <- {}", m.key, m.path),
+                reason: "the certificate request has an empty common name: give the name the role issues for, e.g. CertificateRequest::new(\"gateway.internal\")".to_owned(),
+            });
+        }
+        m.issue = Some(request);
+        Ok(m.no_env())
+    }
+
+    /// For a [`pki`](Self::pki) mapping: what the role is asked for.
+    pub fn certificate_request(&self) -> Option<&CertificateRequest> {
+        self.issue.as_ref()
     }
 
     /// For a [`dynamic`](Self::dynamic) mapping: asks for leases of `ttl`

@@ -1,8 +1,9 @@
 //! The description layer: what a service asks for, as pure data. A
 //! [`Mapping`](crate::Mapping) (one configuration key ← one Vault `path#key`
 //! with its env fallback), the derive's field specs, and what a table of them
-//! implies (the Vault policy, `.env.example`). Uses only the base layer and
-//! the error type: never the client, so a description can be built, checked
+//! implies (the Vault policy, `.env.example`). Uses only the base layer, the
+//! error type and one plain data type of the engines (a PKI
+//! [`CertificateRequest`](crate::tls::CertificateRequest)): never the client, so a description can be built, checked
 //! and rendered without Vault.
 //!
 //! | module | what it holds |

@@ -28,7 +28,8 @@ pub use crate::describe::spec::FieldSpec;
 /// paths in `specs`: `<mount>/data/<path>` and `<mount>/metadata/<path>` on KV v2
 /// (the watcher reads metadata), `<mount>/<path>` on KV v1; a dynamic path
 /// itself, plus `update` on `sys/leases/renew/<path>/*` and
-/// `sys/leases/revoke/<path>/*`: its own leases only.
+/// `sys/leases/revoke/<path>/*`: its own leases only; `update` on a PKI
+/// role's issue path (`pki/issue/web`: issuing is a write).
 ///
 /// `default_mount` stands for specs without a mount of their own; `kv_version`
 /// says each mount's KV version.
@@ -45,7 +46,11 @@ pub fn render_policy(
         .map(|s| Grant {
             mount: s.mount_or(default_mount),
             path: &s.path,
-            dynamic: s.dynamic,
+            kind: match (s.dynamic, &s.issue) {
+                (_, Some(_)) => GrantKind::Issue,
+                (true, None) => GrantKind::Leased,
+                (false, None) => GrantKind::Kv,
+            },
         })
         .collect();
     render(title, &grants, &moved_paths(specs), kv_version)
@@ -79,7 +84,11 @@ pub fn render_policy_for_mappings(
         .map(|m| Grant {
             mount: m.mount_override().unwrap_or(default_mount),
             path: m.path(),
-            dynamic: m.is_dynamic(),
+            kind: match (m.is_dynamic(), m.certificate_request()) {
+                (_, Some(_)) => GrantKind::Issue,
+                (true, None) => GrantKind::Leased,
+                (false, None) => GrantKind::Kv,
+            },
         })
         .collect();
     let moved = mappings
@@ -89,11 +98,19 @@ pub fn render_policy_for_mappings(
     render(title, &grants, &moved, kv_version)
 }
 
-/// One path a policy grants: a KV secret on `mount`, or a leased path as is.
+/// One path a policy grants: a KV secret on `mount`, or a leased or PKI
+/// issue path as is.
 struct Grant<'a> {
     mount: &'a str,
     path: &'a str,
-    dynamic: bool,
+    kind: GrantKind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GrantKind {
+    Kv,
+    Leased,
+    Issue,
 }
 
 /// The policy for `grants`; `moved`: each `path_env` variable with the path
@@ -106,11 +123,19 @@ fn render(
 ) -> String {
     let mut paths = BTreeSet::new();
     let mut leased = BTreeSet::new();
+    let mut issued = BTreeSet::new();
     for g in grants {
-        if g.dynamic {
-            paths.insert(g.path.to_owned());
-            leased.insert(g.path.to_owned());
-            continue;
+        match g.kind {
+            GrantKind::Leased => {
+                paths.insert(g.path.to_owned());
+                leased.insert(g.path.to_owned());
+                continue;
+            }
+            GrantKind::Issue => {
+                issued.insert(g.path.to_owned());
+                continue;
+            }
+            GrantKind::Kv => {}
         }
         let (mount, path) = (g.mount, g.path);
         match kv_version(mount) {
@@ -136,6 +161,13 @@ fn render(
     }
     for p in paths {
         let _ = write!(out, "\npath \"{p}\" {{\n  capabilities = [\"read\"]\n}}\n");
+    }
+    // Issuing a certificate is a write to the role's issue path.
+    for p in issued {
+        let _ = write!(
+            out,
+            "\npath \"{p}\" {{\n  capabilities = [\"update\"]\n}}\n"
+        );
     }
     // Renew and revoke only the leases of these paths (the client names the
     // lease in the URL, so the policy can scope it), never any lease it learns of.
@@ -293,6 +325,49 @@ mod tests {
         assert!(hcl.contains("path \"secret/metadata/database\""), "{hcl}");
         assert!(hcl.contains("path \"legacy/old\""), "{hcl}");
         assert!(!hcl.contains("legacy/data"), "{hcl}");
+    }
+
+    #[test]
+    fn a_pki_field_is_granted_update_on_its_issue_path_and_no_env() {
+        let mut d = Description::default();
+        let root = Scope::default().with_attrs(Some("kv"), Some("team"), Some("APP_"));
+        d.field(
+            &root,
+            FieldDecl {
+                ttl_secs: Some(86_400),
+                issue: Some(crate::describe::spec::IssueDecl {
+                    common_name: "gateway.internal",
+                    alt_names: "gateway, gw.internal",
+                    ip_sans: "",
+                }),
+                type_name: "Identity",
+                ..decl("tls", "pki/issue/web", "*")
+            },
+        );
+        let spec = &d.specs[0];
+        assert_eq!(
+            (spec.path.as_str(), spec.mount.as_deref()),
+            ("pki/issue/web", None)
+        );
+        assert_eq!(spec.env_var, "", "no env fallback");
+        assert_eq!(spec.location("secret"), "pki/issue/web");
+        let request = spec.issue.as_ref().unwrap();
+        assert_eq!(request.alt_name_list(), ["gateway", "gw.internal"]);
+        assert!(request.ip_san_list().is_empty());
+        assert_eq!(
+            request.requested_ttl(),
+            Some(std::time::Duration::from_secs(86_400))
+        );
+        let m = spec.mapping().unwrap();
+        assert_eq!(m.certificate_request(), Some(request));
+        let hcl = render_policy("T", &d.specs, "secret", &|_| KvVersion::V2);
+        assert!(
+            hcl.contains("path \"pki/issue/web\" {\n  capabilities = [\"update\"]\n}"),
+            "{hcl}"
+        );
+        assert_eq!(hcl.matches("path \"").count(), 1, "{hcl}");
+        let example = render_env_example("T", &d.specs, "secret", "VAULT_ENABLED");
+        assert!(!example.contains("TLS"), "{example}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::base::tree;
 use crate::describe::layer::Layer;
 
 use crate::describe::mapping::{default_env_var, Mapping, WHOLE_SECRET};
+use crate::engines::pki::CertificateRequest;
 use crate::error::{Error, Result};
 
 /// One field of a `VaultConfig` struct mapped to a Vault `path#key`.
@@ -42,6 +43,10 @@ pub struct FieldSpec {
     /// True when `path` is a secrets engine path that leases credentials
     /// (`database/creds/app`), read as is, with no mount or prefix.
     pub dynamic: bool,
+    /// For `#[vault(pki = "pki/issue/web", common_name = "...")]`: what the
+    /// PKI role at `path` is asked for (`secret_key` is `*`: the whole
+    /// answer).
+    pub issue: Option<CertificateRequest>,
     /// True for an env-only field (`#[vault(env = "PORT")]` with no path or
     /// key): read from `env_var` at load, never from Vault; `path` and
     /// `secret_key` are empty and no policy grants anything for it.
@@ -82,6 +87,9 @@ impl FieldSpec {
         if self.env_only {
             return String::new();
         }
+        if self.issue.is_some() {
+            return self.path.clone();
+        }
         if self.dynamic {
             return format!("{}#{}", self.path, self.secret_key);
         }
@@ -101,6 +109,9 @@ impl FieldSpec {
                 mapping: format!("{} <- ${}", self.key, self.env_var),
                 reason: "an env-only field reads no Vault key".to_owned(),
             });
+        }
+        if let Some(request) = &self.issue {
+            return Mapping::pki(&self.key, &self.path, request.clone());
         }
         let mut m = if self.dynamic {
             Mapping::dynamic(&self.key, &self.path, &self.secret_key)?
@@ -155,6 +166,38 @@ pub struct FieldDecl {
     pub env_only: bool,
     /// Parse a string value as JSON.
     pub json: bool,
+    /// `#[vault(pki = "...", common_name = "...")]`: `path` is the PKI
+    /// role's issue path, `ttl_secs` the validity asked for.
+    pub issue: Option<IssueDecl>,
+}
+
+/// What a `pki` field asks its role for, as the derive writes it.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct IssueDecl {
+    pub common_name: &'static str,
+    /// Comma-separated, as Vault takes them (`""`: none).
+    pub alt_names: &'static str,
+    /// Comma-separated, as Vault takes them (`""`: none).
+    pub ip_sans: &'static str,
+}
+
+impl IssueDecl {
+    fn request(&self, ttl_secs: Option<u64>) -> CertificateRequest {
+        let list = |s: &'static str| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .collect::<Vec<_>>()
+        };
+        let mut r = CertificateRequest::new(self.common_name)
+            .alt_names(list(self.alt_names))
+            .ip_sans(list(self.ip_sans));
+        if let Some(secs) = ttl_secs {
+            r = r.ttl(std::time::Duration::from_secs(secs));
+        }
+        r
+    }
 }
 
 /// Where a struct sits: its field/key path and the mount, path prefix and env
@@ -225,7 +268,9 @@ impl Description {
         let path = match &scope.path_prefix {
             // An env-only field has no path for a prefix to go before.
             _ if d.env_only => String::new(),
-            Some(prefix) if !d.dynamic => format!("{prefix}/{}", d.path.trim_matches('/')),
+            Some(prefix) if !d.dynamic && d.issue.is_none() => {
+                format!("{prefix}/{}", d.path.trim_matches('/'))
+            }
             _ => d.path.trim_matches('/').to_owned(),
         };
         let env_var = match d.env {
@@ -237,7 +282,7 @@ impl Description {
         self.specs.push(FieldSpec {
             field: format!("{}{}", scope.field_prefix, d.field),
             key: scope.key(d.key),
-            mount: if d.dynamic || d.env_only {
+            mount: if d.dynamic || d.env_only || d.issue.is_some() {
                 None
             } else {
                 scope.mount.clone()
@@ -255,6 +300,7 @@ impl Description {
             env_only: d.env_only,
             json: d.json,
             env_default: None,
+            issue: d.issue.map(|i| i.request(d.ttl_secs)),
         });
     }
 
@@ -344,6 +390,7 @@ pub(crate) mod tests {
             dynamic: false,
             env_only: false,
             json: false,
+            issue: None,
         }
     }
 

@@ -191,6 +191,13 @@ impl KvSecret {
         Ok(secret)
     }
 
+    /// Parses a PKI `issue` answer: its `data` (certificate, key, CA chain,
+    /// serial, expiration), with no lease (a role's `generate_lease` lease is
+    /// not tracked: the certificate is issued again before it expires).
+    pub(crate) fn from_issued(api_path: &str, body: Value) -> Result<Self> {
+        Self::from_v1("", api_path, api_path, body)
+    }
+
     /// For a static role's credentials (`database/static-creds/app`): when
     /// Vault rotates the password next.
     pub fn rotation(&self) -> Option<&Rotation> {

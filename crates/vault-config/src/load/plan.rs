@@ -13,6 +13,7 @@ use crate::client::VaultClient;
 use crate::describe::mapping::Mapping;
 use crate::describe::reference::Reference;
 use crate::describe::spec::Description;
+use crate::engines::pki::CertificateRequest;
 use crate::engines::sys::mount_holding;
 use crate::error::{Error, Result};
 
@@ -32,13 +33,19 @@ pub(crate) enum Read {
         path: String,
         ttl: Option<std::time::Duration>,
     },
+    /// A certificate a PKI role issues (`pki/issue/web`): every read is a
+    /// new certificate and key, so the cache never serves one.
+    Issued {
+        path: String,
+        request: CertificateRequest,
+    },
 }
 
 impl Read {
     /// The secret's path (inside its mount, for a KV read).
     pub(crate) fn path(&self) -> &str {
         match self {
-            Read::Kv { path, .. } | Read::Leased { path, .. } => path,
+            Read::Kv { path, .. } | Read::Leased { path, .. } | Read::Issued { path, .. } => path,
         }
     }
 }
@@ -48,7 +55,7 @@ impl fmt::Display for Read {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Read::Kv { mount, path, .. } => write!(f, "{mount}/{path}"),
-            Read::Leased { path, .. } => f.write_str(path),
+            Read::Leased { path, .. } | Read::Issued { path, .. } => f.write_str(path),
         }
     }
 }
@@ -124,7 +131,12 @@ impl Plan {
                 Some((path, var)) => (path, Some(var)),
                 None => (m.path().to_owned(), None),
             };
-            let read = if m.is_dynamic() {
+            let read = if let Some(request) = m.certificate_request() {
+                Read::Issued {
+                    path,
+                    request: request.clone(),
+                }
+            } else if m.is_dynamic() {
                 // One read per leased path, whatever TTLs the mappings ask for:
                 // they must agree.
                 let ttl = lease_ttl(&mappings, m, &path)?;
@@ -260,7 +272,7 @@ impl Plan {
                     path: path.clone(),
                     ttl: None,
                 }),
-            Read::Leased { .. } => None,
+            Read::Leased { .. } | Read::Issued { .. } => None,
         };
         let mut reads = self.reads.clone();
         let mut repoint = |slot: &mut usize| {
@@ -269,7 +281,7 @@ impl Plan {
                 // dynamic field's, whatever TTL it asks for): one lease per path.
                 let same_path = |r: &Read| match r {
                     Read::Leased { path, .. } => path == read.path(),
-                    Read::Kv { .. } => false,
+                    Read::Kv { .. } | Read::Issued { .. } => false,
                 };
                 *slot = match reads.iter().position(same_path) {
                     Some(at) => at,

@@ -403,7 +403,8 @@ fn leases_of(found: &[Found]) -> Vec<String> {
         .collect()
 }
 
-/// Reads one secret past the cache (refreshing it): a new lease for leased credentials.
+/// Reads one secret past the cache (refreshing it): a new lease for leased
+/// credentials, a new certificate for a PKI role.
 pub(crate) async fn read_one(client: &VaultClient, read: &Read) -> Result<Found> {
     match read {
         Read::Leased { path, ttl } => {
@@ -423,6 +424,10 @@ pub(crate) async fn read_one(client: &VaultClient, read: &Read) -> Result<Found>
                 secret: Some(Arc::new(secret)),
             })
         }
+        Read::Issued { path, request } => Ok(Found {
+            kv: None,
+            secret: Some(Arc::new(client.issue_certificate(path, request).await?)),
+        }),
         Read::Kv {
             mount,
             path,

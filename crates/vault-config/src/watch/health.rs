@@ -58,6 +58,10 @@ pub struct Health {
     pub leases: BTreeMap<String, LeaseHealth>,
     /// The static roles' rotations, by path (`database/static-creds/app`).
     pub rotations: BTreeMap<String, RotationHealth>,
+    /// The TLS identities in the config in force (every value shaped as a
+    /// [`tls::Identity`](crate::tls::Identity): a `certificate` and a
+    /// `private_key`), by field name: serial and expiry, never key material.
+    pub certificates: BTreeMap<String, CertificateHealth>,
     /// KV v2 paths whose metadata the token may not read: each poll reads
     /// their data instead (a whole secret per path and poll, not one small
     /// metadata read). Grant `read` on `<mount>/metadata/<path>` to fix it.
@@ -81,6 +85,26 @@ pub struct RotationHealth {
     /// Vault's `ALTER ROLE`, say): the watcher reads the role again with
     /// backoff (1 s doubling, at most 30 s) and keeps the password in force.
     pub overdue: bool,
+}
+
+/// One TLS identity in the config in force: its leaf certificate's serial
+/// and validity. Its private key is never shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct CertificateHealth {
+    /// The serial number, as Vault shows it (`3a:0f:...`).
+    pub serial: String,
+    /// The subject's common name, if it has one.
+    pub common_name: Option<String>,
+    /// When it became valid, in seconds since the Unix epoch.
+    pub not_before: u64,
+    /// When it expires, in seconds since the Unix epoch. Past it, TLS
+    /// clients refuse the service: alert well before (see the README).
+    pub expires_at: u64,
+    /// For a certificate a PKI role issued: when the watcher has it issued
+    /// again (two thirds of its validity after it was received). `None` for
+    /// one from KV, which whoever writes KV replaces.
+    pub reissue_at: Option<u64>,
 }
 
 /// One lease a watcher holds. Its credentials are never shown.

@@ -123,8 +123,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         self.leases.clear();
     }
 
-    /// When a lease needs renewing or replacing or a revocation is due, if
-    /// ever: now for a lease made under a token the client replaced.
+    /// When a lease needs renewing or replacing, a revocation, a static
+    /// role's read or a certificate's issue is due, if ever: now for a lease
+    /// made under a token the client replaced.
     pub(super) fn lease_due_at(&self, now: Instant) -> Option<Instant> {
         let generation = self.client.token_generation();
         self.leases
@@ -141,6 +142,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             })
             .chain(self.revocations.iter().map(|(_, at)| *at))
             .chain(self.rotations.values().map(|c| c.due))
+            .chain(self.reissues.values().map(|r| r.due))
             .min()
     }
 

@@ -17,6 +17,8 @@
 //! good config stays, [`Watcher::health`] says why, and polls back off.
 //! Leases on dynamic credentials are renewed at two thirds of their duration,
 //! and replaced before they expire when they can no longer be extended.
+//! Certificates a PKI role issues are issued again once two thirds of their
+//! validity have passed.
 //!
 //! Watchers made with one client (or clones of it) share these reads: over
 //! the same paths, N watchers cost each interval the requests of one, and a
@@ -40,13 +42,15 @@
 //!
 //! `options` ([`WatchOptions`]), `backoff` (clocks), `state` (the task and
 //! its loop), `work` (a poll's work), `changes` (change detection), `leases`
-//! (leases and static roles), `publish` (making and publishing a config),
+//! (leases and static roles), `certificates` (PKI certificates issued again
+//! before they expire, identities in health), `publish` (making and publishing a config),
 //! `values` (sources and value hashes), `hub` and `lease_pool` (what the
 //! watchers of one client share), [`health`]. The watch layer uses every
 //! layer below it (client, engines, load, describe); nothing but `config`
 //! uses it.
 
 mod backoff;
+mod certificates;
 mod changes;
 pub mod health;
 mod hub;

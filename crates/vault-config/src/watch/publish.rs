@@ -34,6 +34,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             .count(Count::LeaseReplacement, replaced.len() as u64);
         self.snapshot = candidate;
         self.bookkeep();
+        self.record_certificates(&provider);
         // A grace too long for an `Instant` means never: the lease just expires.
         if let Some(at) = self
             .options
@@ -118,6 +119,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
     pub(super) fn bookkeep(&mut self) {
         self.track_leases();
         self.track_rotations();
+        self.track_reissues();
         self.record_leases();
         let versions = self.snapshot.versions(&self.plan);
         self.update_health(|h| h.versions = versions);

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
 
 use super::backoff::{after, Backoff, RotationClock};
+use super::certificates::Reissue;
 use super::changes::Changes;
 use super::health::Health;
 use super::hub::{Hub, Subscription};
@@ -69,6 +70,9 @@ pub(super) struct State<T> {
     /// The static roles of the published config, by read index: when to read
     /// them again (just after Vault's next rotation), and that rotation.
     pub(super) rotations: HashMap<usize, RotationClock>,
+    /// The certificates PKI roles issued for the published config, by read
+    /// index: when to have each issued again.
+    pub(super) reissues: HashMap<usize, Reissue>,
     /// Backoffs: polls, token renewal, lease work.
     pub(super) polls: Backoff,
     /// The failure now in health came from a chore (a renewal between polls).
@@ -145,6 +149,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             leases: HashMap::new(),
             revocations: Vec::new(),
             rotations: HashMap::new(),
+            reissues: HashMap::new(),
             polls: Backoff::default(),
             chore_failed: false,
             token: Backoff::default(),
@@ -156,6 +161,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             _config: std::marker::PhantomData,
         };
         state.bookkeep();
+        state.record_certificates(&provider);
         let shown = state.shown_sources();
         state.update_health(|h| h.sources = shown);
         let connected = state.snapshot.is_from_vault();

@@ -101,6 +101,12 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 .filter(|(i, clock)| (kv || clock.due <= now) && !changed.contains(*i))
                 .map(|(i, _)| *i),
         );
+        // Certificates two thirds through: issued again.
+        let due: Vec<usize> = self
+            .reissues_due(now)
+            .filter(|i| !changed.contains(i) && !rereads.contains(i))
+            .collect();
+        rereads.extend(due);
         let rereading = !rereads.is_empty();
         changed.extend(rereads);
         // Whether a due lease was neither renewed nor replaced: lease work
