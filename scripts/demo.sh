@@ -2,13 +2,16 @@
 # The main job, on a fresh machine: installs OpenBao if needed, starts a local
 # dev server, writes sample secrets shaped like agenticverz/database and
 # agenticverz/app-prod, and loads them through vault-config.
-# Usage: bash scripts/demo.sh [demo|derive|rotation|dynamic|aion|health]
+# Usage: bash scripts/demo.sh [demo|derive|rotation|dynamic|aion|health|tls]
 #   demo: the provider; derive: #[derive(VaultConfig)]; rotation: hot reload, with a
 #   secret rotated by `bao kv put` while the example runs.
 #   dynamic: PostgreSQL credentials leased from the database engine, swapped in a pool.
 #   aion: the AION-OS layout, with secret paths chosen by AION_*_SECRET_PATH at deploy time.
 #   health: a service serving /api/v1/health and /metrics; curls both through a
 #   rotation and an outage (HEALTH_PORT, default 18280).
+#   tls: an HTTPS server whose certificate Vault's PKI engine issues (12 s at most
+#   here) and issues again while it runs; curl shows the serial change (TLS_PORT,
+#   default 18443).
 set -euo pipefail
 example="${1:-demo}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,6 +23,7 @@ target="$example"
 [ "$example" = aion ] && target=aion_service
 features=()
 [ "$example" = health ] && target=health_server && features=(--features metrics)
+[ "$example" = tls ] && target=tls_server && features=(--features rustls)
 echo "demo: building crates/vault-config/examples/$target.rs (the first build takes a minute or two)"
 cargo build --example "$target" ${features[@]+"${features[@]}"}
 port="${DEMO_PORT:-18200}"
@@ -129,6 +133,34 @@ elif [ "$example" = health ]; then
   sleep 2
   show "during the outage: vault_connected false, polls fail as unavailable, the service keeps its config"
   kill "$service"; wait "$service" 2>/dev/null || true
+elif [ "$example" = tls ]; then
+  command -v curl >/dev/null || { echo "demo: tls needs curl (apt-get install curl)" >&2; exit 1; }
+  tport="${TLS_PORT:-18443}"
+  if busy "$tport"; then
+    echo "demo: port $tport on 127.0.0.1 is in use; choose another with TLS_PORT=<port>" >&2
+    exit 1
+  fi
+  # A PKI engine with a root CA made here, and a role issuing for localhost
+  # for 12 s at most, so the server has to get new certificates as it runs.
+  HOME="$home" "$bin" secrets enable pki >/dev/null
+  HOME="$home" "$bin" secrets tune -max-lease-ttl=87600h pki >/dev/null
+  HOME="$home" "$bin" write -field=certificate pki/root/generate/internal \
+    common_name="vault-config demo CA" ttl=87600h >"$home/ca.pem"
+  HOME="$home" "$bin" write pki/roles/web allowed_domains=localhost allow_bare_domains=true \
+    allow_localhost=true allow_ip_sans=true max_ttl=12s >/dev/null
+  echo "demo: PKI role pki/roles/web issues certificates for localhost, valid 12 s"
+  TLS_ADDR="127.0.0.1:$tport" EXIT_AFTER_RELOADS=2 cargo run --quiet --example tls_server --features rustls &
+  service=$!
+  trap 'kill "$service" 2>/dev/null || true; kill "$server" 2>/dev/null || true; rm -rf "$home"' EXIT
+  for _ in $(seq 1 100); do busy "$tport" && break; kill -0 "$service" 2>/dev/null || exit 1; sleep 0.1; done
+  for round in 1 2 3; do
+    echo "--- request $round"
+    echo "\$ curl --cacert ca.pem https://localhost:$tport/"
+    curl -sS --cacert "$home/ca.pem" -v "https://localhost:$tport/" 2>&1 |
+      grep -E '^\* +(subject|expire date):|serial' || true
+    [ "$round" = 3 ] || sleep 9
+  done
+  wait "$service" || true
 elif [ "$example" = rotation ]; then
   WATCH_INTERVAL_SECS=1 EXIT_AFTER_RELOADS=1 cargo run --quiet --example rotation &
   service=$!

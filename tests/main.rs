@@ -18,5 +18,6 @@ mod provider;
 mod refs;
 mod reliability;
 mod telemetry;
+mod tls;
 mod transport;
 mod watch;

@@ -19,6 +19,10 @@ struct Config {
     listen_port: u16,
     #[vault(env = "FEATURE_FLAGS", json)]
     flags: ::std::option::Option<::std::collections::BTreeMap<::std::string::String, bool>>,
+    #[vault(pki = "pki/issue/web", common_name = "gateway.internal", ttl = "1h", ip_sans = "127.0.0.1")]
+    tls: ::std::option::Option<::vault_config::tls::Identity>,
+    #[vault(path = "tls/admin", key = "*")]
+    admin_tls: ::vault_config::tls::Identity,
 }
 
 #[derive(::serde::Deserialize, ::vault_config::VaultConfig)]
@@ -32,5 +36,5 @@ struct Inner {
 #[test]
 fn generated_code_needs_no_prelude() {
     let specs = <Config as ::vault_config::VaultConfig>::specs();
-    ::std::assert_eq!(specs.len(), 6);
+    ::std::assert_eq!(specs.len(), 8);
 }

@@ -30,6 +30,7 @@
 //! | `vault_config_logins_total` | counter | `outcome` | logins: `ok`, `failed`, `refused` |
 //! | `vault_config_lease_expiry_timestamp_seconds` | gauge | (`path`) | when the soonest lease (or each path's) expires |
 //! | `vault_config_certificate_expiry_timestamp_seconds` | gauge | `field` | when each TLS identity in the config in force expires |
+//! | `vault_config_certificates_issued_total` | counter | | certificates PKI roles issued (at loads, and again before expiry) |
 //! | `vault_config_lease_renewals_total` | counter | | lease renewals |
 //! | `vault_config_lease_renewal_failures_total` | counter | | lease renewals that failed (retried with backoff, or replaced by new credentials) |
 //! | `vault_config_lease_replacements_total` | counter | | leases replaced by new credentials |
@@ -182,6 +183,7 @@ impl Telemetry {
                 Count::LeaseRenewalFailure => "vault_config_lease_renewal_failures_total",
                 Count::LeaseReplacement => "vault_config_lease_replacements_total",
                 Count::LeaseRevocation => "vault_config_lease_revocations_total",
+                Count::CertificateIssued => "vault_config_certificates_issued_total",
             };
             metrics::counter!(name, "client" => self.name.clone()).increment(n);
         }
@@ -245,6 +247,7 @@ pub(crate) enum Count {
     LeaseRenewalFailure,
     LeaseReplacement,
     LeaseRevocation,
+    CertificateIssued,
 }
 
 #[cfg(test)]

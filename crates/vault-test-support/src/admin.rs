@@ -153,6 +153,40 @@ impl DevServer {
         Ok(())
     }
 
+    /// Mounts a PKI engine at `mount` with a root CA generated inside it
+    /// (common name `vault-config test CA <mount>`, valid 10 years), and role
+    /// `role` with `settings` (allowed_domains, max_ttl, key_type, ...).
+    /// Returns the CA certificate (PEM), for clients to trust.
+    pub async fn enable_pki(&self, mount: &str, role: &str, settings: Value) -> TestResult<String> {
+        self.api(
+            "POST",
+            &format!("sys/mounts/{mount}"),
+            None,
+            Some(json!({"type": "pki", "config": {"max_lease_ttl": "87600h"}})),
+        )
+        .await?;
+        let root = self
+            .api(
+                "POST",
+                &format!("{mount}/root/generate/internal"),
+                None,
+                Some(json!({"common_name": format!("vault-config test CA {mount}"), "ttl": "87600h"})),
+            )
+            .await?;
+        self.api("POST", &format!("{mount}/roles/{role}"), None, Some(settings))
+            .await?;
+        string_at(&root, "/data/certificate")
+    }
+
+    /// Issues a certificate from PKI role `role` on `mount` as root: the
+    /// `data` of Vault's answer (certificate, private_key, ca_chain, ...).
+    pub async fn pki_issue(&self, mount: &str, role: &str, request: Value) -> TestResult<Value> {
+        let answer = self
+            .api("POST", &format!("{mount}/issue/{role}"), None, Some(request))
+            .await?;
+        Ok(answer["data"].clone())
+    }
+
     /// Writes `data` at `path` of a KV `mount` (v2 when `v2`), as `bao kv put` does.
     pub async fn kv_put(&self, mount: &str, path: &str, data: Value) -> TestResult {
         self.kv_put_in(None, mount, path, data).await

@@ -18,6 +18,7 @@ use crate::client::transport::{Repeat, Reply};
 use crate::client::VaultClient;
 use crate::engines::secret::KvSecret;
 use crate::error::{Error, Result};
+use crate::telemetry::Count;
 
 /// What a PKI role is asked for: the parameters of Vault's
 /// `POST /v1/<mount>/issue/<role>`, under Vault's own names.
@@ -152,7 +153,10 @@ impl VaultClient {
             "vault certificate issued"
         );
         match reply {
-            Reply::Ok(body) => KvSecret::from_issued(&api_path, body),
+            Reply::Ok(body) => {
+                self.telemetry().count(Count::CertificateIssued, 1);
+                KvSecret::from_issued(&api_path, body)
+            }
             Reply::NotFound => Err(Error::Vault {
                 status: 404,
                 path: api_path,

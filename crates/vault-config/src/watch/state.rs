@@ -319,12 +319,19 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             Err(e) => outcome_of(e),
         };
         let took = started.elapsed();
-        span.record("requests", self.client.requests_sent().saturating_sub(sent));
+        let requests = self.client.requests_sent().saturating_sub(sent);
+        span.record("requests", requests);
         span.record("outcome", outcome);
         span.record("duration_ms", took.as_secs_f64() * 1000.0);
         self.client.telemetry().poll(outcome, took, unix_now());
         match &result {
+            // A poll that asked Vault nothing (a plan of PKI certificates
+            // only, between issues) says nothing of a chore that failed.
+            Ok(_) if requests == 0 && self.chore_failed => {
+                self.update_health(|h| h.polls = h.polls.saturating_add(1));
+            }
             Ok(_) => {
+                self.chore_failed = false;
                 self.update_health(|h| h.polls = h.polls.saturating_add(1));
                 self.mark_connected();
             }
