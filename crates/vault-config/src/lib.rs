@@ -212,6 +212,7 @@
 //! | [`policy`] | the Vault policy and `.env.example` a mapping table implies |
 //! | [`sys`] | the server's seal and HA state, the token's policies and TTL, capabilities |
 //! | [`telemetry`] | the metrics (the `metrics` feature) and what they mean |
+//! | [`tls`] | [`tls::Identity`], a certificate and key from Vault PKI or KV |
 //!
 //! ## Layers
 //!
@@ -243,6 +244,7 @@ mod engines;
 mod error;
 mod load;
 pub mod telemetry;
+pub mod tls;
 pub mod watch;
 
 pub use client::{auth, env};
