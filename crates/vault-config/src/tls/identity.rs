@@ -263,6 +263,29 @@ impl Identity {
     }
 }
 
+/// With the `rustls` feature: the identity as rustls and reqwest take it.
+#[cfg(feature = "rustls")]
+impl Identity {
+    /// The served chain and signing key as rustls serves them. Built once,
+    /// when the identity was made: every call returns the same `Arc`.
+    pub fn certified_key(&self) -> Arc<CertifiedKey> {
+        Arc::clone(&self.inner.certified)
+    }
+
+    /// The served chain and key as a reqwest client certificate, for mutual
+    /// TLS to another service (`ClientBuilder::identity`).
+    pub fn reqwest_identity(&self) -> Result<reqwest::Identity> {
+        let mut text = pem::encode_key(self.inner.key_label, &self.inner.key);
+        text.push_str(&self.certificate_pem());
+        reqwest::Identity::from_pem(text.as_bytes()).map_err(|_| Error::Identity {
+            reason: format!(
+                "reqwest refused the identity ({}); build the client's TLS by hand with `certified_key`",
+                describe(&self.inner.leaf)
+            ),
+        })
+    }
+}
+
 /// The CA certificates of each entry of `ca` (from field `ca_field`), in order.
 fn read_ca(ca: &[&str], ca_field: &str) -> std::result::Result<Vec<Read>, String> {
     let mut all = Vec::new();
@@ -595,6 +618,15 @@ mod tests {
         assert_quotes_no_pem(&text);
         assert_quotes_no_pem(&format!("{id:#?}"));
         assert_quotes_no_pem(&format!("{:?}", id.private_key_pem()));
+    }
+
+    #[cfg(feature = "rustls")]
+    #[test]
+    fn a_reqwest_client_takes_it_as_its_certificate() {
+        for (cert, key) in [(RSA, RSA_KEY), (EC, EC_KEY), (ED25519, ED25519_KEY)] {
+            let id = identity(cert, key).reqwest_identity().unwrap();
+            reqwest::Client::builder().identity(id).build().unwrap();
+        }
     }
 
     #[test]

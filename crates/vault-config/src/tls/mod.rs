@@ -1,5 +1,6 @@
 //! TLS identities from Vault: a certificate chain and its private key as
-//! a config field ([`Identity`]).
+//! a config field ([`Identity`]), and, with the `rustls` feature, a rustls
+//! certificate resolver that serves the one in force (`CertResolver`).
 //!
 //! # Identity
 //!
@@ -50,7 +51,57 @@
 //! the next one at [`renew_at`](Identity::renew_at), before this one
 //! expires; the key never leaves the service.
 //!
-//! A service that reads files writes
+//! # Serving it (feature `rustls`)
+//!
+//! A `CertResolver` gives each new handshake the identity in force:
+//! fed by a watcher's channel (`CertResolver::new`) or fixed
+//! (`CertResolver::fixed`). Connections already open keep theirs. The
+//! same resolver serves a server and a client's certificate (mutual TLS):
+//!
+//! ```
+//! # #[cfg(feature = "rustls")]
+//! # mod demo {
+//! use std::sync::Arc;
+//! use vault_config::tls::{rustls, CertResolver, Identity};
+//! use vault_config::Watcher;
+//!
+//! struct Config {
+//!     identity: Identity, // with its #[vault(...)], as above
+//! }
+//!
+//! fn tls(watcher: &Watcher<Config>) -> Result<(rustls::ServerConfig, rustls::ClientConfig), rustls::Error> {
+//!     let resolver = Arc::new(CertResolver::new(watcher.subscribe(), |c: &Config| &c.identity));
+//!
+//!     // A server presenting it:
+//!     let server = rustls::ServerConfig::builder()
+//!         .with_no_client_auth()
+//!         .with_cert_resolver(resolver.clone());
+//!
+//!     // A client presenting it, trusting the CA certificates it came with:
+//!     let mut roots = rustls::RootCertStore::empty();
+//!     for der in watcher.current().identity.ca_der() {
+//!         roots.add(der.to_vec().into())?;
+//!     }
+//!     let client = rustls::ClientConfig::builder()
+//!         .with_root_certificates(roots)
+//!         .with_client_cert_resolver(resolver);
+//!     Ok((server, client))
+//! }
+//! # }
+//! # fn main() {}
+//! ```
+//!
+//! `ServerConfig::builder()` uses the process's rustls crypto provider:
+//! this crate builds rustls with *ring*. For reqwest,
+//! `Identity::reqwest_identity` gives the client certificate.
+//!
+//! A client that resumes a TLS session skips the certificate exchange and
+//! keeps the certificate of that session. Where every new connection must
+//! see a rotation at once, turn resumption off on the server
+//! (`server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {})`;
+//! rustls sends no TLS 1.3 tickets unless given a ticketer).
+//!
+//! Without the feature, a service that reads files writes
 //! [`certificate_pem`](Identity::certificate_pem) and
 //! [`private_key_pem`](Identity::private_key_pem).
 
@@ -59,7 +110,15 @@ mod de;
 mod fixtures;
 mod identity;
 mod pem;
+#[cfg(feature = "rustls")]
+mod resolver;
 mod time;
 mod x509;
 
 pub use identity::{Identity, IdentityInfo};
+#[cfg(feature = "rustls")]
+pub use resolver::CertResolver;
+
+/// rustls, whose types appear in this module's signatures (feature `rustls`).
+#[cfg(feature = "rustls")]
+pub use ::rustls;
