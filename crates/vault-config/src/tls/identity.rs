@@ -275,8 +275,12 @@ impl Identity {
     /// The served chain and key as a reqwest client certificate, for mutual
     /// TLS to another service (`ClientBuilder::identity`).
     pub fn reqwest_identity(&self) -> Result<reqwest::Identity> {
-        let mut text = pem::encode_key(self.inner.key_label, &self.inner.key);
-        text.push_str(&self.certificate_pem());
+        let key = pem::encode_key(self.inner.key_label, &self.inner.key);
+        let chain = self.certificate_pem();
+        // Sized up front: growing would leave a copy of the key behind.
+        let mut text = Zeroizing::new(String::with_capacity(key.len() + chain.len()));
+        text.push_str(&key);
+        text.push_str(&chain);
         reqwest::Identity::from_pem(text.as_bytes()).map_err(|_| Error::Identity {
             reason: format!(
                 "reqwest refused the identity ({}); build the client's TLS by hand with `certified_key`",
@@ -287,7 +291,7 @@ impl Identity {
 }
 
 /// The CA certificates of each entry of `ca` (from field `ca_field`), in order.
-fn read_ca(ca: &[&str], ca_field: &str) -> std::result::Result<Vec<Read>, String> {
+fn read_ca(ca: &[&str], ca_field: &str) -> std::result::Result<Vec<Parsed>, String> {
     let mut all = Vec::new();
     for (i, text) in ca.iter().enumerate() {
         let field = match ca.len() {
@@ -307,7 +311,7 @@ fn read_ca(ca: &[&str], ca_field: &str) -> std::result::Result<Vec<Read>, String
 fn signing_key(
     key: &PrivateKeyDer<'_>,
     leaf: &Certificate,
-    rest: &[Read],
+    rest: &[Parsed],
 ) -> std::result::Result<Arc<dyn SigningKey>, String> {
     let signing = any_supported_type(key).map_err(|_| {
         format!(
@@ -335,13 +339,13 @@ fn signing_key(
 }
 
 /// A certificate's DER and what it says.
-type Read = (CertificateDer<'static>, Certificate);
+type Parsed = (CertificateDer<'static>, Certificate);
 
 /// Reads each certificate; `name(i)` names the `i`th (0-based) in an error.
 fn read_all(
     certs: &[CertificateDer<'static>],
     name: impl Fn(usize) -> String,
-) -> std::result::Result<Vec<Read>, String> {
+) -> std::result::Result<Vec<Parsed>, String> {
     certs
         .iter()
         .enumerate()

@@ -23,11 +23,12 @@ pub(crate) fn certificates(
 }
 
 /// The first private key of `text`: PKCS#1 `RSA PRIVATE KEY`, SEC1 `EC
-/// PRIVATE KEY` or PKCS#8 `PRIVATE KEY` (what Vault PKI issues).
-pub(crate) fn private_key(text: &str) -> Result<PrivateKeyDer<'static>, String> {
+/// PRIVATE KEY` or PKCS#8 `PRIVATE KEY` (what Vault PKI issues), wiped
+/// when dropped.
+pub(crate) fn private_key(text: &str) -> Result<Zeroizing<PrivateKeyDer<'static>>, String> {
     const FIX: &str = "write the key as issued, a PEM `RSA PRIVATE KEY`, `EC PRIVATE KEY` or `PRIVATE KEY` section";
     let e = match PrivateKeyDer::from_pem_slice(text.as_bytes()) {
-        Ok(key) => return Ok(key),
+        Ok(key) => return Ok(Zeroizing::new(key)),
         Err(e) => e,
     };
     // PKCS#8 encrypted, or OpenSSL's traditional encryption headers.
