@@ -163,6 +163,15 @@ pub enum Error {
         /// Where the value came from: `vault secret/data/database#port`, `env var PORT`, ...
         origin: Option<String>,
     },
+    /// A TLS certificate and key that cannot be served: no certificate, no
+    /// usable key, a key that does not match, or a certificate not valid
+    /// now (see `tls::Identity`). Never quotes a certificate or the key.
+    #[error("invalid TLS identity: {reason}")]
+    Identity {
+        /// What is wrong and what to do, naming the certificate by serial
+        /// and common name.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -199,7 +208,10 @@ impl Error {
     /// watcher holds such a rotation back, but it is no outage, and the
     /// watcher keeps polling at its interval so that a fix shows at once.
     pub(crate) fn is_about_values(&self) -> bool {
-        matches!(self, Error::Missing { .. } | Error::Invalid { .. })
+        matches!(
+            self,
+            Error::Missing { .. } | Error::Invalid { .. } | Error::Identity { .. }
+        )
     }
 
     /// Keeps the error to report of several: the first, unless an outage

@@ -212,6 +212,7 @@
 //! | [`policy`] | the Vault policy and `.env.example` a mapping table implies |
 //! | [`sys`] | the server's seal and HA state, the token's policies and TTL, capabilities |
 //! | [`telemetry`] | the metrics (the `metrics` feature) and what they mean |
+//! | [`tls`] | [`tls::Identity`], a certificate and key from Vault PKI or KV, and a rustls resolver (the `rustls` feature) |
 //!
 //! ## Layers
 //!
