@@ -151,7 +151,10 @@ async fn a_pki_certificate_is_served_and_issued_again_before_it_expires() {
     let watcher = Issued::watch(&client, options()).await.unwrap();
     let first = watcher.current().identity.clone();
     assert_eq!(first.common_name(), Some(NAME));
-    assert!(first.dns_names().iter().any(|n| n == "gateway-alt.internal"));
+    assert!(first
+        .dns_names()
+        .iter()
+        .any(|n| n == "gateway-alt.internal"));
     // Vault's 6 s, plus the 30 s it backdates notBefore by.
     assert!(first.valid_for() <= Duration::from_secs(40), "{first:?}");
 
@@ -161,9 +164,15 @@ async fn a_pki_certificate_is_served_and_issued_again_before_it_expires() {
     assert_eq!(shown.common_name.as_deref(), Some(NAME));
     assert!(shown.reissue_at.is_some(), "{shown:?}");
     let text = serde_json::to_string(&health).unwrap();
-    assert!(!text.contains("PRIVATE KEY") && !text.contains("BEGIN"), "{text}");
+    assert!(
+        !text.contains("PRIVATE KEY") && !text.contains("BEGIN"),
+        "{text}"
+    );
 
-    let addr = serve(CertResolver::new(watcher.subscribe(), |c: &Issued| &c.identity)).await;
+    let addr = serve(CertResolver::new(watcher.subscribe(), |c: &Issued| {
+        &c.identity
+    }))
+    .await;
     let (mut open, leaf) = connect(addr, &ca).await;
     assert_eq!(leaf, leaf_of(&first), "the client sees the issued leaf");
     echo(&mut open, "before").await;
@@ -188,7 +197,11 @@ async fn a_pki_certificate_is_served_and_issued_again_before_it_expires() {
     let token = server.token_with_policy("issuer", &hcl).await.unwrap();
     let least = server.client_builder(&[]).token(token).build().unwrap();
     let loaded = Issued::load(&least).await.unwrap();
-    assert_ne!(loaded.identity.serial(), second.serial(), "each load issues");
+    assert_ne!(
+        loaded.identity.serial(),
+        second.serial(),
+        "each load issues"
+    );
 }
 
 #[derive(Debug, Deserialize, VaultConfig)]
@@ -230,7 +243,10 @@ async fn a_kv_certificate_rotates_and_a_bad_one_is_held_back() {
     assert_eq!(first.serial(), a["serial_number"].as_str().unwrap());
     assert_eq!(watcher.health().certificates["identity"].reissue_at, None);
 
-    let addr = serve(CertResolver::new(watcher.subscribe(), |c: &FromKv| &c.identity)).await;
+    let addr = serve(CertResolver::new(watcher.subscribe(), |c: &FromKv| {
+        &c.identity
+    }))
+    .await;
     let (mut open, leaf) = connect(addr, &ca).await;
     assert_eq!(leaf, leaf_of(&first));
 
@@ -320,7 +336,7 @@ fn assert_secret_free(text: &str, answers: &[&Value]) {
 
 #[derive(Debug, Deserialize, VaultConfig)]
 struct Mixed {
-    #[vault(path = "gateway/limits", key = "port")]
+    #[vault(path = "gateway/limits", key = "port", env = "GATEWAY_PORT")]
     port: u16,
     #[vault(pki = "pki/issue/web", common_name = "gateway.internal", ttl = "6s")]
     identity: Identity,
@@ -355,27 +371,39 @@ async fn a_certificate_is_issued_again_while_a_bad_kv_rotation_is_held_back() {
     assert_eq!(health.certificates["identity"].serial, second.serial());
 }
 
+#[derive(Debug, Deserialize, VaultConfig)]
+struct Longer {
+    #[vault(pki = "pki/issue/web", common_name = "gateway.internal", ttl = "30s")]
+    identity: Identity,
+}
+
 /// Vault is down when the certificate is due: the one in force keeps
-/// serving, health says Vault is unreachable, and once Vault is back (an
-/// empty dev server, its PKI set up again with a new CA) a new certificate
-/// is issued and reaches new handshakes.
+/// serving (a third of its validity is left), health says Vault is
+/// unreachable while each attempt fails, and once Vault is back (an empty dev
+/// server, its PKI set up again with a new CA) a new certificate is issued
+/// and reaches new handshakes.
 #[tokio::test]
 async fn an_outage_at_issue_time_keeps_the_certificate_until_vault_is_back() {
     let mut server = DevServer::start().await;
     let first_ca = pki(&server).await;
     let client = server.client_builder(&[]).build().unwrap();
     let options = options().max_backoff(Duration::from_secs(1));
-    let watcher = Issued::watch(&client, options).await.unwrap();
+    let watcher = Longer::watch(&client, options).await.unwrap();
     let first = watcher.current().identity.clone();
-    let addr = serve(CertResolver::new(watcher.subscribe(), |c: &Issued| &c.identity)).await;
+    let addr = serve(CertResolver::new(watcher.subscribe(), |c: &Longer| {
+        &c.identity
+    }))
+    .await;
     let (mut open, leaf) = connect(addr, &first_ca).await;
     assert_eq!(leaf, leaf_of(&first));
 
     server.stop().await;
-    // Past the time to issue again (4 s in): the attempt fails, and says so.
-    let due = watcher.health().certificates["identity"].reissue_at.unwrap();
+    // Past the time to issue again (20 s in): the attempt fails, and says so.
+    let due = watcher.health().certificates["identity"]
+        .reissue_at
+        .unwrap();
     let mut health = watcher.subscribe_health();
-    timeout(EVENT, async {
+    timeout(EVENT + Duration::from_secs(30), async {
         loop {
             {
                 let h = health.borrow_and_update();
@@ -391,10 +419,23 @@ async fn an_outage_at_issue_time_keeps_the_certificate_until_vault_is_back() {
     let (_, leaf) = connect(addr, &first_ca).await;
     assert_eq!(leaf, leaf_of(&first), "the certificate in force stays");
     echo(&mut open, "during the outage").await;
+    // Each poll tries again (the certificate is due), with backoff; health
+    // stays disconnected meanwhile.
+    let failures = watcher.health().consecutive_failures;
+    timeout(EVENT, async {
+        while health.borrow_and_update().consecutive_failures < failures + 2 {
+            health.changed().await.unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    let h = watcher.health();
+    assert!(!h.vault_connected && h.last_error.is_some(), "{h:?}");
+    assert_eq!(watcher.current().identity, first);
 
     server.restart().await.unwrap();
     let second_ca = pki(&server).await;
-    let second = next_identity(&watcher, |c: &Issued| &c.identity, &first).await;
+    let second = next_identity(&watcher, |c: &Longer| &c.identity, &first).await;
     let (_, leaf) = connect(addr, &second_ca).await;
     assert_eq!(leaf, leaf_of(&second), "issued by the new CA");
     let h = watcher.health();

@@ -19,7 +19,12 @@ struct Config {
     listen_port: u16,
     #[vault(env = "FEATURE_FLAGS", json)]
     flags: ::std::option::Option<::std::collections::BTreeMap<::std::string::String, bool>>,
-    #[vault(pki = "pki/issue/web", common_name = "gateway.internal", ttl = "1h", ip_sans = "127.0.0.1")]
+    #[vault(
+        pki = "pki/issue/web",
+        common_name = "gateway.internal",
+        ttl = "1h",
+        ip_sans = "127.0.0.1"
+    )]
     tls: ::std::option::Option<::vault_config::tls::Identity>,
     #[vault(path = "tls/admin", key = "*")]
     admin_tls: ::vault_config::tls::Identity,

@@ -101,7 +101,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let mut request = [0u8; 1024];
                 let _ = stream.read(&mut request).await;
                 let serial = current.borrow().identity.serial().to_owned();
-                let body = format!("hello over TLS; the certificate in force has serial {serial}\n");
+                let body =
+                    format!("hello over TLS; the certificate in force has serial {serial}\n");
                 let answer = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()

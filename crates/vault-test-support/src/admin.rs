@@ -173,8 +173,13 @@ impl DevServer {
                 Some(json!({"common_name": format!("vault-config test CA {mount}"), "ttl": "87600h"})),
             )
             .await?;
-        self.api("POST", &format!("{mount}/roles/{role}"), None, Some(settings))
-            .await?;
+        self.api(
+            "POST",
+            &format!("{mount}/roles/{role}"),
+            None,
+            Some(settings),
+        )
+        .await?;
         string_at(&root, "/data/certificate")
     }
 
@@ -182,7 +187,12 @@ impl DevServer {
     /// `data` of Vault's answer (certificate, private_key, ca_chain, ...).
     pub async fn pki_issue(&self, mount: &str, role: &str, request: Value) -> TestResult<Value> {
         let answer = self
-            .api("POST", &format!("{mount}/issue/{role}"), None, Some(request))
+            .api(
+                "POST",
+                &format!("{mount}/issue/{role}"),
+                None,
+                Some(request),
+            )
             .await?;
         Ok(answer["data"].clone())
     }
