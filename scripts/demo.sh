@@ -145,11 +145,11 @@ elif [ "$example" = tls ]; then
   HOME="$home" "$bin" secrets enable pki >/dev/null
   HOME="$home" "$bin" secrets tune -max-lease-ttl=87600h pki >/dev/null
   HOME="$home" "$bin" write -field=certificate pki/root/generate/internal \
-    common_name="vault-config demo CA" ttl=87600h >"$home/ca.pem"
+    common_name="vault-config demo CA" ttl=87600h 2>/dev/null >"$home/ca.pem"
   HOME="$home" "$bin" write pki/roles/web allowed_domains=localhost allow_bare_domains=true \
     allow_localhost=true allow_ip_sans=true max_ttl=12s >/dev/null
   echo "demo: PKI role pki/roles/web issues certificates for localhost, valid 12 s"
-  TLS_ADDR="127.0.0.1:$tport" EXIT_AFTER_RELOADS=2 cargo run --quiet --example tls_server --features rustls &
+  TLS_ADDR="127.0.0.1:$tport" EXIT_AFTER_RELOADS=3 cargo run --quiet --example tls_server --features rustls &
   service=$!
   trap 'kill "$service" 2>/dev/null || true; kill "$server" 2>/dev/null || true; rm -rf "$home"' EXIT
   for _ in $(seq 1 100); do busy "$tport" && break; kill -0 "$service" 2>/dev/null || exit 1; sleep 0.1; done

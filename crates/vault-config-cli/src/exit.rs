@@ -73,7 +73,7 @@ impl Kind {
             Error::Vault { status: 404, .. } => Kind::NotFound,
             Error::Tls { .. } => Kind::Connection,
             Error::Config { .. } | Error::Disabled { .. } => Kind::Config,
-            Error::Invalid { .. } | Error::Mapping { .. } => Kind::Invalid,
+            Error::Invalid { .. } | Error::Mapping { .. } | Error::Identity { .. } => Kind::Invalid,
             e if e.is_unavailable() => Kind::Connection,
             Error::Connect { .. } | Error::Timeout { .. } => Kind::Connection,
             _ => Kind::Other,

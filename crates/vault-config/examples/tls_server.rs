@@ -44,6 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_env_filter(
             std::env::var("RUST_LOG").unwrap_or_else(|_| "vault_config=info".to_owned()),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let client = VaultClient::from_env()?;
     let watcher = Config::watch(&client, WatchOptions::default()).await?;

@@ -179,6 +179,7 @@
 //! | `figment2` | the same for figment2, the maintained fork (without `load_with`, `watch_with`, `refs_from`): `VaultProvider: figment2::Provider`, `VaultProvider::figment2`, `pub use figment2` |
 //! | `config` | config-rs: `VaultProvider: config::Source` (sync, over a fetched snapshot) and `config_rs::VaultSource` (`config::AsyncSource`) |
 //! | `metrics` | metrics through the `metrics` facade (see [`telemetry`]) |
+//! | `rustls` | `tls::CertResolver` (a rustls server and client certificate resolver fed by a watcher), `Identity::certified_key` and `reqwest_identity`, `pub use rustls` in [`tls`]; adds no dependency |
 //!
 //! `default-features = false` leaves the core alone.
 //!
@@ -223,10 +224,11 @@
 //! | layer | holds | may use |
 //! |---|---|---|
 //! | `config.rs`, `adapters/` | the [`VaultConfig`] trait; the framework adapters | every layer below |
-//! | `watch/` | the [`Watcher`]: options, backoff, the task, change detection, the per-client hub, leases, [`Health`] | load, describe, engines, client, base |
+//! | `watch/` | the [`Watcher`]: options, backoff, the task, change detection, the per-client hub, leases, certificates issued again, [`Health`] | load, describe, tls, engines, client, base |
 //! | `load/` | plan → snapshot → [`VaultProvider`] → the typed struct (its own lossy deserializer) | describe, engines, client, base |
-//! | `describe/` | pure data: [`Mapping`], what the derive describes, the policy it implies | base |
-//! | `engines/` | KV, leases, `sys`, the per-client read cache | client, base |
+//! | `describe/` | pure data: [`Mapping`], what the derive describes, the policy it implies | tls (one data type: a PKI request), base |
+//! | `engines/` | KV, leases, PKI issue, `sys`, the per-client read cache | client, tls (a PKI request), base |
+//! | `tls/` | [`tls::Identity`] (PEM, a small X.509 reader, the key check), the PKI [`tls::CertificateRequest`], the rustls resolver | base |
 //! | `client/` | the [`VaultClient`] handle, builder, env contract, transport, auth | base |
 //! | `base/` | leaves: the clock, zeroizing, env names, KV versions, value trees | nothing above |
 //!

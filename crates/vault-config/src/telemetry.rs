@@ -78,7 +78,7 @@ pub(crate) fn outcome_of(e: &Error) -> &'static str {
         Error::Timeout { .. } => "timeout",
         e if e.is_unavailable() => "unavailable",
         Error::Auth { .. } => "auth",
-        Error::Invalid { .. } | Error::Missing { .. } => "invalid",
+        Error::Invalid { .. } | Error::Missing { .. } | Error::Identity { .. } => "invalid",
         _ => "error",
     }
 }

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use crate::base::env_names;
-use crate::engines::pki::CertificateRequest;
 use crate::error::{Error, Result};
+use crate::tls::CertificateRequest;
 
 /// One configuration key filled from one key of one Vault secret, with an
 /// environment variable as fallback.

@@ -2,7 +2,7 @@
 //! [`Mapping`](crate::Mapping) (one configuration key ← one Vault `path#key`
 //! with its env fallback), the derive's field specs, and what a table of them
 //! implies (the Vault policy, `.env.example`). Uses only the base layer, the
-//! error type and one plain data type of the engines (a PKI
+//! error type and one plain data type of `tls` (a PKI
 //! [`CertificateRequest`](crate::tls::CertificateRequest)): never the client, so a description can be built, checked
 //! and rendered without Vault.
 //!

@@ -8,8 +8,8 @@ use crate::base::tree;
 use crate::describe::layer::Layer;
 
 use crate::describe::mapping::{default_env_var, Mapping, WHOLE_SECRET};
-use crate::engines::pki::CertificateRequest;
 use crate::error::{Error, Result};
+use crate::tls::CertificateRequest;
 
 /// One field of a `VaultConfig` struct mapped to a Vault `path#key`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,9 +13,9 @@ use crate::client::VaultClient;
 use crate::describe::mapping::Mapping;
 use crate::describe::reference::Reference;
 use crate::describe::spec::Description;
-use crate::engines::pki::CertificateRequest;
 use crate::engines::sys::mount_holding;
 use crate::error::{Error, Result};
+use crate::tls::CertificateRequest;
 
 /// One request a load makes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

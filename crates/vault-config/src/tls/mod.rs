@@ -134,6 +134,7 @@ mod de;
 mod fixtures;
 mod identity;
 mod pem;
+mod request;
 #[cfg(feature = "rustls")]
 mod resolver;
 mod time;
@@ -142,7 +143,7 @@ mod x509;
 pub(crate) use identity::leaf_info;
 pub use identity::{Identity, IdentityInfo};
 
-pub use crate::engines::pki::CertificateRequest;
+pub use request::CertificateRequest;
 #[cfg(feature = "rustls")]
 pub use resolver::CertResolver;
 
