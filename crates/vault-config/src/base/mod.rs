@@ -7,11 +7,13 @@
 //! | `env_source` | [`EnvSource`]: where environment variables are read from |
 //! | `env_names` | the names a default env fallback may not be |
 //! | `kv_version` | [`KvVersion`]: KV v1 or v2, and the API path of a read |
+//! | `time` | UTC civil dates as Unix seconds, RFC 3339 text, `SystemTime` (certificates, KV times) |
 //! | `tree` | configuration trees: values at dotted keys, merged, found |
 
 pub(crate) mod env_names;
 mod env_source;
 mod kv_version;
+pub(crate) mod time;
 pub(crate) mod tree;
 
 use std::time::{SystemTime, UNIX_EPOCH};

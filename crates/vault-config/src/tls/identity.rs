@@ -14,8 +14,8 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::pem;
-use super::time;
 use super::x509::Certificate;
+use crate::base::time;
 use crate::error::{Error, Result};
 
 /// A TLS certificate chain and its private key, as Vault PKI issues them or

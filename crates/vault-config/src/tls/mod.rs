@@ -137,7 +137,6 @@ mod pem;
 mod request;
 #[cfg(feature = "rustls")]
 mod resolver;
-mod time;
 mod x509;
 
 pub(crate) use identity::leaf_info;

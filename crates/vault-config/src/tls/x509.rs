@@ -9,7 +9,7 @@
 use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::time::Civil;
+use crate::base::time::Civil;
 
 const INTEGER: u8 = 0x02;
 const BIT_STRING: u8 = 0x03;
@@ -325,9 +325,9 @@ mod tests {
     fn validity_names_and_self_signed() {
         let ec = parse(EC);
         // notBefore in UTCTime (before 2050), notAfter in GeneralizedTime.
-        assert_eq!(super::super::time::rfc3339(ec.not_after).len(), 20);
+        assert_eq!(crate::base::time::rfc3339(ec.not_after).len(), 20);
         assert!(ec.not_after - ec.not_before > 99 * 365 * 86_400);
-        assert!(super::super::time::rfc3339(ec.not_after).starts_with("2126-"));
+        assert!(crate::base::time::rfc3339(ec.not_after).starts_with("2126-"));
         assert_eq!(ec.common_name.as_deref(), Some("gateway.internal"));
         assert_eq!(ec.dns_names, ["gateway.internal", "localhost"]);
         assert_eq!(ec.ip_addresses, [IpAddr::V4(Ipv4Addr::LOCALHOST)]);
