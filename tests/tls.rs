@@ -335,6 +335,7 @@ fn assert_secret_free(text: &str, answers: &[&Value]) {
 }
 
 #[derive(Debug, Deserialize, VaultConfig)]
+#[vault(mount = "kv1")]
 struct Mixed {
     #[vault(path = "gateway/limits", key = "port", env = "GATEWAY_PORT")]
     port: u16,
@@ -344,20 +345,23 @@ struct Mixed {
 
 /// A KV rotation that does not make a valid config is held back; the
 /// certificate due meanwhile is still issued and published on its own, so a
-/// bad write never lets the certificate in force expire.
+/// bad write never lets the certificate in force expire. On KV v1 (no
+/// versions to remember a rejection by) the bad value is read at every
+/// poll, so the issue comes in the same poll as a KV change that fails.
 #[tokio::test]
 async fn a_certificate_is_issued_again_while_a_bad_kv_rotation_is_held_back() {
     let server = DevServer::start().await;
     pki(&server).await;
+    server.enable_kv("kv1", 1, None).await.unwrap();
     server
-        .kv_put("secret", "gateway/limits", json!({"port": "8443"}))
+        .kv_put("kv1", "gateway/limits", json!({"port": "8443"}))
         .await
         .unwrap();
     let client = server.client_builder(&[]).build().unwrap();
     let watcher = Mixed::watch(&client, options()).await.unwrap();
     let first = watcher.current().identity.clone();
     server
-        .kv_put("secret", "gateway/limits", json!({"port": "not a port"}))
+        .kv_put("kv1", "gateway/limits", json!({"port": "not a port"}))
         .await
         .unwrap();
     let error = held_back(&watcher).await;
@@ -441,4 +445,103 @@ async fn an_outage_at_issue_time_keeps_the_certificate_until_vault_is_back() {
     let h = watcher.health();
     assert!(h.vault_connected && h.last_error.is_none(), "{h:?}");
     echo(&mut open, "after the outage").await;
+}
+
+/// The role settings of `pki`, with `key` (`{"key_type": ...}`) merged in.
+fn role(key: Value) -> Value {
+    let mut settings = json!({"allowed_domains": "internal", "allow_subdomains": true,
+                              "allow_ip_sans": true, "max_ttl": "1h"});
+    for (k, v) in key.as_object().unwrap() {
+        settings[k] = v.clone();
+    }
+    settings
+}
+
+/// How many certificates the PKI mount has issued (its CA included).
+async fn issued_count(server: &DevServer) -> usize {
+    let list = server.api("LIST", "pki/certs", None, None).await.unwrap();
+    list["data"]["keys"].as_array().unwrap().len()
+}
+
+/// The role starts issuing P-521 keys, which rustls cannot sign with: each
+/// new certificate is refused, the one in force stays, and attempts back
+/// off (polls in between do not issue); once the role is fixed, the next
+/// attempt publishes a certificate and health is clear again.
+#[tokio::test]
+async fn a_certificate_that_cannot_serve_is_refused_and_retried_with_backoff() {
+    let server = DevServer::start().await;
+    pki(&server).await;
+    let client = server.client_builder(&[]).build().unwrap();
+    let watcher = Issued::watch(&client, options()).await.unwrap();
+    let first = watcher.current().identity.clone();
+    server
+        .api(
+            "POST",
+            "pki/roles/web",
+            None,
+            Some(role(json!({"key_type": "ec", "key_bits": 521}))),
+        )
+        .await
+        .unwrap();
+    let before = issued_count(&server).await;
+
+    let mut health = watcher.subscribe_health();
+    let wait_failures = |n: u32| {
+        let mut health = health.clone();
+        async move {
+            timeout(EVENT, async {
+                loop {
+                    {
+                        let h = health.borrow_and_update();
+                        if h.certificates["identity"].reissue_failures >= n {
+                            return h.clone();
+                        }
+                    }
+                    health.changed().await.unwrap();
+                }
+            })
+            .await
+            .expect("no failed issue")
+        }
+    };
+    let one = wait_failures(1).await;
+    let three = wait_failures(3).await;
+    let error = three.last_error.clone().unwrap_or_default();
+    assert!(error.contains("rustls can sign"), "{error}");
+    assert!(error.contains("identity"), "names the field: {error}");
+    // Between the first and third failure the polls went on without
+    // issuing: at least the 1 s + 2 s of backoff at 300 ms intervals.
+    assert!(
+        three.polls >= one.polls + 3,
+        "polls {} -> {}: attempts did not back off",
+        one.polls,
+        three.polls
+    );
+    let attempts = three.certificates["identity"].reissue_failures as usize;
+    let issued = issued_count(&server).await - before;
+    assert!(
+        issued <= attempts + 1,
+        "{issued} issued for {attempts} attempts"
+    );
+    assert_eq!(
+        watcher.current().identity,
+        first,
+        "the identity in force stays"
+    );
+
+    server
+        .api(
+            "POST",
+            "pki/roles/web",
+            None,
+            Some(role(json!({"key_type": "rsa", "key_bits": 2048}))),
+        )
+        .await
+        .unwrap();
+    let second = next_identity(&watcher, |c: &Issued| &c.identity, &first).await;
+    assert_ne!(second.serial(), first.serial());
+    health.borrow_and_update();
+    let h = watcher.health();
+    assert_eq!(h.certificates["identity"].reissue_failures, 0, "{h:?}");
+    assert!(h.last_error.is_none(), "{h:?}");
 }

@@ -584,7 +584,18 @@ pub fn across_fields(input: &Input, cx: &Ctxt) {
                 src.key.clone(),
                 src.version,
                 src.dynamic,
-                src.issue.as_ref().map(|i| i.common_name.value()),
+                // The whole request: another name, SAN or TTL is another certificate.
+                src.issue.as_ref().map(|i| {
+                    let text =
+                        |l: &Option<LitStr>| l.as_ref().map(LitStr::value).unwrap_or_default();
+                    format!(
+                        "{} {} {} {:?}",
+                        i.common_name.value(),
+                        text(&i.alt_names),
+                        text(&i.ip_sans),
+                        src.ttl.map(|(t, _)| t)
+                    )
+                }),
             );
             if let Some(first) = seen.get(&id) {
                 cx.error_at(

@@ -98,7 +98,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 else {
                     return;
                 };
-                // One small HTTP/1.1 answer per connection: which certificate served it.
+                // One small HTTP/1.1 answer per connection: the certificate in
+                // force now (the one this handshake got, unless a new one
+                // was published in between).
                 let mut request = [0u8; 1024];
                 let _ = stream.read(&mut request).await;
                 let serial = current.borrow().identity.serial().to_owned();

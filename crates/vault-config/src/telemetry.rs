@@ -29,7 +29,8 @@
 //! | `vault_config_token_renewal_failures_total` | counter | | token renewals that failed (retried with backoff, or replaced by a login) |
 //! | `vault_config_logins_total` | counter | `outcome` | logins: `ok`, `failed`, `refused` |
 //! | `vault_config_lease_expiry_timestamp_seconds` | gauge | (`path`) | when the soonest lease (or each path's) expires |
-//! | `vault_config_certificate_expiry_timestamp_seconds` | gauge | `field` | when each TLS identity in the config in force expires |
+//! | `vault_config_certificate_expiry_timestamp_seconds` | gauge | `field`, `source` (`pki`, `kv`) | when each TLS identity in the config in force expires |
+//! | `vault_config_certificate_reissue_timestamp_seconds` | gauge | `field` | when a PKI certificate in force is (or was) due to be issued again; in the past while issuing fails |
 //! | `vault_config_certificates_issued_total` | counter | | certificates PKI roles issued (at loads, and again before expiry) |
 //! | `vault_config_lease_renewals_total` | counter | | lease renewals |
 //! | `vault_config_lease_renewal_failures_total` | counter | | lease renewals that failed (retried with backoff, or replaced by new credentials) |
@@ -41,8 +42,10 @@
 //! time() - vault_config_last_success_timestamp_seconds > 90
 //! # alert when a lease expires within 5 minutes
 //! vault_config_lease_expiry_timestamp_seconds - time() < 300
-//! # alert when a TLS certificate expires within 7 days
-//! vault_config_certificate_expiry_timestamp_seconds - time() < 7 * 86400
+//! # alert when a certificate from KV expires within 7 days (write a new one)
+//! vault_config_certificate_expiry_timestamp_seconds{source="kv"} - time() < 7 * 86400
+//! # alert when a PKI certificate has not been issued again 5 minutes after it was due
+//! time() - vault_config_certificate_reissue_timestamp_seconds > 300
 //! ```
 
 use std::time::Duration;
@@ -225,11 +228,16 @@ impl Telemetry {
 }
 
 impl Telemetry {
-    /// When each TLS identity in force expires, by field.
-    pub(crate) fn certificate_expiries(&self, certificates: &[(String, u64)]) {
+    /// When each TLS identity in force expires, and when a PKI one is
+    /// issued again (`None` for one from KV), by field.
+    pub(crate) fn certificates(&self, certificates: &[(&str, u64, Option<u64>)]) {
         #[cfg(feature = "metrics")]
-        for (field, at) in certificates {
-            metrics::gauge!("vault_config_certificate_expiry_timestamp_seconds", "client" => self.name.clone(), "field" => field.clone()).set(*at as f64);
+        for (field, expires_at, reissue_at) in certificates {
+            let source = if reissue_at.is_some() { "pki" } else { "kv" };
+            metrics::gauge!("vault_config_certificate_expiry_timestamp_seconds", "client" => self.name.clone(), "field" => field.to_string(), "source" => source).set(*expires_at as f64);
+            if let Some(at) = reissue_at {
+                metrics::gauge!("vault_config_certificate_reissue_timestamp_seconds", "client" => self.name.clone(), "field" => field.to_string()).set(*at as f64);
+            }
         }
         #[cfg(not(feature = "metrics"))]
         let _ = certificates;

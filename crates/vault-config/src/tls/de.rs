@@ -2,6 +2,7 @@
 //! and of a KV secret written by hand, through any serde deserializer
 //! (serde_json, figment, this crate's own lossy one).
 
+use std::cell::RefCell;
 use std::fmt;
 use std::time::SystemTime;
 
@@ -69,6 +70,33 @@ impl<'de> Visitor<'de> for CaChainVisitor {
     }
 }
 
+thread_local! {
+    /// The `certificate` texts of the identities in the config a watcher
+    /// has in force, while it makes the next one (see [`keeping`]).
+    static IN_FORCE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `make` (a config's extraction, synchronous) with the identities
+/// whose certificate text is one of `certificates` exempt from the time
+/// check: an identity already in force that has expired since does not
+/// keep a watcher from publishing other values (new credentials, say). A
+/// new certificate is checked as always.
+pub(crate) fn keeping<R>(certificates: Vec<String>, make: impl FnOnce() -> R) -> R {
+    struct Restore(Vec<String>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let before = std::mem::take(&mut self.0);
+            IN_FORCE.with(|c| *c.borrow_mut() = before);
+        }
+    }
+    let _restore = Restore(IN_FORCE.with(|c| c.replace(certificates)));
+    make()
+}
+
+fn in_force(certificate: &str) -> bool {
+    IN_FORCE.with(|c| c.borrow().iter().any(|held| held == certificate))
+}
+
 /// From a map with `certificate`, `private_key`, and optionally `ca_chain`
 /// and `issuing_ca` (see [`Identity`]). A missing key is serde's "missing
 /// field `certificate`"; a failed check is a custom error with the same
@@ -88,8 +116,11 @@ impl<'de> Deserialize<'de> for Identity {
             _ => (chain, "ca_chain"),
         };
         let key = fields.private_key.expose_secret();
-        Identity::build(&fields.certificate, key, &ca, ca_field, SystemTime::now())
-            .map_err(de::Error::custom)
+        // The certificate of the config in force is not checked for time
+        // again: a watcher that must publish new database credentials after
+        // it expired keeps serving it rather than nothing.
+        let now = (!in_force(&fields.certificate)).then(SystemTime::now);
+        Identity::build(&fields.certificate, key, &ca, ca_field, now).map_err(de::Error::custom)
     }
 }
 

@@ -109,26 +109,29 @@ impl Identity {
     /// Fails with [`Error::Identity`] when `certificate` holds no
     /// certificate, when `private_key` holds no key (or one rustls cannot
     /// sign with), when the key does not match the leaf, or when the leaf
-    /// is not valid now (expired, or not yet valid).
+    /// is not valid now: expired, or not valid for another five minutes
+    /// (a notBefore up to five minutes ahead is taken, for clocks a little
+    /// behind the CA's).
     pub fn from_pem(certificate: &str, private_key: &str, ca_chain: &[&str]) -> Result<Identity> {
         Identity::build(
             certificate,
             private_key,
             ca_chain,
             "ca_chain",
-            SystemTime::now(),
+            Some(SystemTime::now()),
         )
         .map_err(|reason| Error::Identity { reason })
     }
 
-    /// [`from_pem`](Self::from_pem) at time `now`, failing with the reason
-    /// alone; `ca_field` names where `ca` came from (`ca_chain`, `issuing_ca`).
+    /// [`from_pem`](Self::from_pem) at time `now` (`None`: no time check),
+    /// failing with the reason alone; `ca_field` names where `ca` came from
+    /// (`ca_chain`, `issuing_ca`).
     pub(crate) fn build(
         certificate: &str,
         private_key: &str,
         ca: &[&str],
         ca_field: &str,
-        now: SystemTime,
+        now: Option<SystemTime>,
     ) -> std::result::Result<Identity, String> {
         let given = pem::certificates(certificate, "`certificate`")?;
         let Some((leaf_der, rest)) = given.split_first() else {
@@ -141,7 +144,9 @@ impl Identity {
         let ca_certs = read_ca(ca, ca_field)?;
         let key = pem::private_key(private_key)?;
         let signing = signing_key(&key, &leaf, &rest)?;
-        check_validity(&leaf, now)?;
+        if let Some(now) = now {
+            check_validity(&leaf, now)?;
+        }
 
         // Served: the leaf, then the others given, each once, no root.
         let mut served = vec![leaf_der.clone()];
@@ -373,10 +378,15 @@ fn read_all(
         .collect()
 }
 
-/// The leaf valid at `now`: notBefore <= now < notAfter.
+/// How far ahead of this machine's clock a notBefore may be: a clock a
+/// little behind the CA's (Vault backdates by 30 s only) still loads.
+const NOT_BEFORE_LEEWAY: i64 = 300;
+
+/// The leaf valid at `now`: notBefore <= now (give or take
+/// [`NOT_BEFORE_LEEWAY`]) < notAfter.
 fn check_validity(leaf: &Certificate, now: SystemTime) -> std::result::Result<(), String> {
     let now = time::unix(now);
-    if now < leaf.not_before {
+    if now.saturating_add(NOT_BEFORE_LEEWAY) < leaf.not_before {
         return Err(format!(
             "the certificate is not valid before {} ({}): check this machine's clock, or write one valid now",
             time::rfc3339(leaf.not_before),
@@ -446,7 +456,7 @@ mod tests {
 
     /// The reason `build` refuses with, checked to quote no PEM.
     fn refused(cert: &str, key: &str, ca: &[&str], now: SystemTime) -> String {
-        let reason = match Identity::build(cert, key, ca, "ca_chain", now) {
+        let reason = match Identity::build(cert, key, ca, "ca_chain", Some(now)) {
             Ok(id) => panic!("accepted: {id:?}"),
             Err(reason) => reason,
         };
@@ -579,9 +589,14 @@ mod tests {
         let id = identity(EC, EC_KEY);
         let (not_before, not_after) = (id.not_before(), id.not_after());
         let second = Duration::from_secs(1);
-        let at = |now| Identity::build(EC, EC_KEY, &[], "ca_chain", now).map(|_| ());
+        let at = |now| Identity::build(EC, EC_KEY, &[], "ca_chain", Some(now)).map(|_| ());
         assert_eq!(at(not_before), Ok(()));
         assert_eq!(at(not_after - second), Ok(()));
+        // A clock up to five minutes behind the CA's still loads it.
+        assert_eq!(at(not_before - Duration::from_secs(300)), Ok(()));
+        // No time check at all: an identity in force that expired since.
+        let unchecked = Identity::build(EC, EC_KEY, &[], "ca_chain", None);
+        assert!(unchecked.is_ok());
         let reason = refused(EC, EC_KEY, &[], not_after);
         let expiry = time::rfc3339(time::unix(not_after));
         assert_eq!(
@@ -592,7 +607,7 @@ mod tests {
             expiry.starts_with("2126-") && expiry.ends_with('Z'),
             "{expiry}"
         );
-        let reason = refused(EC, EC_KEY, &[], not_before - second);
+        let reason = refused(EC, EC_KEY, &[], not_before - Duration::from_secs(301));
         assert!(
             reason.starts_with("the certificate is not valid before 20"),
             "{reason}"

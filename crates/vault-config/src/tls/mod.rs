@@ -70,10 +70,20 @@
 //!
 //! [`Health::certificates`](crate::Health::certificates) shows every
 //! identity in the config in force, by field: serial, common name,
-//! validity and, for a PKI one, when it is issued next. With the `metrics`
-//! feature, `vault_config_certificate_expiry_timestamp_seconds{field}` is
-//! each one's expiry (alert on `x - time() < 7 * 86400`), and
+//! validity and, for a PKI one, when it is issued next and how many
+//! attempts failed. With the `metrics` feature,
+//! `vault_config_certificate_expiry_timestamp_seconds{field, source}` is
+//! each one's expiry (alert on `x - time() < 7 * 86400` for `source="kv"`),
+//! `vault_config_certificate_reissue_timestamp_seconds{field}` when a PKI
+//! one is due (alert on `time() - x > 300`), and
 //! `vault_config_certificates_issued_total` counts issues.
+//!
+//! A failed issue (Vault down, the role refusing, a certificate that does
+//! not check out, e.g. a P-521 key rustls cannot sign with) keeps the
+//! certificate in force and waits before the next attempt (1 s doubling, at
+//! most 30 s). An identity in force that expires meanwhile is not checked
+//! for time again while other values change: new database credentials are
+//! still published.
 //!
 //! # Serving it (feature `rustls`)
 //!
@@ -139,6 +149,7 @@ mod request;
 mod resolver;
 mod x509;
 
+pub(crate) use de::keeping;
 pub(crate) use identity::leaf_info;
 pub use identity::{Identity, IdentityInfo};
 

@@ -50,10 +50,11 @@ impl CertificateRequest {
         self
     }
 
-    /// The validity asked for (the role's `max_ttl` bounds it); unset, the
-    /// role's `ttl`.
+    /// The validity asked for (the role's `max_ttl` bounds it), in whole
+    /// seconds, rounded up; zero: the role's `ttl`, as when unset.
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = Some(ttl).filter(|t| !t.is_zero());
+        let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+        self.ttl = Some(Duration::from_secs(secs)).filter(|t| !t.is_zero());
         self
     }
 
@@ -132,6 +133,13 @@ mod tests {
                 .ttl(Duration::ZERO)
                 .requested_ttl(),
             None
+        );
+        // Vault reads `0s` as the role's own TTL: never send it for 500 ms.
+        assert_eq!(
+            CertificateRequest::new("x")
+                .ttl(Duration::from_millis(500))
+                .requested_ttl(),
+            Some(Duration::from_secs(1))
         );
     }
 }

@@ -46,12 +46,12 @@ pub struct CertResolver {
 
 /// Where the identity in force comes from.
 trait Source: Send + Sync {
-    fn current(&self) -> Identity;
+    fn current(&self) -> Option<Identity>;
 }
 
 impl Source for Identity {
-    fn current(&self) -> Identity {
-        self.clone()
+    fn current(&self) -> Option<Identity> {
+        Some(self.clone())
     }
 }
 
@@ -66,10 +66,27 @@ where
     T: Send + Sync + 'static,
     F: Fn(&T) -> &Identity + Send + Sync + 'static,
 {
-    fn current(&self) -> Identity {
+    fn current(&self) -> Option<Identity> {
         // The channel's lock is held for the clone of one `Arc` only.
         let config = Arc::clone(&self.config.borrow());
-        (self.select)(&config).clone()
+        Some((self.select)(&config).clone())
+    }
+}
+
+/// A config channel and an optional identity's place in the config.
+struct WatchedOption<T, F> {
+    config: watch::Receiver<Arc<T>>,
+    select: F,
+}
+
+impl<T, F> Source for WatchedOption<T, F>
+where
+    T: Send + Sync + 'static,
+    F: Fn(&T) -> Option<&Identity> + Send + Sync + 'static,
+{
+    fn current(&self) -> Option<Identity> {
+        let config = Arc::clone(&self.config.borrow());
+        (self.select)(&config).cloned()
     }
 }
 
@@ -87,6 +104,20 @@ impl CertResolver {
         }
     }
 
+    /// [`new`](Self::new) for an `Option<Identity>` field (a `pki` field
+    /// that is `None` while Vault is off, say): while it is `None`, a
+    /// server's handshakes fail (rustls: no certificate to present) and a
+    /// client presents none.
+    pub fn new_optional<T, F>(config: watch::Receiver<Arc<T>>, select: F) -> CertResolver
+    where
+        T: Send + Sync + 'static,
+        F: Fn(&T) -> Option<&Identity> + Send + Sync + 'static,
+    {
+        CertResolver {
+            source: Box::new(WatchedOption { config, select }),
+        }
+    }
+
     /// A resolver that always serves `identity`.
     pub fn fixed(identity: Identity) -> CertResolver {
         CertResolver {
@@ -94,15 +125,16 @@ impl CertResolver {
         }
     }
 
-    /// The identity the next handshake gets.
-    pub fn current(&self) -> Identity {
+    /// The identity the next handshake gets (`None` only from
+    /// [`new_optional`](Self::new_optional)).
+    pub fn current(&self) -> Option<Identity> {
         self.source.current()
     }
 }
 
 impl ResolvesServerCert for CertResolver {
     fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current().certified_key())
+        self.current().map(|i| i.certified_key())
     }
 }
 
@@ -112,11 +144,11 @@ impl ResolvesClientCert for CertResolver {
         _root_hint_subjects: &[&[u8]],
         _sigschemes: &[SignatureScheme],
     ) -> Option<Arc<CertifiedKey>> {
-        Some(self.current().certified_key())
+        self.current().map(|i| i.certified_key())
     }
 
     fn has_certs(&self) -> bool {
-        true
+        self.current().is_some()
     }
 }
 
@@ -151,25 +183,54 @@ mod tests {
         let key = ResolvesClientCert::resolve(&resolver, &[], &[]).unwrap();
         // The key parsed when the identity was made, not per handshake.
         assert!(Arc::ptr_eq(&key, &first.certified_key()));
-        assert!(Arc::ptr_eq(&key, &resolver.current().certified_key()));
+        assert!(Arc::ptr_eq(
+            &key,
+            &resolver.current().unwrap().certified_key()
+        ));
         assert!(resolver.has_certs());
 
         tx.send(config(RSA, RSA_KEY)).unwrap();
         assert_eq!(
-            resolver.current().serial(),
+            resolver.current().unwrap().serial(),
             "9a:0f:3c:5e:7b:1d:2f:4a:6c:8e:0a:1b:3c:5d:7e:9f:01:23:45:67"
         );
         let key = ResolvesClientCert::resolve(&resolver, &[], &[]).unwrap();
         assert_eq!(
             key.cert.first().map(|c| c.to_vec()),
-            resolver.current().chain_der().next().map(<[u8]>::to_vec)
+            resolver
+                .current()
+                .unwrap()
+                .chain_der()
+                .next()
+                .map(<[u8]>::to_vec)
         );
         // The sender gone, the last identity stays.
         drop(tx);
-        assert_eq!(resolver.current().common_name(), Some("gateway.internal"));
         assert_eq!(
-            resolver.current().serial(),
+            resolver.current().unwrap().common_name(),
+            Some("gateway.internal")
+        );
+        assert_eq!(
+            resolver.current().unwrap().serial(),
             "9a:0f:3c:5e:7b:1d:2f:4a:6c:8e:0a:1b:3c:5d:7e:9f:01:23:45:67"
+        );
+    }
+
+    #[test]
+    fn an_optional_identity_serves_while_it_is_there() {
+        let (tx, rx) = watch::channel(Arc::new(None::<Identity>));
+        let resolver = CertResolver::new_optional(rx, |c: &Option<Identity>| c.as_ref());
+        assert!(resolver.current().is_none());
+        assert!(!resolver.has_certs());
+        assert!(ResolvesClientCert::resolve(&resolver, &[], &[]).is_none());
+        tx.send(Arc::new(Some(config(EC, EC_KEY).tls.clone())))
+            .unwrap();
+        assert!(resolver.has_certs());
+        assert_eq!(
+            resolver
+                .current()
+                .map(|i| i.common_name().map(str::to_owned)),
+            Some(Some("gateway.internal".to_owned()))
         );
     }
 
@@ -177,7 +238,7 @@ mod tests {
     fn debug_shows_the_identity_in_force_redacted() {
         let resolver = CertResolver::fixed(config(ED25519, ED25519_KEY).tls.clone());
         let text = format!("{resolver:?}");
-        assert!(text.starts_with("CertResolver { identity: Identity { common_name: Some(\"ed25519.internal\"), serial: \"5e:2d:0c:1b\""), "{text}");
+        assert!(text.starts_with("CertResolver { identity: Some(Identity { common_name: Some(\"ed25519.internal\"), serial: \"5e:2d:0c:1b\""), "{text}");
         assert!(text.contains("private_key: \"[REDACTED]\""), "{text}");
         assert_quotes_no_pem(&text);
     }

@@ -10,13 +10,14 @@
 //! shows its expiry.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::base::unix_now;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::backoff::after;
 use super::health::CertificateHealth;
 use super::state::State;
 use crate::load::plan::Read;
@@ -34,8 +35,16 @@ pub(super) struct Reissue {
     pub(super) serial: String,
     /// When to issue again.
     pub(super) due: Instant,
-    /// The same, in seconds since the Unix epoch (for health).
+    /// The same, in seconds since the Unix epoch (in case the machine
+    /// slept: an `Instant` stands still meanwhile).
     pub(super) due_unix: u64,
+    /// When the first attempt was due (two thirds of the way), in seconds
+    /// since the Unix epoch: what health and metrics show, so that an
+    /// overdue issue stands out however often it was tried.
+    pub(super) planned_unix: u64,
+    /// Attempts that failed in a row (not issued, or refused): each waits
+    /// longer (1 s doubling, at most 30 s).
+    pub(super) failures: u32,
 }
 
 impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
@@ -55,7 +64,12 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 .and_then(Value::as_str)
                 .and_then(leaf_info);
             let Some(certificate) = certificate else {
-                self.reissues.remove(&index);
+                if self.reissues.remove(&index).is_some() {
+                    tracing::warn!(
+                        read = %self.plan.reads()[index],
+                        "vault-config watcher: the answer holds no certificate that can be read; it will not be issued again before it expires"
+                    );
+                }
                 continue;
             };
             if self
@@ -71,19 +85,56 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 index,
                 Reissue {
                     serial: certificate.serial,
-                    due: Instant::now() + wait,
-                    due_unix: unix(SystemTime::now() + wait),
+                    due: after(wait),
+                    due_unix: unix_now().saturating_add(ceil_secs(wait)),
+                    planned_unix: unix_now().saturating_add(ceil_secs(wait)),
+                    failures: 0,
                 },
             );
         }
     }
 
-    /// The PKI reads due for a new certificate at `now`.
+    /// The PKI reads due for a new certificate at `now` (or by the wall
+    /// clock, after a sleep).
     pub(super) fn reissues_due(&self, now: Instant) -> impl Iterator<Item = usize> + '_ {
+        let wall = unix_now();
         self.reissues
             .iter()
-            .filter(move |(_, r)| r.due <= now)
+            .filter(move |(_, r)| r.is_due(now, wall))
             .map(|(i, _)| *i)
+    }
+
+    /// After an attempt at `issued`: those still due (not issued, or the
+    /// certificate refused) back off, so a role that issues what cannot be
+    /// used is not asked at every poll.
+    pub(super) fn reissues_failed(&mut self, issued: &[usize]) {
+        let (now, wall) = (Instant::now(), unix_now());
+        for index in issued {
+            let delay = match self.reissues.get(index) {
+                Some(r) if r.is_due(now, wall) => {
+                    self.options.renewal_delay(r.failures.saturating_add(1))
+                }
+                _ => continue,
+            };
+            let Some(r) = self.reissues.get_mut(index) else {
+                continue;
+            };
+            r.failures = r.failures.saturating_add(1);
+            r.due = after(delay);
+            r.due_unix = wall.saturating_add(ceil_secs(delay));
+            let (serial, failures) = (r.serial.clone(), r.failures);
+            tracing::warn!(
+                read = %self.plan.reads()[*index],
+                failures,
+                retry_in_ms = delay.as_millis() as u64,
+                "vault-config watcher: no new certificate in force yet; the one in force stays, trying again after a backoff"
+            );
+            self.update_health(|h| {
+                for c in h.certificates.values_mut().filter(|c| c.serial == serial) {
+                    c.reissue_failures = failures;
+                }
+            });
+        }
     }
 
     /// Puts the serial and expiry of every identity in `provider`'s values
@@ -91,19 +142,25 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
     /// health, by field, and their expiries in metrics. Never key material.
     pub(super) fn record_certificates(&mut self, provider: &VaultProvider) {
         let mut certificates = BTreeMap::new();
+        let mut in_force = Vec::new();
         for resolved in provider.resolved() {
-            let Some(info) = provider.value_of(&resolved.key).and_then(info_of) else {
+            let Some(value) = provider.value_of(&resolved.key) else {
                 continue;
             };
-            let reissue_at = self
+            let Some(info) = info_of(value) else {
+                continue;
+            };
+            if let Some(text) = value.get("certificate").and_then(Value::as_str) {
+                in_force.push(text.to_owned());
+            }
+            let reissue = self
                 .plan
                 .reads()
                 .iter()
                 .enumerate()
                 .filter(|(_, read)| matches!(read, Read::Issued { .. }))
                 .filter_map(|(i, _)| self.reissues.get(&i))
-                .find(|r| r.serial == info.serial)
-                .map(|r| r.due_unix);
+                .find(|r| r.serial == info.serial);
             certificates.insert(
                 self.field_of(&resolved.key),
                 CertificateHealth {
@@ -111,16 +168,30 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                     common_name: info.common_name,
                     not_before: info.not_before,
                     expires_at: info.not_after,
-                    reissue_at,
+                    reissue_at: reissue.map(|r| r.planned_unix),
+                    reissue_failures: reissue.map_or(0, |r| r.failures),
                 },
             );
         }
-        let expiries: Vec<(String, u64)> = certificates
+        let shown: Vec<(&str, u64, Option<u64>)> = certificates
             .iter()
-            .map(|(field, c)| (field.clone(), c.expires_at))
+            .map(|(f, c)| (f.as_str(), c.expires_at, c.reissue_at))
             .collect();
-        self.client.telemetry().certificate_expiries(&expiries);
+        self.client.telemetry().certificates(&shown);
+        self.certificates_in_force = in_force;
         self.update_health(|h| h.certificates = certificates);
+    }
+}
+
+/// Whole seconds, rounded up: a wall-clock time never earlier than the `Instant`.
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+impl Reissue {
+    fn is_due(&self, now: Instant, wall: u64) -> bool {
+        // Strictly: `due_unix` is whole seconds, rounded up.
+        self.due <= now || self.due_unix < wall
     }
 }
 
@@ -130,8 +201,4 @@ fn info_of(value: &Value) -> Option<IdentityInfo> {
     let object = value.as_object()?;
     object.get("private_key").filter(|k| k.is_string())?;
     leaf_info(object.get("certificate")?.as_str()?)
-}
-
-fn unix(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

@@ -102,9 +102,14 @@ pub struct CertificateHealth {
     /// clients refuse the service: alert well before (see the README).
     pub expires_at: u64,
     /// For a certificate a PKI role issued: when the watcher has it issued
-    /// again (two thirds of its validity after it was received). `None` for
-    /// one from KV, which whoever writes KV replaces.
+    /// again (two thirds of the way from when it was received to its
+    /// expiry), in seconds since the Unix epoch; in the past while issuing
+    /// fails. `None` for one from KV, which whoever writes KV replaces.
     pub reissue_at: Option<u64>,
+    /// Attempts to issue its successor that failed in a row (Vault down,
+    /// the role refusing, or a certificate this crate refuses): each
+    /// retried after a backoff of 1 s doubling, at most 30 s.
+    pub reissue_failures: u32,
 }
 
 /// One lease a watcher holds. Its credentials are never shown.

@@ -27,7 +27,12 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         tx: &watch::Sender<Arc<T>>,
     ) -> Result<bool> {
         let provider = candidate.resolve(&self.plan, &self.client);
-        let config = extract::<T>(self.described.as_ref(), &self.client, &provider)?;
+        // An identity in force that has expired since does not keep other
+        // values (new credentials) from being published; a new one must be valid.
+        let held = self.certificates_in_force.clone();
+        let config = crate::tls::keeping(held, || {
+            extract::<T>(self.described.as_ref(), &self.client, &provider)
+        })?;
         let replaced = self.replaced_leases(&candidate);
         self.client
             .telemetry()

@@ -73,6 +73,9 @@ pub(super) struct State<T> {
     /// The certificates PKI roles issued for the published config, by read
     /// index: when to have each issued again.
     pub(super) reissues: HashMap<usize, Reissue>,
+    /// The `certificate` texts of the identities in the published config:
+    /// not checked for time again when the next config is made.
+    pub(super) certificates_in_force: Vec<String>,
     /// Backoffs: polls, token renewal, lease work.
     pub(super) polls: Backoff,
     /// The failure now in health came from a chore (a renewal between polls).
@@ -150,6 +153,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             revocations: Vec::new(),
             rotations: HashMap::new(),
             reissues: HashMap::new(),
+            certificates_in_force: Vec::new(),
             polls: Backoff::default(),
             chore_failed: false,
             token: Backoff::default(),
@@ -319,17 +323,11 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             Err(e) => outcome_of(e),
         };
         let took = started.elapsed();
-        let requests = self.client.requests_sent().saturating_sub(sent);
-        span.record("requests", requests);
+        span.record("requests", self.client.requests_sent().saturating_sub(sent));
         span.record("outcome", outcome);
         span.record("duration_ms", took.as_secs_f64() * 1000.0);
         self.client.telemetry().poll(outcome, took, unix_now());
         match &result {
-            // A poll that asked Vault nothing (a plan of PKI certificates
-            // only, between issues) says nothing of a chore that failed.
-            Ok(_) if requests == 0 && self.chore_failed => {
-                self.update_health(|h| h.polls = h.polls.saturating_add(1));
-            }
             Ok(_) => {
                 self.chore_failed = false;
                 self.update_health(|h| h.polls = h.polls.saturating_add(1));

@@ -13,6 +13,7 @@ use super::hub::Need;
 use super::state::{State, Work};
 use crate::engines::kv::{KvSecret, KvVersion};
 use crate::error::{Error, Result};
+use crate::load::plan::Read;
 use crate::load::snapshot::{Freshness, Snapshot};
 use crate::telemetry::Count;
 
@@ -89,6 +90,28 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 Error::keep_first(&mut first_error, e);
             }
         }
+        if kv
+            && !self
+                .plan
+                .reads()
+                .iter()
+                .any(|r| matches!(r, Read::Kv { .. }))
+        {
+            // No KV path to check (certificates and leases only, renewed when
+            // due): Vault's health endpoint (no token needed, so no policy)
+            // says whether it is there, so health and `last_success` do not
+            // claim it while it is down or sealed.
+            match self.client.server_status().await {
+                Ok(status) if status.sealed => Error::keep_first(
+                    &mut first_error,
+                    Error::Sealed {
+                        addr: status.address,
+                    },
+                ),
+                Ok(_) => {}
+                Err(e) => Error::keep_first(&mut first_error, e),
+            }
+        }
         let kv_count = changed.len();
         let (mut rereads, lease_error) = self.renew_leases().await;
         // Static roles: at every poll (their answer is cheap and holds no
@@ -101,12 +124,13 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 .filter(|(i, clock)| (kv || clock.due <= now) && !changed.contains(*i))
                 .map(|(i, _)| *i),
         );
-        // Certificates two thirds through: issued again.
-        let due: Vec<usize> = self
+        // Certificates two thirds through: issued again (each on its own
+        // backoff after a failure).
+        let issued: Vec<usize> = self
             .reissues_due(now)
             .filter(|i| !changed.contains(i) && !rereads.contains(i))
             .collect();
-        rereads.extend(due);
+        rereads.extend(issued.iter().copied());
         let rereading = !rereads.is_empty();
         changed.extend(rereads);
         // Whether a due lease was neither renewed nor replaced: lease work
@@ -152,15 +176,19 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                     self.pool.join(&self.plan.reads()[index], found);
                 }
             }
-            // Everything that changed, and apart from it the new credentials
-            // alone: a bad KV rotation must not keep leases from being
-            // replaced before they expire.
+            // Everything that changed; apart from it, the new credentials
+            // and certificates; apart from those, the credentials alone: a
+            // bad KV rotation must not keep leases from being replaced
+            // before they expire, nor a refused certificate.
             let mut candidate = self.snapshot.clone();
             let mut leased_only = self.snapshot.clone();
+            let mut credentials_only = self.snapshot.clone();
             let mut fresh_leases = Vec::new();
-            // New credentials (a lease or a static role's password) read.
-            let mut fresh_credentials = false;
+            // New credentials (a lease or a static role's password) read,
+            // and new certificates issued.
+            let (mut fresh_credentials, mut fresh_certificates) = (false, false);
             for (position, (index, result)) in changed.into_iter().zip(results).enumerate() {
+                let is_issue = issued.contains(&index);
                 match result {
                     // A KV answer older than the version in force (a lagging
                     // node): left out, so nothing goes back in time.
@@ -178,13 +206,19 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                             fresh_leases.push(lease.id.clone());
                         }
                         if position >= kv_count {
-                            fresh_credentials = true;
                             leased_only.replace(index, found.clone());
+                            if is_issue {
+                                fresh_certificates = true;
+                            } else {
+                                fresh_credentials = true;
+                                credentials_only.replace(index, found.clone());
+                            }
                         }
                         candidate.replace(index, found);
                     }
                     Err(e) => {
-                        lease_failed |= position >= kv_count;
+                        // A certificate not issued backs off on its own clock.
+                        lease_failed |= position >= kv_count && !is_issue;
                         if position < kv_count {
                             // Not every KV change was tried: none is rejected.
                             stamps = None;
@@ -193,12 +227,6 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                     }
                 }
             }
-            let retry_leased = kv_count > 0 && fresh_credentials;
-            let keep_leases = if retry_leased {
-                Vec::new()
-            } else {
-                fresh_leases.clone()
-            };
             // A chore did not look at KV, or KV holds only the rotation
             // already held back: it stays held back.
             let still_held = if kv && !seen_rejected {
@@ -206,34 +234,51 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             } else {
                 self.held_back.clone()
             };
-            let result = self.adopt(candidate, keep_leases, still_held, tx).await;
-            if kv_count > 0 {
-                self.rejected = match &result {
-                    Ok(_) => None,
-                    Err(e) => stamps.map(|stamps| (stamps, e.clone())),
-                };
+            let mut stages = vec![candidate];
+            if kv_count > 0 && (fresh_credentials || fresh_certificates) {
+                stages.push(leased_only);
             }
-            match result {
-                Ok(p) => published = p,
-                Err(e) if retry_leased => {
-                    let held_back = e.to_string();
-                    Error::keep_first(&mut first_error, e);
-                    match self
-                        .adopt(leased_only, fresh_leases, Some(held_back), tx)
-                        .await
-                    {
-                        Ok(p) => published = p,
-                        Err(e) => {
-                            lease_failed = true;
-                            Error::keep_first(&mut first_error, e);
+            if fresh_credentials && fresh_certificates {
+                stages.push(credentials_only);
+            }
+            let last = stages.len() - 1;
+            let mut refused: Option<String> = None;
+            for (stage, snapshot) in stages.into_iter().enumerate() {
+                // The new leases are revoked only when no later stage may
+                // still use them.
+                let revoke = if stage == last {
+                    fresh_leases.clone()
+                } else {
+                    Vec::new()
+                };
+                let held = match &refused {
+                    None => still_held.clone(),
+                    Some(why) => Some(why.clone()),
+                };
+                let result = self.adopt(snapshot, revoke, held, tx).await;
+                if stage == 0 && kv_count > 0 {
+                    self.rejected = match &result {
+                        Ok(_) => None,
+                        Err(e) => stamps.clone().map(|stamps| (stamps, e.clone())),
+                    };
+                }
+                match result {
+                    Ok(p) => {
+                        published = p;
+                        break;
+                    }
+                    Err(e) => {
+                        refused.get_or_insert_with(|| e.to_string());
+                        Error::keep_first(&mut first_error, e);
+                        if stage == last {
+                            lease_failed |= rereading;
                         }
                     }
                 }
-                Err(e) => {
-                    lease_failed |= rereading;
-                    Error::keep_first(&mut first_error, e);
-                }
             }
+            // The certificates due and still not in force: tried again after
+            // a backoff, not at every poll.
+            self.reissues_failed(&issued);
         }
         if lease_failed {
             self.lease_work.fail_renewal(&self.options);
