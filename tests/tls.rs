@@ -545,3 +545,86 @@ async fn a_certificate_that_cannot_serve_is_refused_and_retried_with_backoff() {
     assert_eq!(h.certificates["identity"].reissue_failures, 0, "{h:?}");
     assert!(h.last_error.is_none(), "{h:?}");
 }
+
+#[derive(Debug, Deserialize, VaultConfig)]
+struct WithDatabase {
+    #[vault(dynamic = "database/creds/app", key = "username")]
+    username: String,
+    #[vault(dynamic = "database/creds/app", key = "password")]
+    password: vault_config::SecretString,
+    #[vault(pki = "pki/issue/web", common_name = "gateway.internal", ttl = "6s")]
+    identity: Identity,
+}
+
+/// Certificates and leased database credentials in one config, the role
+/// refusing to issue usable certificates: the certificate in force expires
+/// (nothing replaces it), and the credentials leased for 3 s are still
+/// replaced and published after that, each new login working. An expired
+/// identity in force, or a refused new one, never holds back the others.
+#[tokio::test]
+async fn credentials_are_replaced_while_certificates_are_refused_and_expired() {
+    let server = DevServer::start().await;
+    pki(&server).await;
+    let pg = vault_test_support::Postgres::start().await;
+    pg.configure_vault(&server, "app", "3s", "3s")
+        .await
+        .unwrap();
+    let client = server.client_builder(&[]).build().unwrap();
+    let options = options().revoke_replaced_leases_after(Duration::from_millis(200));
+    let watcher = WithDatabase::watch(&client, options).await.unwrap();
+    let first = watcher.current().identity.clone();
+    server
+        .api(
+            "POST",
+            "pki/roles/web",
+            None,
+            Some(role(json!({"key_type": "ec", "key_bits": 521}))),
+        )
+        .await
+        .unwrap();
+    let expired = vault_config_unix(first.not_after());
+    while vault_config_unix_now() <= expired {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Two more leases after the certificate in force expired.
+    let mut rx = watcher.subscribe();
+    for _ in 0..2 {
+        let before = rx.borrow_and_update().username.clone();
+        let now = timeout(EVENT, async {
+            loop {
+                rx.changed().await.unwrap();
+                let now = rx.borrow_and_update().clone();
+                if now.username != before {
+                    return now;
+                }
+            }
+        })
+        .await
+        .expect("no new credentials were published");
+        assert_eq!(now.identity, first, "no usable certificate was issued");
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host("127.0.0.1")
+            .port(pg.port())
+            .user(&now.username)
+            .password(vault_config::ExposeSecret::expose_secret(&now.password))
+            .dbname("postgres")
+            .connect_timeout(Duration::from_secs(5));
+        let (db, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+        let driver = tokio::spawn(connection);
+        let row = db.query_one("select 1", &[]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 1);
+        drop(db);
+        let _ = driver.await;
+    }
+    let h = watcher.health();
+    assert!(h.certificates["identity"].reissue_failures >= 1, "{h:?}");
+    assert!(
+        h.certificates["identity"].expires_at <= vault_config_unix_now(),
+        "{h:?}"
+    );
+}
+
+fn vault_config_unix(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
