@@ -24,7 +24,7 @@ target="$example"
 features=()
 [ "$example" = health ] && target=health_server && features=(--features metrics)
 [ "$example" = tls ] && target=tls_server && features=(--features rustls)
-echo "demo: building crates/vault-config/examples/$target.rs (the first build takes a minute or two)"
+echo "demo: building crates/vault-config/examples/$target.rs (the first build takes a few minutes)"
 cargo build --example "$target" ${features[@]+"${features[@]}"}
 port="${DEMO_PORT:-18200}"
 busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

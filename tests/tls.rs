@@ -508,6 +508,15 @@ async fn a_certificate_that_cannot_serve_is_refused_and_retried_with_backoff() {
     let three = wait_failures(3).await;
     let error = three.last_error.clone().unwrap_or_default();
     assert!(error.contains("rustls can sign"), "{error}");
+    // Why, on the certificate itself too, naming the read.
+    let why = three.certificates["identity"]
+        .reissue_error
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        why.contains("rustls can sign") && why.contains("pki/issue/web"),
+        "{why}"
+    );
     assert!(error.contains("identity"), "names the field: {error}");
     // Between the first and third failure the polls went on without
     // issuing: at least the 1 s + 2 s of backoff at 300 ms intervals.
@@ -543,6 +552,7 @@ async fn a_certificate_that_cannot_serve_is_refused_and_retried_with_backoff() {
     health.borrow_and_update();
     let h = watcher.health();
     assert_eq!(h.certificates["identity"].reissue_failures, 0, "{h:?}");
+    assert_eq!(h.certificates["identity"].reissue_error, None, "{h:?}");
     assert!(h.last_error.is_none(), "{h:?}");
 }
 

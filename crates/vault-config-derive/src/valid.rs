@@ -329,6 +329,13 @@ fn issued(pki: &LitStr, args: FieldArgs, cx: &Ctxt) -> Option<Kind> {
         cx.error_spanned_by(pki, msg);
         return None;
     }
+    if !is_issue_path(&path) {
+        cx.error_spanned_by(
+            pki,
+            format!("`pki` takes a PKI role's issue path, `<mount>/issue/<role>` (e.g. \"pki/issue/web\", or `<mount>/issuer/<issuer>/issue/<role>`); `{path}` is not one, and a write there could change something else (a role's settings)"),
+        );
+        return None;
+    }
     let Some(common_name) = args.common_name else {
         cx.error_spanned_by(
             pki,
@@ -360,6 +367,17 @@ fn issued(pki: &LitStr, args: FieldArgs, cx: &Ctxt) -> Option<Kind> {
             }),
         }))
     })
+}
+
+/// `<mount>/issue/<role>` or `<mount>/issuer/<issuer>/issue/<role>`: the only
+/// PKI paths that issue a certificate (a write anywhere else may change the
+/// engine, e.g. a role's settings). Kept in step with the runtime's check.
+fn is_issue_path(path: &str) -> bool {
+    let segments: Vec<&str> = path.split('/').collect();
+    match segments.as_slice() {
+        [.., mount, "issue", role] => !mount.is_empty() && !role.is_empty(),
+        _ => false,
+    }
 }
 
 /// `#[vault(dynamic = "...", key = "...")]`: the engine path is whole, so no
@@ -1081,7 +1099,7 @@ mod tests {
                 b: Identity,
                 #[vault(path = "tls", key = "*", common_name = "x")]
                 c: Identity,
-                #[vault(pki = "", common_name = "x")]
+                #[vault(pki = "pki/roles/web", common_name = "x")]
                 d: Identity,
                 #[vault(pki = "pki/issue/web", common_name = "x")]
                 e: Identity,
@@ -1096,7 +1114,10 @@ mod tests {
             "{errs:?}"
         );
         assert!(errs[3].contains("go with pki"), "{errs:?}");
-        assert!(errs[4].contains("PKI issue path is empty"), "{errs:?}");
+        assert!(
+            errs[4].contains("is not one, and a write there"),
+            "{errs:?}"
+        );
         assert!(errs[5].contains("already mapped to field `e`"), "{errs:?}");
     }
 

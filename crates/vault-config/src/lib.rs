@@ -117,7 +117,7 @@
 //! | `path = "database", key = "DATABASE_URL"` | the Vault secret path and the key inside it |
 //! | `"database#DATABASE_URL"` | the same, as one string |
 //! | `key = "password"` alone | a key of the struct's `path` |
-//! | `key = "*"` | every key of the secret, into a `HashMap`/`BTreeMap` field (no env fallback) |
+//! | `key = "*"` | every key of the secret, into a `HashMap`/`BTreeMap` field or a type that deserializes from one (a struct, a [`tls::Identity`]); no env fallback |
 //! | `path_env = "AION_MINIO_SECRET_PATH"` | an env var that, when set at load time, replaces this field's path |
 //! | `env = "DB_URL"` | the env fallback name, used exactly (default: the key in upper case, `-` and `.` as `_`, after `env_prefix`; see below) |
 //! | `env = "PORT"` alone (no path, key or `dynamic`) | an env-only field: read from that variable (exactly, no `env_prefix`) at load, never from Vault, even with env fallbacks off; absent from the policy, listed in `.env.example` with its `default`; a watcher keeps the value it loaded with |
@@ -126,7 +126,9 @@
 //! | `version = 3` | pins that KV v2 version |
 //! | `nested` | the field is itself a `VaultConfig` struct |
 //! | `dynamic = "database/creds/app", key = "username"` | a key of credentials leased by a secrets engine (no mount, no prefix); all fields of one dynamic path share one read, one lease |
-//! | `ttl = "1h"` | with `dynamic`: the lease length asked for (renewed to it after each read and by it afterwards), bounded by the role's max TTL |
+//! | `ttl = "1h"` | with `dynamic`: the lease length asked for (renewed to it after each read and by it afterwards), bounded by the role's max TTL; with `pki`: the certificate's validity asked for |
+//! | `pki = "pki/issue/web", common_name = "gateway.internal"` | a certificate and key the PKI role issues (at each load; a watcher issues the next two thirds of the way to expiry), into a [`tls::Identity`] field (or `Option` of one); the path must be `<mount>/issue/<role>`; no env fallback; the policy grants `update` on it |
+//! | `alt_names = "a.internal,b.internal"`, `ip_sans = "10.0.0.7"` | with `pki`: subject alternative names, comma-separated as Vault takes them |
 //! | `json` | a string value (from Vault or env: `FEATURE_FLAGS='{"beta": true}'` in a `.env`) is parsed as JSON before extraction, into a struct, a map, a list, ...; a value already JSON (a secret written with `kv put @file.json`) is taken as is; one that does not parse is [`Error::Invalid`] naming the field, the source and the line and column, never the text |
 //!
 //! An `Option<T>` field absent everywhere is `None`. A field without `#[vault]`

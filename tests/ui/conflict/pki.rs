@@ -12,6 +12,9 @@ struct Gateway {
     // Certificate parameters without a PKI role.
     #[vault(path = "tls/gateway", key = "*", common_name = "c.internal")]
     c: Identity,
+    // Not an issue path: a write to a role's path would change the role.
+    #[vault(pki = "pki/roles/web", common_name = "d.internal")]
+    d: Identity,
 }
 
 fn main() {}

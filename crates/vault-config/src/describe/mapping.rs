@@ -112,6 +112,8 @@ impl Mapping {
     /// let m = Mapping::pki("tls", "pki/issue/web", CertificateRequest::new("gateway.internal"))?;
     /// assert_eq!(m.certificate_request().map(|r| r.common_name()), Some("gateway.internal"));
     /// assert!(m.is_whole_secret());
+    /// // Only an issue path: a write to `pki/roles/web` would change the role.
+    /// assert!(Mapping::pki("tls", "pki/roles/web", CertificateRequest::new("a.internal")).is_err());
     /// # Ok::<(), vault_config::Error>(())
     /// ```
     pub fn pki(
@@ -120,6 +122,13 @@ impl Mapping {
         request: CertificateRequest,
     ) -> Result<Self> {
         let mut m = Self::from_parts(key, path, WHOLE_SECRET)?;
+        let segments: Vec<&str> = m.path.split('/').collect();
+        if !matches!(segments.as_slice(), [.., _, "issue", _]) {
+            return Err(Error::Mapping {
+                mapping: format!("{} <- {}", m.key, m.path),
+                reason: "not a PKI role's issue path: write `<mount>/issue/<role>` (e.g. pki/issue/web) or `<mount>/issuer/<issuer>/issue/<role>`; a write elsewhere could change the engine (a role's settings)".to_owned(),
+            });
+        }
         if request.common_name().trim().is_empty() {
             return Err(Error::Mapping {
                 mapping: format!("{} <- {}", m.key, m.path),

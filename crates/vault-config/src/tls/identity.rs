@@ -48,7 +48,7 @@ use crate::error::{Error, Result};
 ///
 /// Cloning is cheap (one `Arc`). Two identities are equal when their served
 /// chains, CA certificates and keys are. `Debug` shows the common name,
-/// serial and expiry, never the key:
+/// serial and expiry, never the key. Errors never quote what they refuse:
 ///
 /// ```
 /// # use vault_config::tls::Identity;
@@ -318,6 +318,13 @@ fn read_ca(ca: &[&str], ca_field: &str) -> std::result::Result<Vec<Parsed>, Stri
             _ => format!("entry {} of `{ca_field}`", i + 1),
         };
         let certs = pem::certificates(text, &field)?;
+        if certs.is_empty() && !text.trim().is_empty() {
+            // A key, or anything else, where CA certificates belong: the
+            // trust store a client builds from it would be empty.
+            return Err(format!(
+                "{field} holds no PEM certificate; write the CA certificates there (the issuing CA, then its issuers), each a PEM `CERTIFICATE` section"
+            ));
+        }
         all.extend(read_all(&certs, |j| {
             format!("certificate {} of {field}", j + 1)
         })?);
@@ -580,6 +587,15 @@ mod tests {
         let reason = refused(EC, EC_KEY, &[junk], now);
         assert!(
             reason.starts_with("certificate 1 of `ca_chain` cannot be read"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn a_ca_chain_with_no_certificate_is_refused() {
+        let reason = refused(EC, EC_KEY, &[EC_KEY], SystemTime::now());
+        assert!(
+            reason.starts_with("`ca_chain` holds no PEM certificate;"),
             "{reason}"
         );
     }

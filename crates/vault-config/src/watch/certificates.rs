@@ -45,6 +45,8 @@ pub(super) struct Reissue {
     /// Attempts that failed in a row (not issued, or refused): each waits
     /// longer (1 s doubling, at most 30 s).
     pub(super) failures: u32,
+    /// Why the last attempt failed, until one succeeds.
+    pub(super) error: Option<String>,
 }
 
 impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
@@ -89,6 +91,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                     due_unix: unix_now().saturating_add(ceil_secs(wait)),
                     planned_unix: unix_now().saturating_add(ceil_secs(wait)),
                     failures: 0,
+                    error: None,
                 },
             );
         }
@@ -106,8 +109,14 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
 
     /// After an attempt at `issued`: those still due (not issued, or the
     /// certificate refused) back off, so a role that issues what cannot be
-    /// used is not asked at every poll.
-    pub(super) fn reissues_failed(&mut self, issued: &[usize]) {
+    /// used is not asked at every poll. `errors`: why each was not issued;
+    /// `refused`: why the config with the new ones was not published.
+    pub(super) fn reissues_failed(
+        &mut self,
+        issued: &[usize],
+        errors: &[(usize, String)],
+        refused: Option<&str>,
+    ) {
         let (now, wall) = (Instant::now(), unix_now());
         for index in issued {
             let delay = match self.reissues.get(index) {
@@ -116,25 +125,42 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                 }
                 _ => continue,
             };
+            let why = errors
+                .iter()
+                .find(|(i, _)| i == index)
+                .map(|(_, e)| e.as_str())
+                .or(refused)
+                .unwrap_or("the new certificate was not put in force");
+            let read = self.plan.reads()[*index].to_string();
+            let error =
+                format!("no new certificate from `{read}` yet (the one in force stays): {why}");
             let Some(r) = self.reissues.get_mut(index) else {
                 continue;
             };
             r.failures = r.failures.saturating_add(1);
             r.due = after(delay);
             r.due_unix = wall.saturating_add(ceil_secs(delay));
+            r.error = Some(error.clone());
             let (serial, failures) = (r.serial.clone(), r.failures);
             tracing::warn!(
-                read = %self.plan.reads()[*index],
+                read = %read,
                 failures,
                 retry_in_ms = delay.as_millis() as u64,
+                error = %why,
                 "vault-config watcher: no new certificate in force yet; the one in force stays, trying again after a backoff"
             );
             self.update_health(|h| {
                 for c in h.certificates.values_mut().filter(|c| c.serial == serial) {
                     c.reissue_failures = failures;
+                    c.reissue_error = Some(error.clone());
                 }
             });
         }
+    }
+
+    /// Why a certificate due is not issued yet, if one is not.
+    pub(super) fn reissue_error(&self) -> Option<String> {
+        self.reissues.values().find_map(|r| r.error.clone())
     }
 
     /// Puts the serial and expiry of every identity in `provider`'s values
@@ -170,6 +196,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                     expires_at: info.not_after,
                     reissue_at: reissue.map(|r| r.planned_unix),
                     reissue_failures: reissue.map_or(0, |r| r.failures),
+                    reissue_error: reissue.and_then(|r| r.error.clone()),
                 },
             );
         }

@@ -110,6 +110,10 @@ pub struct CertificateHealth {
     /// the role refusing, or a certificate this crate refuses): each
     /// retried after a backoff of 1 s doubling, at most 30 s.
     pub reissue_failures: u32,
+    /// Why the last attempt failed (Vault's answer, or why the new
+    /// certificate was refused), until one succeeds. Also in
+    /// [`Health::last_error`] meanwhile.
+    pub reissue_error: Option<String>,
 }
 
 /// One lease a watcher holds. Its credentials are never shown.

@@ -14,7 +14,10 @@
 //! the data of paths whose version moved (KV v1 paths, which keep no metadata,
 //! are re-read). A config is published only when a value changed. A rotation
 //! that does not make a valid config, and an outage, are held back: the last
-//! good config stays, [`Watcher::health`] says why, and polls back off.
+//! good config stays and [`Watcher::health`] says why. An outage backs polls
+//! off; a rotation held back is not read again while Vault holds the same
+//! KV v2 versions (KV v1 paths, which have none, are read at every poll), and
+//! each poll until a valid config counts in `consecutive_failures`.
 //! Leases on dynamic credentials are renewed at two thirds of their duration,
 //! and replaced before they expire when they can no longer be extended.
 //! Certificates a PKI role issues are issued again once two thirds of their

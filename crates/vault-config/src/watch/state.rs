@@ -366,7 +366,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
         let held_back = self
             .held_back
             .clone()
-            .or_else(|| self.renewal_denied.clone());
+            .or_else(|| self.renewal_denied.clone())
+            .or_else(|| self.reissue_error());
         let address = self.client.address().map(str::to_owned);
         let failovers = self.client.failovers();
         self.update_health(|h| {

@@ -187,6 +187,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             // New credentials (a lease or a static role's password) read,
             // and new certificates issued.
             let (mut fresh_credentials, mut fresh_certificates) = (false, false);
+            let mut issue_errors = Vec::new();
             for (position, (index, result)) in changed.into_iter().zip(results).enumerate() {
                 let is_issue = issued.contains(&index);
                 match result {
@@ -219,6 +220,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                     Err(e) => {
                         // A certificate not issued backs off on its own clock.
                         lease_failed |= position >= kv_count && !is_issue;
+                        if is_issue {
+                            issue_errors.push((index, e.to_string()));
+                        }
                         if position < kv_count {
                             // Not every KV change was tried: none is rejected.
                             stamps = None;
@@ -278,7 +282,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             }
             // The certificates due and still not in force: tried again after
             // a backoff, not at every poll.
-            self.reissues_failed(&issued);
+            self.reissues_failed(&issued, &issue_errors, refused.as_deref());
         }
         if lease_failed {
             self.lease_work.fail_renewal(&self.options);
