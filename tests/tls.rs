@@ -21,7 +21,7 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use vault_config::kv::KvVersion;
 use vault_config::tls::{CertResolver, Identity};
-use vault_config::{VaultConfig, WatchOptions, Watcher};
+use vault_config::{Health, VaultConfig, WatchOptions, Watcher};
 use vault_test_support::DevServer;
 
 /// A bound on waits for something that happens within a few poll intervals.
@@ -284,17 +284,13 @@ async fn a_kv_certificate_rotates_and_a_bad_one_is_held_back() {
         .kv_put("secret", "tls/gateway", by_hand(&expired, &expired))
         .await
         .unwrap();
-    let error = timeout(EVENT, async {
-        loop {
-            let e = held_back(&watcher).await;
-            if e.contains("expired") {
-                return e;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    let h = health_when(&watcher, EVENT, "the expired certificate held back", |h| {
+        h.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("expired"))
     })
-    .await
-    .unwrap();
+    .await;
+    let error = h.last_error.unwrap_or_default();
     assert_secret_free(&error, &[&expired]);
     assert_eq!(watcher.current().identity, second);
     echo(&mut open, "still serving").await;
@@ -307,19 +303,37 @@ fn vault_config_unix_now() -> u64 {
         .as_secs()
 }
 
-/// Waits for health to show a held-back config; returns its error.
-async fn held_back<T: Send + Sync + 'static>(watcher: &Watcher<T>) -> String {
+/// Waits (at most `limit`) for the watcher's health to satisfy `ready`;
+/// returns that health. Panics saying `what` did not happen.
+async fn health_when<T: Send + Sync + 'static>(
+    watcher: &Watcher<T>,
+    limit: Duration,
+    what: &str,
+    ready: impl Fn(&Health) -> bool,
+) -> Health {
     let mut rx = watcher.subscribe_health();
-    timeout(EVENT, async {
+    timeout(limit, async {
         loop {
-            if let Some(e) = rx.borrow_and_update().last_error.clone() {
-                return e;
+            {
+                let h = rx.borrow_and_update();
+                if ready(&h) {
+                    return h.clone();
+                }
             }
             rx.changed().await.unwrap();
         }
     })
     .await
-    .expect("nothing was held back")
+    .unwrap_or_else(|_| panic!("{what} did not happen; health: {:?}", watcher.health()))
+}
+
+/// Waits for health to show a held-back config; returns its error.
+async fn held_back<T: Send + Sync + 'static>(watcher: &Watcher<T>) -> String {
+    let h = health_when(watcher, EVENT, "a held-back config", |h| {
+        h.last_error.is_some()
+    })
+    .await;
+    h.last_error.unwrap_or_default()
 }
 
 /// No line of any PEM in `answers` appears in `text`.
@@ -406,34 +420,21 @@ async fn an_outage_at_issue_time_keeps_the_certificate_until_vault_is_back() {
     let due = watcher.health().certificates["identity"]
         .reissue_at
         .unwrap();
-    let mut health = watcher.subscribe_health();
-    timeout(EVENT + Duration::from_secs(30), async {
-        loop {
-            {
-                let h = health.borrow_and_update();
-                if !h.vault_connected && vault_config_unix_now() > due {
-                    return;
-                }
-            }
-            health.changed().await.unwrap();
-        }
+    let limit = EVENT + Duration::from_secs(30);
+    health_when(&watcher, limit, "a failed issue in health", |h| {
+        !h.vault_connected && vault_config_unix_now() > due
     })
-    .await
-    .expect("health never showed the failed issue");
+    .await;
     let (_, leaf) = connect(addr, &first_ca).await;
     assert_eq!(leaf, leaf_of(&first), "the certificate in force stays");
     echo(&mut open, "during the outage").await;
     // Each poll tries again (the certificate is due), with backoff; health
     // stays disconnected meanwhile.
     let failures = watcher.health().consecutive_failures;
-    timeout(EVENT, async {
-        while health.borrow_and_update().consecutive_failures < failures + 2 {
-            health.changed().await.unwrap();
-        }
+    let h = health_when(&watcher, EVENT, "two more failures", |h| {
+        h.consecutive_failures >= failures + 2
     })
-    .await
-    .unwrap();
-    let h = watcher.health();
+    .await;
     assert!(!h.vault_connected && h.last_error.is_some(), "{h:?}");
     assert_eq!(watcher.current().identity, first);
 
@@ -485,27 +486,9 @@ async fn a_certificate_that_cannot_serve_is_refused_and_retried_with_backoff() {
         .unwrap();
     let before = issued_count(&server).await;
 
-    let mut health = watcher.subscribe_health();
-    let wait_failures = |n: u32| {
-        let mut health = health.clone();
-        async move {
-            timeout(EVENT, async {
-                loop {
-                    {
-                        let h = health.borrow_and_update();
-                        if h.certificates["identity"].reissue_failures >= n {
-                            return h.clone();
-                        }
-                    }
-                    health.changed().await.unwrap();
-                }
-            })
-            .await
-            .expect("no failed issue")
-        }
-    };
-    let one = wait_failures(1).await;
-    let three = wait_failures(3).await;
+    let failed = |n: u32| move |h: &Health| h.certificates["identity"].reissue_failures >= n;
+    let one = health_when(&watcher, EVENT, "a failed issue", failed(1)).await;
+    let three = health_when(&watcher, EVENT, "three failed issues", failed(3)).await;
     let error = three.last_error.clone().unwrap_or_default();
     assert!(error.contains("rustls can sign"), "{error}");
     // Why, on the certificate itself too, naming the read.
@@ -549,7 +532,6 @@ async fn a_certificate_that_cannot_serve_is_refused_and_retried_with_backoff() {
         .unwrap();
     let second = next_identity(&watcher, |c: &Issued| &c.identity, &first).await;
     assert_ne!(second.serial(), first.serial());
-    health.borrow_and_update();
     let h = watcher.health();
     assert_eq!(h.certificates["identity"].reissue_failures, 0, "{h:?}");
     assert_eq!(h.certificates["identity"].reissue_error, None, "{h:?}");
