@@ -294,6 +294,25 @@ async fn a_kv_certificate_rotates_and_a_bad_one_is_held_back() {
     assert_secret_free(&error, &[&expired]);
     assert_eq!(watcher.current().identity, second);
     echo(&mut open, "still serving").await;
+
+    // A restart now would not start (Vault's newest is the expired one), as
+    // with any rotation held back; the operator rolls back to B (version 2).
+    let fresh = server.client_builder(&[]).build().unwrap();
+    let e = FromKv::load(&fresh).await.unwrap_err().to_string();
+    assert!(e.contains("expired"), "{e}");
+    server
+        .kv_rollback("secret", "tls/gateway", 2)
+        .await
+        .unwrap();
+    let h = health_when(&watcher, EVENT, "the error cleared by the rollback", |h| {
+        h.last_error.is_none()
+    })
+    .await;
+    assert_eq!(h.versions["secret/tls/gateway"], 5, "{h:?}");
+    // The watcher ends where a fresh load does.
+    let restarted = FromKv::load(&fresh).await.unwrap();
+    assert_eq!(restarted.identity, watcher.current().identity);
+    assert_eq!(restarted.identity, second);
 }
 
 fn vault_config_unix_now() -> u64 {

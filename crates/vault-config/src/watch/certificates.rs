@@ -179,14 +179,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             if let Some(text) = value.get("certificate").and_then(Value::as_str) {
                 in_force.push(text.to_owned());
             }
-            let reissue = self
-                .plan
-                .reads()
-                .iter()
-                .enumerate()
-                .filter(|(_, read)| matches!(read, Read::Issued { .. }))
-                .filter_map(|(i, _)| self.reissues.get(&i))
-                .find(|r| r.serial == info.serial);
+            // Only PKI reads have a clock: one with this serial was issued.
+            let reissue = self.reissues.values().find(|r| r.serial == info.serial);
             certificates.insert(
                 self.field_of(&resolved.key),
                 CertificateHealth {
