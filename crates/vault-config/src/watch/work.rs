@@ -130,8 +130,10 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             .reissues_due(now)
             .filter(|i| !changed.contains(i) && !rereads.contains(i))
             .collect();
-        rereads.extend(issued.iter().copied());
+        // Credentials read anew (a certificate not issued backs off on its
+        // own clock, never pushing back lease work).
         let rereading = !rereads.is_empty();
+        rereads.extend(issued.iter().copied());
         changed.extend(rereads);
         // Whether a due lease was neither renewed nor replaced: lease work
         // then backs off instead of running again at once.
@@ -238,16 +240,19 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             } else {
                 self.held_back.clone()
             };
-            let mut stages = vec![candidate];
+            // Each stage, and whether it holds the new certificates.
+            let mut stages = vec![(candidate, true)];
             if kv_count > 0 && (fresh_credentials || fresh_certificates) {
-                stages.push(leased_only);
+                stages.push((leased_only, true));
             }
             if fresh_credentials && fresh_certificates {
-                stages.push(credentials_only);
+                stages.push((credentials_only, false));
             }
             let last = stages.len() - 1;
             let mut refused: Option<String> = None;
-            for (stage, snapshot) in stages.into_iter().enumerate() {
+            // Why the last stage with the new certificates was refused.
+            let mut certificates_refused: Option<String> = None;
+            for (stage, (snapshot, with_certificates)) in stages.into_iter().enumerate() {
                 // The new leases are revoked only when no later stage may
                 // still use them.
                 let revoke = if stage == last {
@@ -273,6 +278,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                     }
                     Err(e) => {
                         refused.get_or_insert_with(|| e.to_string());
+                        if with_certificates {
+                            certificates_refused = Some(e.to_string());
+                        }
                         Error::keep_first(&mut first_error, e);
                         if stage == last {
                             lease_failed |= rereading;
@@ -282,7 +290,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             }
             // The certificates due and still not in force: tried again after
             // a backoff, not at every poll.
-            self.reissues_failed(&issued, &issue_errors, refused.as_deref());
+            self.reissues_failed(&issued, &issue_errors, certificates_refused.as_deref());
         }
         if lease_failed {
             self.lease_work.fail_renewal(&self.options);
