@@ -507,6 +507,9 @@ impl Supervisor<'_> {
             command.env_remove(&item.name);
         }
         command.envs(vars.iter().map(|v| (&v.name, &v.value)));
+        if let Some(terminal) = &self.terminal {
+            terminal.take_at_start(&mut command);
+        }
         let pid = self.reaper.spawn(&mut command).map_err(|e| {
             let (kind, hint) = match e.kind() {
                 std::io::ErrorKind::NotFound => (Kind::CommandNotFound, "not found on PATH"),

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, pthread_sigmask, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{getpgrp, tcgetpgrp, tcsetpgrp, Pid};
+use nix::unistd::{getpgrp, setpgid, tcgetpgrp, tcsetpgrp, Pid};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
@@ -260,6 +260,41 @@ impl Terminal {
     /// Makes the group `pgid` the terminal's foreground group.
     pub fn hand_to(&self, pgid: Pid) {
         set_foreground(pgid);
+    }
+
+    /// Makes the command's child take the terminal for its own group as it
+    /// starts, before its program runs, as a shell does for a job: vault-config
+    /// hands the terminal over too once the child is started (see
+    /// [`Terminal::hand_to`]), but a program that looks at or reads its
+    /// terminal at once must find it in the foreground already.
+    #[allow(unsafe_code)]
+    pub fn take_at_start(&self, command: &mut std::process::Command) {
+        use std::os::unix::process::CommandExt;
+        // Made before the fork: nothing is allocated in the child.
+        let stdin = std::io::stdin();
+        let mut ttou = SigSet::empty();
+        ttou.add(Signal::SIGTTOU);
+        let hook = move || {
+            let own = Pid::from_raw(0);
+            let _ = setpgid(own, own);
+            let mut old = SigSet::empty();
+            let blocked =
+                pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut old)).is_ok();
+            let _ = tcsetpgrp(&stdin, getpgrp());
+            if blocked {
+                let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+            }
+            Ok(())
+        };
+        // SAFETY: the hook runs in the forked child before exec, where only
+        // async-signal-safe calls are allowed. It makes the child the leader
+        // of its group (setpgid; `process_group(0)` does the same), and
+        // calls sigprocmask, getpgrp and tcsetpgrp (an ioctl on fd 0 through
+        // a handle made before the fork); it allocates nothing, takes no
+        // lock and touches no state shared with other threads.
+        unsafe {
+            command.pre_exec(hook);
+        }
     }
 
     /// Makes vault-config's group the terminal's foreground group again.

@@ -6,6 +6,8 @@
 //! `scripts/install-openbao.sh`). A missing binary fails the test with a message
 //! saying how to install it.
 
+#![forbid(unsafe_code)]
+
 /// [`DevServer`]'s administration: API calls, KV, mounts, policies, AppRole, CLI.
 mod admin;
 /// [`CannedServer`], a loopback stand-in for conditions a real Vault cannot produce.
