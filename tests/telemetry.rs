@@ -25,7 +25,7 @@ const WAIT: Duration = Duration::from_secs(15);
 /// thread-local one races with the other tests over tracing's cached
 /// interest) writes each line to the buffer of the thread that emitted it. A
 /// `#[tokio::test]` runs the watcher's task on the test's own thread.
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
 
 thread_local! {
     static CAPTURE: std::cell::RefCell<Option<Arc<Mutex<Vec<u8>>>>> =
@@ -50,7 +50,7 @@ impl std::io::Write for ThreadWriter {
 }
 
 impl Captured {
-    fn start() -> Captured {
+    pub(crate) fn start() -> Captured {
         static INSTALLED: OnceLock<()> = OnceLock::new();
         INSTALLED.get_or_init(|| {
             tracing_subscriber::fmt()
@@ -66,7 +66,7 @@ impl Captured {
         Captured(buffer)
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }

@@ -639,3 +639,43 @@ async fn credentials_are_replaced_while_certificates_are_refused_and_expired() {
 fn vault_config_unix(t: std::time::SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
+
+#[derive(Debug, Deserialize, VaultConfig)]
+struct Capped {
+    #[vault(pki = "pki/issue/short", common_name = "gateway.internal", ttl = "1h")]
+    identity: Identity,
+}
+
+/// A role whose `max_ttl` caps certificates far below the TTL asked: Vault
+/// issues them without an error, the watcher issues again at two thirds of
+/// what each one got, and says why once, not at every issue.
+#[tokio::test]
+async fn a_certificate_capped_below_the_ttl_asked_is_kept_fresh_and_said_once() {
+    let logs = crate::telemetry::Captured::start();
+    let server = DevServer::start().await;
+    server
+        .enable_pki(
+            "pki",
+            "short",
+            json!({"allowed_domains": "internal", "allow_subdomains": true, "max_ttl": "4s"}),
+        )
+        .await
+        .unwrap();
+    let client = server.client_builder(&[]).build().unwrap();
+    let watcher = Capped::watch(&client, options()).await.unwrap();
+    let first = watcher.current().identity.clone();
+    let second = next_identity(&watcher, |c: &Capped| &c.identity, &first).await;
+    let third = next_identity(&watcher, |c: &Capped| &c.identity, &second).await;
+    assert_ne!(third.serial(), first.serial());
+    let text = logs.text();
+    let said: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("the certificate issued is valid for"))
+        .collect();
+    assert_eq!(said.len(), 1, "once, for three certificates: {text}");
+    assert!(
+        said[0].contains("s where 3600 s were asked (the role's max_ttl"),
+        "{}",
+        said[0]
+    );
+}

@@ -209,12 +209,22 @@ fn withhold_excerpt(text: String) -> String {
     }
 }
 
-/// Every string inside `value`.
+/// What a TLS identity's value (a PKI `issue` answer, or a KV secret shaped
+/// as one) says of itself in the open: a certificate's serial names it in
+/// errors and health, and `rsa` would cut words (`pa[REDACTED]ble`).
+const IDENTITY_PUBLIC: [&str; 2] = ["serial_number", "private_key_type"];
+
+/// Every string inside `value`, but the public facts of an identity.
 fn strings_in<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
     match value {
         Value::String(s) => out.push(s),
         Value::Array(items) => items.iter().for_each(|v| strings_in(v, out)),
-        Value::Object(map) => map.values().for_each(|v| strings_in(v, out)),
+        Value::Object(map) => {
+            let identity = map.contains_key("certificate") && map.contains_key("private_key");
+            map.iter()
+                .filter(|(k, _)| !(identity && IDENTITY_PUBLIC.contains(&k.as_str())))
+                .for_each(|(_, v)| strings_in(v, out));
+        }
         _ => {}
     }
 }
@@ -355,6 +365,28 @@ mod tests {
         assert!(!text.contains("p\\\"w"), "{text}");
         assert!(!text.contains("postgres://"), "{text}");
         assert!(text.contains("[REDACTED]"), "{text}");
+    }
+
+    #[test]
+    fn an_identitys_serial_and_key_type_stay_in_the_open() {
+        let identity = json!({
+            "certificate": "-----BEGIN CERTIFICATE-----",
+            "private_key": "-----BEGIN PRIVATE KEY-----",
+            "private_key_type": "rsa",
+            "serial_number": "3a:0f:bc",
+        });
+        // The same keys in a secret that is not an identity are secrets.
+        let other = json!({ "serial_number": "7b:1c:de", "kind": "rsa-4096" });
+        let p = provider(vec![("tls", Some(identity)), ("licence", Some(other))]);
+        let text = redact(
+            "key of serial 3a:0f:bc not parsable; licence 7b:1c:de; rsa-4096".into(),
+            None,
+            &p,
+        );
+        assert_eq!(
+            text,
+            "key of serial 3a:0f:bc not parsable; licence [REDACTED]; [REDACTED]"
+        );
     }
 
     #[test]

@@ -250,9 +250,9 @@ mod tests {
             panic!("{e:?}")
         };
         assert_eq!(field, "tls");
-        // The load redacts every string it holds, and the answer holds the
-        // serial as `serial_number`.
-        assert_eq!(reason, "the private key does not match the certificate (serial [REDACTED], CN gateway.internal): write the key issued with this certificate");
+        // The load redacts every string it holds, but an identity's serial
+        // (`serial_number`) and key type: they name it.
+        assert_eq!(reason, "the private key does not match the certificate (serial 3a:0f:bc:11:d2:e4:f6:07:18:29:3a:4b:5c:6d:7e:8f:90:a1:b2:c3, CN gateway.internal): write the key issued with this certificate");
         assert_eq!(origin.as_deref(), Some("vault secret/data/tls/gateway#*"));
         assert_quotes_no_pem(&e.to_string());
     }

@@ -59,12 +59,13 @@
 //!
 //! The certificate is issued when the config loads (every load, and every
 //! watcher, gets its own) and a watcher issues the next one two thirds of
-//! the way to its expiry, publishing it like any new value; the key never
-//! leaves the service and nothing is revoked (old certificates expire). The
-//! token needs `update` on the issue path (the generated policy grants it).
-//! A field that is not an `Identity` (or an `Option` of one) does not
-//! compile. [`Mapping::pki`](crate::Mapping::pki) with a
-//! [`CertificateRequest`] does the same without the derive.
+//! the way to its expiry (a warning, once, when the role's `max_ttl` or the
+//! CA's expiry cut it far below the `ttl` asked), publishing it like any new
+//! value; the key never leaves the service and nothing is revoked (old
+//! certificates expire). The token needs `update` on the issue path (the
+//! generated policy grants it). A field that is not an `Identity` (or an
+//! `Option` of one) does not compile. [`Mapping::pki`](crate::Mapping::pki)
+//! with a [`CertificateRequest`] does the same without the derive.
 //!
 //! # Health and metrics
 //!

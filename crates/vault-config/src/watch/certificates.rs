@@ -47,6 +47,31 @@ pub(super) struct Reissue {
     pub(super) failures: u32,
     /// Why the last attempt failed, until one succeeds.
     pub(super) error: Option<String>,
+    /// The certificate lasts far less than asked, or so little that it is
+    /// issued again within seconds: said once, until that changes.
+    pub(super) short: bool,
+}
+
+/// Why a certificate that lasts `remaining` (to be issued again after
+/// `wait`) is shorter than `read` asked, if it is: the role's `max_ttl`,
+/// or the issuer's own expiry (`leaf_not_after_behavior = "truncate"`),
+/// caps what Vault issues without an error.
+fn short_of(read: &Read, remaining: Duration, wait: Duration) -> Option<String> {
+    let asked = match read {
+        Read::Issued { request, .. } => request.requested_ttl(),
+        _ => None,
+    };
+    match asked {
+        Some(ttl) if remaining < ttl / 2 => Some(format!(
+            "valid for {} s where {} s were asked (the role's max_ttl or the issuing CA's own expiry caps it)",
+            remaining.as_secs(),
+            ttl.as_secs()
+        )),
+        _ if wait <= MIN_REISSUE_AFTER => {
+            Some(format!("valid for only {} s", remaining.as_secs()))
+        }
+        _ => None,
+    }
 }
 
 impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
@@ -83,6 +108,17 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
             }
             let remaining = Duration::from_secs(certificate.not_after.saturating_sub(unix_now()));
             let wait = (remaining * 2 / 3).max(MIN_REISSUE_AFTER);
+            let short = short_of(&self.plan.reads()[index], remaining, wait);
+            let warned = self.reissues.get(&index).is_some_and(|r| r.short);
+            if let (Some(why), false) = (&short, warned) {
+                tracing::warn!(
+                    read = %self.plan.reads()[index],
+                    valid_for_s = remaining.as_secs(),
+                    reissue_in_ms = wait.as_millis() as u64,
+                    "vault-config watcher: the certificate issued is {why}; it will be issued again every {} s",
+                    ceil_secs(wait)
+                );
+            }
             self.reissues.insert(
                 index,
                 Reissue {
@@ -92,6 +128,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> State<T> {
                     planned_unix: unix_now().saturating_add(ceil_secs(wait)),
                     failures: 0,
                     error: None,
+                    short: short.is_some(),
                 },
             );
         }
@@ -222,4 +259,41 @@ fn info_of(value: &Value) -> Option<IdentityInfo> {
     let object = value.as_object()?;
     object.get("private_key").filter(|k| k.is_string())?;
     leaf_info(object.get("certificate")?.as_str()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::CertificateRequest;
+
+    fn issued(ttl: Option<u64>) -> Read {
+        let request = CertificateRequest::new("web.internal");
+        Read::Issued {
+            path: "pki/issue/web".into(),
+            request: match ttl {
+                Some(t) => request.ttl(Duration::from_secs(t)),
+                None => request,
+            },
+        }
+    }
+
+    #[test]
+    fn a_certificate_far_shorter_than_asked_is_said_to_be() {
+        let secs = Duration::from_secs;
+        // 24 h asked, 1 h given: the role's max_ttl.
+        let why = short_of(&issued(Some(86_400)), secs(3_600), secs(2_400));
+        assert_eq!(
+            why.as_deref(),
+            Some("valid for 3600 s where 86400 s were asked (the role's max_ttl or the issuing CA's own expiry caps it)")
+        );
+        // What was asked, give or take the backdating: nothing to say.
+        assert_eq!(
+            short_of(&issued(Some(86_400)), secs(86_370), secs(57_580)),
+            None
+        );
+        assert_eq!(short_of(&issued(None), secs(60), secs(40)), None);
+        // Nothing asked, but issued again within a second or so.
+        let why = short_of(&issued(None), secs(1), MIN_REISSUE_AFTER);
+        assert_eq!(why.as_deref(), Some("valid for only 1 s"));
+    }
 }
