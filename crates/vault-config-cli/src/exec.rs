@@ -542,7 +542,7 @@ impl Supervisor<'_> {
     fn exited(&self, child: &mut Child, code: u8) {
         child.exit = Some(code);
         if let Some(terminal) = &self.terminal {
-            terminal.take_back();
+            terminal.take_back(child.pid);
         }
     }
 
@@ -624,13 +624,11 @@ impl Supervisor<'_> {
             signal_group(child.pid, Signal::SIGCONT);
             return;
         }
-        terminal.take_back();
+        terminal.take_back(child.pid);
         // Returns once continued: by `fg` (the terminal is vault-config's
         // again) or `bg`.
         let _ = nix::sys::signal::raise(Signal::SIGSTOP);
-        if terminal.foreground() == Some(terminal.own) {
-            terminal.hand_to(child.pid);
-        }
+        terminal.hand_to(child.pid);
         signal_group(child.pid, Signal::SIGCONT);
     }
 }

@@ -257,26 +257,35 @@ impl Terminal {
         tcgetpgrp(std::io::stdin()).ok()
     }
 
-    /// Makes the group `pgid` the terminal's foreground group.
+    /// Makes the group `pgid` (the child's) the terminal's foreground group,
+    /// if vault-config's group holds it: not once the shell has put
+    /// vault-config in the background (Ctrl-Z, `bg`), when the terminal is
+    /// the shell's.
     pub fn hand_to(&self, pgid: Pid) {
-        set_foreground(pgid);
+        if self.foreground() == Some(self.own) {
+            set_foreground(pgid);
+        }
     }
 
     /// Makes the command's child take the terminal for its own group as it
-    /// starts, before its program runs, as a shell does for a job: vault-config
-    /// hands the terminal over too once the child is started (see
-    /// [`Terminal::hand_to`]), but a program that looks at or reads its
-    /// terminal at once must find it in the foreground already.
+    /// starts, before its program runs, as a shell does for a job (and on
+    /// the same condition as [`Terminal::hand_to`], which vault-config calls
+    /// too once the child is started): a program that looks at or reads its
+    /// terminal at once finds it in the foreground already.
     #[allow(unsafe_code)]
     pub fn take_at_start(&self, command: &mut std::process::Command) {
         use std::os::unix::process::CommandExt;
         // Made before the fork: nothing is allocated in the child.
         let stdin = std::io::stdin();
+        let parent = self.own;
         let mut ttou = SigSet::empty();
         ttou.add(Signal::SIGTTOU);
         let hook = move || {
-            let own = Pid::from_raw(0);
-            let _ = setpgid(own, own);
+            let this = Pid::from_raw(0);
+            let _ = setpgid(this, this);
+            if tcgetpgrp(&stdin) != Ok(parent) {
+                return Ok(());
+            }
             let mut old = SigSet::empty();
             let blocked =
                 pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut old)).is_ok();
@@ -289,17 +298,23 @@ impl Terminal {
         // SAFETY: the hook runs in the forked child before exec, where only
         // async-signal-safe calls are allowed. It makes the child the leader
         // of its group (setpgid; `process_group(0)` does the same), and
-        // calls sigprocmask, getpgrp and tcsetpgrp (an ioctl on fd 0 through
-        // a handle made before the fork); it allocates nothing, takes no
-        // lock and touches no state shared with other threads.
+        // calls sigprocmask, getpgrp, tcgetpgrp and tcsetpgrp (ioctls on fd 0
+        // through a handle made before the fork); it allocates nothing, takes
+        // no lock and touches no state shared with other threads.
         unsafe {
             command.pre_exec(hook);
         }
     }
 
-    /// Makes vault-config's group the terminal's foreground group again.
-    pub fn take_back(&self) {
-        set_foreground(self.own);
+    /// Makes vault-config's group the terminal's foreground group again,
+    /// after the child's group `pgid` stopped or ended, if that group held
+    /// it (or a group of the child's that is gone now): not when the shell
+    /// holds it, vault-config being in the background.
+    pub fn take_back(&self, pgid: Pid) {
+        match self.foreground() {
+            Some(fg) if fg == pgid || !group_alive(fg) => set_foreground(self.own),
+            _ => {}
+        }
     }
 }
 

@@ -138,6 +138,8 @@ struct Stat {
     state: char,
     ppid: u32,
     pgrp: u32,
+    /// The foreground group of its terminal.
+    tpgid: i64,
     comm: String,
 }
 
@@ -151,6 +153,7 @@ fn stat(pid: u32) -> Option<Stat> {
         state: rest.first()?.chars().next()?,
         ppid: rest.get(1)?.parse().ok()?,
         pgrp: rest.get(2)?.parse().ok()?,
+        tpgid: rest.get(5)?.parse().ok()?,
         comm,
     })
 }
@@ -813,5 +816,130 @@ while kill -0 "$PPID" 2>/dev/null; do sleep 0.05; done
 
     kill(vc, "TERM");
     assert_eq!(exit_of(&mut terminal).await, Some(128 + 15));
+    drop(keys);
+}
+
+/// Ctrl-Z stops the child and vault-config, as one job of an interactive
+/// shell; `bg` continues both in the background, where a restart leaves
+/// the terminal to the shell (the new child does not take it); `fg` gives
+/// it back, and the next child holds it again.
+#[tokio::test]
+async fn ctrl_z_bg_and_fg_leave_the_terminal_to_whom_the_shell_gives_it() {
+    require("script", "util-linux");
+    require("bash", "bash");
+    let server = DevServer::start().await;
+    let home = temp_dir("job");
+    let log = home.join("child.log");
+    let repl = script(
+        &home,
+        "repl.sh",
+        r#"echo "start $$ $PPID ${SECRET_TOKEN-unset} $(cut -d' ' -f5,8 /proc/$$/stat)" >> "$LOG"
+while kill -0 "$PPID" 2>/dev/null; do sleep 0.05; done
+"#,
+    );
+    server
+        .kv_put("secret", "app", json!({"SECRET_TOKEN": "v1"}))
+        .await
+        .unwrap();
+    let mut terminal = Command::new("script");
+    contract_env(
+        &mut terminal,
+        &home,
+        &[
+            ("VAULT_ADDR", server.addr()),
+            ("VAULT_TOKEN", server.root_token()),
+        ],
+    );
+    let mut terminal = terminal
+        .args(["-qec", "bash --norc --noprofile -i", "/dev/null"])
+        .env("HISTFILE", "/dev/null")
+        .env("LOG", &log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut keys = terminal.stdin.take().unwrap();
+    // The child runs under bash, not dash: dash starts `sleep` with vfork,
+    // and a Ctrl-Z that stops the vforked child before its exec leaves dash
+    // waiting uninterruptibly, never stopped (under any job control).
+    let line = format!(
+        "'{BIN}' exec --secret app#SECRET_TOKEN --interval 200ms --debounce 200ms -- bash '{repl}'\n"
+    );
+    keys.write_all(line.as_bytes()).await.unwrap();
+    keys.flush().await.unwrap();
+
+    let lines = wait_lines(&log, "start", 1).await;
+    let first: u32 = field(&lines, "start", 0, 0).parse().unwrap();
+    let vc: u32 = field(&lines, "start", 0, 1).parse().unwrap();
+    let shell = stat(vc).unwrap().ppid;
+    let foreground = || stat(vc).map(|s| s.tpgid);
+    assert_eq!(
+        foreground(),
+        Some(i64::from(first)),
+        "the child's group holds the terminal: {lines:?}"
+    );
+
+    // Ctrl-Z: the child stops, vault-config stops too, the shell has the terminal.
+    keys.write_all(b"\x1a").await.unwrap();
+    keys.flush().await.unwrap();
+    eventually("both stopped", || {
+        stat(vc).is_some_and(|s| s.state == 'T') && stat(first).is_some_and(|s| s.state == 'T')
+    })
+    .await;
+    eventually("the shell holds the terminal", || {
+        foreground() == Some(i64::from(shell))
+    })
+    .await;
+
+    // `bg`: both go on, in the background.
+    keys.write_all(b"bg\n").await.unwrap();
+    keys.flush().await.unwrap();
+    eventually("both continued", || {
+        stat(vc).is_some_and(|s| s.state != 'T') && stat(first).is_some_and(|s| s.state != 'T')
+    })
+    .await;
+
+    // A restart in the background: the terminal stays the shell's.
+    server
+        .kv_put("secret", "app", json!({"SECRET_TOKEN": "v2"}))
+        .await
+        .unwrap();
+    let lines = wait_lines(&log, "start", 2).await;
+    let second = field(&lines, "start", 1, 0);
+    assert_eq!(field(&lines, "start", 1, 2), "v2");
+    assert_eq!(
+        (field(&lines, "start", 1, 3), field(&lines, "start", 1, 4)),
+        (second.clone(), shell.to_string()),
+        "a group of its own, in the background: {lines:?}"
+    );
+    assert_eq!(foreground(), Some(i64::from(shell)), "still the shell's");
+
+    // `fg`: vault-config's group holds the terminal; the next child takes it.
+    keys.write_all(b"fg\n").await.unwrap();
+    keys.flush().await.unwrap();
+    eventually("vault-config in the foreground", || {
+        foreground() == Some(i64::from(vc))
+    })
+    .await;
+    server
+        .kv_put("secret", "app", json!({"SECRET_TOKEN": "v3"}))
+        .await
+        .unwrap();
+    let lines = wait_lines(&log, "start", 3).await;
+    let third = field(&lines, "start", 2, 0);
+    assert_eq!(field(&lines, "start", 2, 2), "v3");
+    assert_eq!(
+        (field(&lines, "start", 2, 3), field(&lines, "start", 2, 4)),
+        (third.clone(), third.clone()),
+        "the terminal goes to the new child: {lines:?}"
+    );
+
+    kill(vc, "TERM");
+    eventually("vault-config ended", || !alive(vc)).await;
+    keys.write_all(b"exit 0\n").await.unwrap();
+    keys.flush().await.unwrap();
+    assert_eq!(exit_of(&mut terminal).await, Some(0));
     drop(keys);
 }
