@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::time::timeout;
 use vault_config::kv::KvVersion;
 use vault_config::{ExposeSecret, SecretString, VaultConfig, WatchOptions};
-use vault_test_support::{eventually, DevServer, Postgres};
+use vault_test_support::{eventually, DelayProxy, DevServer, Postgres};
 
 #[derive(Debug, Deserialize, VaultConfig)]
 struct Db {
@@ -830,4 +830,97 @@ path "database/creds/app" { capabilities = ["read"] }
         watcher.current().username != first
     })
     .await;
+}
+
+#[derive(Debug, Deserialize, VaultConfig)]
+#[allow(dead_code)]
+struct Creds {
+    #[vault(dynamic = "database/creds/app", key = "username")]
+    username: String,
+    #[vault(dynamic = "database/creds/app", key = "password")]
+    password: SecretString,
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 time as Vault writes it
+/// (`2026-12-08T03:10:41.612874529Z`, or with a `+01:00` offset).
+fn unix_of(text: &str) -> f64 {
+    let (date, rest) = text.split_once('T').unwrap();
+    let mut ymd = date.split('-').map(|p| p.parse::<i64>().unwrap());
+    let (y, m, d) = (
+        ymd.next().unwrap(),
+        ymd.next().unwrap(),
+        ymd.next().unwrap(),
+    );
+    let split = rest.find(['Z', '+', '-']).unwrap();
+    let (clock, zone) = rest.split_at(split);
+    let mut hms = clock.split(':').map(|p| p.parse::<f64>().unwrap());
+    let seconds = hms.next().unwrap() * 3600.0 + hms.next().unwrap() * 60.0 + hms.next().unwrap();
+    let offset = match zone {
+        "Z" => 0.0,
+        z => {
+            let sign = if z.starts_with('-') { -1.0 } else { 1.0 };
+            let (h, m) = z[1..].split_once(':').unwrap();
+            sign * (h.parse::<f64>().unwrap() * 3600.0 + m.parse::<f64>().unwrap() * 60.0)
+        }
+    };
+    // Days from the civil date (proleptic Gregorian).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days as f64 * 86_400.0 + seconds - offset
+}
+
+/// Over a slow network (1.5 s each way), a watcher counts a lease's time
+/// from when it asked for it, never from the answer: Vault grants it in
+/// between, so a clock started at the answer (or after the rest of the
+/// load) would renew or replace the lease late by that much.
+#[tokio::test]
+async fn a_leases_clock_starts_when_it_was_asked_for() {
+    let (server, _pg) = setup("30s", "1h").await;
+    assert_eq!(unix_of("1970-01-02T00:00:01.5Z"), 86_401.5);
+    assert_eq!(unix_of("1970-01-01T01:00:00+01:00"), 0.0);
+    let slow = DelayProxy::start(server.addr(), Duration::from_millis(1500))
+        .await
+        .unwrap();
+    let client = server
+        .client_builder(&[])
+        .address(slow.addr())
+        .build()
+        .unwrap();
+    let watcher = Creds::watch(
+        &client,
+        WatchOptions::default().interval(Duration::from_secs(60)),
+    )
+    .await
+    .unwrap();
+    let believed = watcher.health().leases["database/creds/app"].expires_at as f64;
+    // What Vault says, asked directly.
+    let listed = server
+        .api("LIST", "sys/leases/lookup/database/creds/app", None, None)
+        .await
+        .unwrap();
+    let keys = listed["data"]["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{listed}");
+    let id = format!("database/creds/app/{}", keys[0].as_str().unwrap());
+    let lease = server
+        .api(
+            "POST",
+            "sys/leases/lookup",
+            None,
+            Some(json!({ "lease_id": id })),
+        )
+        .await
+        .unwrap();
+    let expires = unix_of(lease["data"]["expire_time"].as_str().unwrap());
+    // Asked at least 1.5 s before Vault granted it: the watcher's expiry
+    // (whole seconds, rounded down) is at least that much earlier than
+    // Vault's; counted from the answer it would be 1.5 s or more later.
+    assert!(
+        believed <= expires - 1.5,
+        "the watcher thinks the lease lasts until {believed}, Vault until {expires}"
+    );
+    watcher.shutdown().await;
 }

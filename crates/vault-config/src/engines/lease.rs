@@ -29,7 +29,7 @@ impl VaultClient {
             "vault dynamic read"
         );
         match reply {
-            Reply::Ok(body) => KvSecret::from_dynamic(&api_path, body, generation),
+            Reply::Ok(body) => KvSecret::from_dynamic(&api_path, body, generation, started),
             Reply::NotFound => Err(Error::Vault {
                 status: 404,
                 path: api_path,
@@ -45,8 +45,12 @@ impl VaultClient {
         check_lease_id(lease_id)?;
         let api_path = format!("sys/leases/renew/{lease_id}");
         let body = serde_json::json!({"increment": increment.as_secs()});
+        let asked = Instant::now();
         match self.send(&api_path, &[], Some(&body), Repeat::Safe).await? {
-            Reply::Ok(body) => Lease::from_body("sys/leases/renew", &body),
+            Reply::Ok(body) => Lease::from_body("sys/leases/renew", &body).map(|mut l| {
+                l.granted = asked;
+                l
+            }),
             Reply::NotFound => Err(Error::Vault {
                 status: 404,
                 path: "sys/leases/renew".to_owned(),
@@ -120,7 +124,7 @@ impl LeaseClock {
     pub(crate) fn new(lease: &Lease) -> Self {
         LeaseClock {
             lease: lease.clone(),
-            since: Instant::now(),
+            since: lease.granted,
             first: lease.duration,
             renewals: 0,
         }
@@ -169,6 +173,7 @@ mod tests {
             duration: Duration::from_secs(secs),
             renewable,
             generation: 0,
+            granted: Instant::now(),
         };
         let mut clock = LeaseClock::new(&lease);
         clock.first = Duration::from_secs(first);

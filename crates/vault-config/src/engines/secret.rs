@@ -8,7 +8,7 @@
 //! `vault_config::lease::{Lease, Rotation}`.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretBox};
 use serde_json::{Map, Value};
@@ -176,9 +176,16 @@ impl KvSecret {
     /// Parses leased credentials, or a static role's (no lease, but the
     /// time to its next rotation).
     /// `generation`: the client's token that made the lease.
-    pub(crate) fn from_dynamic(api_path: &str, mut body: Value, generation: u64) -> Result<Self> {
+    /// `asked`: when the read was sent.
+    pub(crate) fn from_dynamic(
+        api_path: &str,
+        mut body: Value,
+        generation: u64,
+        asked: Instant,
+    ) -> Result<Self> {
         let lease = Lease::from_body(api_path, &body).map(|mut l| {
             l.generation = generation;
+            l.granted = asked;
             l
         });
         let rotation = Rotation::from_body(&body);
@@ -241,6 +248,10 @@ pub struct Lease {
     pub renewable: bool,
     /// Which of the client's tokens made it: the lease dies with that token.
     pub(crate) generation: u64,
+    /// When it was asked for (read or renewed): Vault counts its duration
+    /// from a moment between this and the answer, so clocks start here,
+    /// never late by a round trip or a slow load.
+    pub(crate) granted: Instant,
 }
 
 impl Lease {
@@ -268,6 +279,7 @@ impl Lease {
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
             generation: 0,
+            granted: Instant::now(),
         })
     }
 }
@@ -357,7 +369,7 @@ mod tests {
     fn dynamic_credentials_carry_their_lease() {
         let body = json!({"lease_id": "database/creds/app/x1", "lease_duration": 3600, "renewable": true,
             "data": {"username": "v-app-1", "password": "pw"}});
-        let s = KvSecret::from_dynamic("database/creds/app", body, 0).unwrap();
+        let s = KvSecret::from_dynamic("database/creds/app", body, 0, Instant::now()).unwrap();
         let lease = s.lease().unwrap();
         assert_eq!(
             (lease.id.as_str(), lease.duration.as_secs(), lease.renewable),
@@ -367,7 +379,7 @@ mod tests {
         assert!(!format!("{s:?}").contains("\"pw\""));
         let kv = json!({"lease_id": "", "data": {"k": "v"}});
         assert!(
-            KvSecret::from_dynamic("secret/x", kv, 0).is_err(),
+            KvSecret::from_dynamic("secret/x", kv, 0, Instant::now()).is_err(),
             "a KV path has no lease"
         );
     }

@@ -172,7 +172,7 @@ impl PoolHold {
         let held = inner.held.entry(lease.id.clone()).or_insert_with(|| Held {
             read: read.clone(),
             holders: 0,
-            since: Instant::now(),
+            since: lease.granted,
             lease: lease.clone(),
             first: lease.duration,
             renewals: 0,
@@ -261,7 +261,11 @@ impl PoolHold {
         };
         let (lease, at) = match renewal {
             Some(renewal) => renewal.await?,
-            None => (client.renew_lease(id, increment).await?, Instant::now()),
+            None => {
+                let lease = client.renew_lease(id, increment).await?;
+                let at = lease.granted;
+                (lease, at)
+            }
         };
         Ok((lease, at, sent))
     }
@@ -313,7 +317,10 @@ fn renewal_of(
     let id = id.to_owned();
     async move {
         let result = client.renew_lease(&id, increment).await;
-        let at = Instant::now();
+        // Counted from when the renewal was sent, as Vault counts it.
+        let at = result
+            .as_ref()
+            .map_or_else(|_| Instant::now(), |l| l.granted);
         let mut inner = pool.lock();
         if let Some(held) = inner.held.get_mut(&id) {
             match &result {
@@ -420,7 +427,7 @@ mod tests {
         Found {
             kv: None,
             secret: Some(Arc::new(
-                KvSecret::from_dynamic("database/creds/app", body, 0).unwrap(),
+                KvSecret::from_dynamic("database/creds/app", body, 0, Instant::now()).unwrap(),
             )),
         }
     }

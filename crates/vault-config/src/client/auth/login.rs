@@ -143,6 +143,8 @@ impl Auth {
             ));
         }
         let path = format!("auth/{mount}/login");
+        // The token's TTL runs from a moment between this and the answer.
+        let asked = Instant::now();
         let reply = t.post(&path, &body, None, Repeat::Unsafe).await;
         zeroize_value(&mut body);
         let reply = match reply {
@@ -172,7 +174,7 @@ impl Auth {
         tracing::debug!(method = self.method.name(), mount = %mount, ttl_secs = ttl.map(|d| d.as_secs()), "vault-config: logged in");
         Ok(TokenState {
             token: SecretString::from(token.to_owned()),
-            obtained: Instant::now(),
+            obtained: asked,
             ttl,
             first_ttl: ttl,
             renewable: auth["renewable"].as_bool().unwrap_or(false),

@@ -67,6 +67,20 @@ impl TokenState {
     }
 }
 
+/// The time a token has left, from its lookup (`None`: it does not
+/// expire). Vault's `ttl` counts from its clock rounded to the second, so
+/// it may say up to half a second more than is left: that half second is
+/// taken off. A `ttl` of 0 with an `expire_time` is a token about to
+/// expire (due now), not one that never does.
+fn looked_up_ttl(data: &serde_json::Value) -> Option<Duration> {
+    let expires = data["expire_time"].is_string();
+    match data["ttl"].as_u64() {
+        Some(0) | None if expires => Some(Duration::ZERO),
+        Some(s) if s > 0 => Some(Duration::from_secs(s).saturating_sub(Duration::from_millis(500))),
+        _ => None,
+    }
+}
+
 #[derive(Default)]
 pub(super) struct State {
     pub(super) token: Option<TokenState>,
@@ -357,10 +371,12 @@ impl Auth {
             let try_renew = !expired || !self.can_login();
             if ts.renewable && try_renew && (!capped || !self.can_login()) {
                 let first_ttl = ts.first_ttl;
+                // The new TTL runs from a moment between this and the answer.
+                let asked = Instant::now();
                 match self.renew(t, &ts.token).await {
                     Ok(Some((ttl, renewable))) => {
                         if let Some(ts) = &mut state.token {
-                            ts.obtained = Instant::now();
+                            ts.obtained = asked;
                             ts.ttl = ttl;
                             ts.renewable = renewable;
                         }
@@ -460,10 +476,7 @@ impl Auth {
         {
             Ok(Reply::Ok(body)) => {
                 let data = &body["data"];
-                let ttl = data["ttl"]
-                    .as_u64()
-                    .filter(|s| *s > 0)
-                    .map(Duration::from_secs);
+                let ttl = looked_up_ttl(data);
                 ts.ttl = ttl;
                 ts.first_ttl = ttl;
                 ts.renewable = data["renewable"].as_bool().unwrap_or(false);
@@ -525,5 +538,23 @@ impl Auth {
             s.expires_in_secs = expires;
             s.renewable = renewable;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_looked_up_ttl_is_never_more_than_is_left() {
+        let expiring = |ttl: u64| json!({"ttl": ttl, "expire_time": "2026-12-08T03:00:00.5Z"});
+        assert_eq!(
+            looked_up_ttl(&expiring(6)),
+            Some(Duration::from_millis(5_500))
+        );
+        assert_eq!(looked_up_ttl(&expiring(0)), Some(Duration::ZERO));
+        // A root token, or any that never expires.
+        assert_eq!(looked_up_ttl(&json!({"ttl": 0, "expire_time": null})), None);
+        assert_eq!(looked_up_ttl(&json!({})), None);
     }
 }
