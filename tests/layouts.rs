@@ -440,7 +440,9 @@ async fn the_rest_of_the_kv_lifecycle() {
             "kv",
             "metadata",
             "put",
-            "-delete-version-after=2s",
+            // Long enough for the put, a refresh and a fresh load on a
+            // loaded machine to see the version before it goes.
+            "-delete-version-after=5s",
             "secret/app",
         ])
         .await
@@ -450,6 +452,14 @@ async fn the_rest_of_the_kv_lifecycle() {
         .await
         .unwrap();
     check("a put under delete_version_after", true, ("u3", "normal")).await;
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // Until Vault deletes it (bounded so that a broken build fails).
+    let started = std::time::Instant::now();
+    while Lifecycle::load(&client).await.unwrap().url == "u3" {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "u3 never deleted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     check("delete_version_after passing", true, ("from-env", "normal")).await;
 }

@@ -358,6 +358,14 @@ impl Supervisor<'_> {
                         kill_at.get_or_insert_with(|| Instant::now() + args.kill_timeout);
                     }
                 }
+                // `fg` of the running job gives the terminal to vault-config's
+                // group without a signal (bash sends SIGCONT only to a
+                // stopped job): it goes on to the child.
+                () = tokio::time::sleep(TERMINAL_CHECK), if self.terminal.is_some() => {
+                    if let Some(terminal) = &self.terminal {
+                        terminal.hand_to(child.pid);
+                    }
+                }
                 () = wait_due(kill_at) => {
                     kill_at = None;
                     tracing::warn!(
@@ -510,7 +518,13 @@ impl Supervisor<'_> {
         if let Some(terminal) = &self.terminal {
             terminal.take_at_start(&mut command);
         }
-        let pid = self.reaper.spawn(&mut command).map_err(|e| {
+        let spawned = self.reaper.spawn(&mut command);
+        if let (Err(_), Some(terminal)) = (&spawned, &self.terminal) {
+            // The child took the terminal before its exec failed: its group
+            // is gone, and the terminal comes back.
+            terminal.take_back(terminal.own);
+        }
+        let pid = spawned.map_err(|e| {
             let (kind, hint) = match e.kind() {
                 std::io::ErrorKind::NotFound => (Kind::CommandNotFound, "not found on PATH"),
                 std::io::ErrorKind::PermissionDenied => (Kind::NotExecutable, "not executable"),
@@ -617,12 +631,16 @@ impl Supervisor<'_> {
             tracing::info!(target: LOG, %sig, "vault-config exec: the command was stopped");
             return;
         };
-        if matches!(sig, Signal::SIGTTIN | Signal::SIGTTOU)
-            && terminal.foreground() == Some(child.pid)
-        {
-            // It touched the terminal just before it got it.
-            signal_group(child.pid, Signal::SIGCONT);
-            return;
+        if matches!(sig, Signal::SIGTTIN | Signal::SIGTTOU) {
+            // It touched the terminal just before it got it, or while
+            // vault-config's group held it (`fg` of the running job): it
+            // goes on in the foreground. Only when the shell holds the
+            // terminal does the job stop, as a shell's job would.
+            terminal.hand_to(child.pid);
+            if terminal.foreground() == Some(child.pid) {
+                signal_group(child.pid, Signal::SIGCONT);
+                return;
+            }
         }
         terminal.take_back(child.pid);
         // Returns once continued: by `fg` (the terminal is vault-config's
@@ -632,6 +650,10 @@ impl Supervisor<'_> {
         signal_group(child.pid, Signal::SIGCONT);
     }
 }
+
+/// How often, at a terminal, vault-config looks whether its group was given
+/// the terminal (`fg`) while the child runs.
+const TERMINAL_CHECK: Duration = Duration::from_millis(250);
 
 /// `d` in whole milliseconds, for logs.
 fn millis(d: Duration) -> u64 {

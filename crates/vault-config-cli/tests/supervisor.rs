@@ -831,7 +831,7 @@ while kill -0 "$PPID" 2>/dev/null; do sleep 0.05; done
 /// Ctrl-Z stops the child and vault-config, as one job of an interactive
 /// shell; `bg` continues both in the background, where a restart leaves
 /// the terminal to the shell (the new child does not take it); `fg` gives
-/// it back, and the next child holds it again.
+/// it back to the running child, and the next child holds it in turn.
 #[tokio::test]
 async fn ctrl_z_bg_and_fg_leave_the_terminal_to_whom_the_shell_gives_it() {
     require("script", "util-linux");
@@ -925,11 +925,13 @@ while kill -0 "$PPID" 2>/dev/null; do sleep 0.05; done
     );
     assert_eq!(foreground(), Some(i64::from(shell)), "still the shell's");
 
-    // `fg`: vault-config's group holds the terminal; the next child takes it.
+    // `fg`: vault-config's group gets the terminal, and hands it to the
+    // running child; the next child takes it in turn.
     keys.write_all(b"fg\n").await.unwrap();
     keys.flush().await.unwrap();
-    eventually("vault-config in the foreground", || {
-        foreground() == Some(i64::from(vc))
+    let second_pid: u32 = second.parse().unwrap();
+    eventually("the running child in the foreground again", || {
+        foreground() == Some(i64::from(second_pid))
     })
     .await;
     server
@@ -951,4 +953,58 @@ while kill -0 "$PPID" 2>/dev/null; do sleep 0.05; done
     keys.flush().await.unwrap();
     assert_eq!(exit_of(&mut terminal).await, Some(0));
     drop(keys);
+}
+
+/// At a terminal, a command that cannot be started (the child takes the
+/// terminal just before its exec fails) leaves the terminal to the group
+/// that ran vault-config, not to the child's group, which is gone.
+#[tokio::test]
+async fn a_command_that_cannot_start_gives_the_terminal_back() {
+    require("script", "util-linux");
+    let server = DevServer::start().await;
+    let home = temp_dir("noexec");
+    let log = home.join("after.log");
+    server
+        .kv_put("secret", "app", json!({"SECRET_TOKEN": "v1"}))
+        .await
+        .unwrap();
+    // `sh -c` runs vault-config in its own group, the terminal's foreground;
+    // then `cut` reports its group and the terminal's foreground group.
+    let line = format!(
+        "'{BIN}' exec --secret app#SECRET_TOKEN -- /nonexistent/command; echo \"after $? $(cut -d' ' -f5,8 /proc/self/stat)\" >> \"$LOG\""
+    );
+    let mut terminal = Command::new("script");
+    contract_env(
+        &mut terminal,
+        &home,
+        &[
+            ("VAULT_ADDR", server.addr()),
+            ("VAULT_TOKEN", server.root_token()),
+        ],
+    );
+    let status = terminal
+        .args(["-qec", &line, "/dev/null"])
+        .env("SHELL", "/bin/sh")
+        .env("LOG", &log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    let status = tokio::time::timeout(PATIENCE, status)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let lines = wait_lines(&log, "after", 1).await;
+    assert_eq!(
+        field(&lines, "after", 0, 0),
+        "127",
+        "command not found: {lines:?}"
+    );
+    assert_eq!(
+        field(&lines, "after", 0, 1),
+        field(&lines, "after", 0, 2),
+        "the shell's group holds the terminal again: {lines:?}"
+    );
 }

@@ -109,8 +109,12 @@ impl KvSecret {
         self.lease.as_ref()
     }
 
-    /// Records the lease as renewed.
-    pub(crate) fn set_lease(&mut self, lease: Lease) {
+    /// Records the lease as renewed (a renewal's answer does not say which
+    /// token made the lease: the lease keeps its own).
+    pub(crate) fn set_lease(&mut self, mut lease: Lease) {
+        if let Some(old) = self.lease.as_ref().filter(|old| old.id == lease.id) {
+            lease.generation = old.generation;
+        }
         self.lease = Some(lease);
     }
 
@@ -237,7 +241,8 @@ impl fmt::Debug for KvSecret {
 }
 
 /// A lease on dynamic credentials. Its ID is not a secret; the credentials are.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Two leases are equal when their ID, duration, renewability and token are.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Lease {
     /// The lease ID (`database/creds/app/abc...`).
@@ -253,6 +258,16 @@ pub struct Lease {
     /// never late by a round trip or a slow load.
     pub(crate) granted: Instant,
 }
+
+impl PartialEq for Lease {
+    fn eq(&self, other: &Self) -> bool {
+        // Not when it was asked for: the same lease, read twice, is equal.
+        (&self.id, self.duration, self.renewable, self.generation)
+            == (&other.id, other.duration, other.renewable, other.generation)
+    }
+}
+
+impl Eq for Lease {}
 
 impl Lease {
     /// Parses the `lease_id`, `lease_duration` and `renewable` of an answer.

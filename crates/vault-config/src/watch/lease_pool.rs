@@ -248,7 +248,10 @@ impl PoolHold {
             match inner.held.get_mut(id) {
                 None => (None, true),
                 Some(held) => match &held.renewal {
-                    Some((asked, renewal)) if *asked >= since => (Some(renewal.clone()), false),
+                    // Strictly later: a renewal's clock (`since`) starts when
+                    // it was sent, a moment after the pool's `asked`, and a
+                    // coarse clock could make the two equal.
+                    Some((asked, renewal)) if *asked > since => (Some(renewal.clone()), false),
                     _ => {
                         let asked = Instant::now();
                         let renewal =
