@@ -34,6 +34,27 @@ async fn setup(default_ttl: &str, max_ttl: &str) -> (DevServer, Postgres) {
     (server, pg)
 }
 
+/// A client logging in with AppRole (role `svc`, token `settings`) under
+/// `policy` alone.
+async fn approle_client(
+    server: &DevServer,
+    policy: &str,
+    mut settings: serde_json::Value,
+) -> vault_config::VaultClientBuilder {
+    server.enable_auth("approle", "approle").await.unwrap();
+    server.write_policy("app", policy).await.unwrap();
+    settings["token_policies"] = json!(["app"]);
+    let role_id = server.approle_role("svc", settings).await.unwrap();
+    let secret_id = server.approle_secret_id("svc").await.unwrap();
+    vault_config::VaultClientBuilder::default()
+        .address(server.addr())
+        .auth(vault_config::AuthMethod::approle(
+            role_id,
+            vault_config::SecretId::Plain(SecretString::from(secret_id)),
+        ))
+        .env_source(vault_test_support::env_of(&[]))
+}
+
 /// Opens a connection with `db`'s credentials and runs `select 1`.
 async fn select_one(db: &Db, port: u16) -> Result<i32, tokio_postgres::Error> {
     let mut config = tokio_postgres::Config::new();
@@ -606,27 +627,16 @@ async fn credentials_in_force_connect_across_logins_at_the_token_max_ttl() {
     // few seconds, and Vault revokes the leases of each token when it ends.
     // The watcher must move to leases made under the new token before then.
     let (server, pg) = setup("1h", "24h").await;
-    server.enable_auth("approle", "approle").await.unwrap();
     let policy = Db::vault_policy_with("secret", &|_| KvVersion::V2);
-    server.write_policy("db", &policy).await.unwrap();
-    let role_id = server
-        .approle_role(
-            "svc",
-            json!({"token_policies": ["db"], "token_ttl": "6s", "token_max_ttl": "10s"}),
-        )
-        .await
-        .unwrap();
-    let secret_id = server.approle_secret_id("svc").await.unwrap();
-    let client = vault_config::VaultClientBuilder::default()
-        .address(server.addr())
-        .auth(vault_config::AuthMethod::approle(
-            role_id,
-            vault_config::SecretId::Plain(SecretString::from(secret_id)),
-        ))
-        .env_source(vault_test_support::env_of(&[]))
-        .cache_ttl(Duration::ZERO)
-        .build()
-        .unwrap();
+    let client = approle_client(
+        &server,
+        &policy,
+        json!({"token_ttl": "6s", "token_max_ttl": "10s"}),
+    )
+    .await
+    .cache_ttl(Duration::ZERO)
+    .build()
+    .unwrap();
     let watcher = Db::watch(
         &client,
         WatchOptions::default()
@@ -941,24 +951,9 @@ struct AskedTtl {
 #[tokio::test]
 async fn a_lease_given_a_ttl_under_a_login_method_is_held() {
     let (server, pg) = setup("1h", "90m").await;
-    server.enable_auth("approle", "approle").await.unwrap();
     let policy = AskedTtl::vault_policy_with("secret", &|_| KvVersion::V2);
-    server.write_policy("asked", &policy).await.unwrap();
-    let role_id = server
-        .approle_role(
-            "svc",
-            json!({"token_policies": ["asked"], "token_ttl": "1h"}),
-        )
+    let client = approle_client(&server, &policy, json!({"token_ttl": "1h"}))
         .await
-        .unwrap();
-    let secret_id = server.approle_secret_id("svc").await.unwrap();
-    let client = vault_config::VaultClientBuilder::default()
-        .address(server.addr())
-        .auth(vault_config::AuthMethod::approle(
-            role_id,
-            vault_config::SecretId::Plain(SecretString::from(secret_id)),
-        ))
-        .env_source(vault_test_support::env_of(&[]))
         .build()
         .unwrap();
     let watcher = AskedTtl::watch(

@@ -745,6 +745,30 @@ while kill -0 "$PPID" 2>/dev/null; do sleep 0.05; done
     assert!(!secrets.join("nope").exists());
 }
 
+/// `script` running `line` with `sh` on a pseudo-terminal of its own, whose
+/// keys the test types on standard input (output discarded), vault-config's
+/// contract in the environment and `LOG` set to `log`.
+fn at_a_terminal(server: &DevServer, home: &Path, line: &str, log: &Path) -> Command {
+    let mut terminal = Command::new("script");
+    contract_env(
+        &mut terminal,
+        home,
+        &[
+            ("VAULT_ADDR", server.addr()),
+            ("VAULT_TOKEN", server.root_token()),
+        ],
+    );
+    terminal
+        .args(["-qec", line, "/dev/null"])
+        .env("SHELL", "/bin/sh")
+        .env("LOG", log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    terminal
+}
+
 /// Run from an interactive terminal (here `script`'s pseudo-terminal), the
 /// child's group holds the terminal: Ctrl-C reaches the child (once), not
 /// vault-config, which goes on supervising (a rotation still restarts the
@@ -770,25 +794,7 @@ while kill -0 "$PPID" 2>/dev/null; do sleep 0.05; done
     let line = format!(
         "exec '{BIN}' exec --secret app#SECRET_TOKEN --interval 200ms --debounce 200ms -- sh '{repl}'"
     );
-    let mut terminal = Command::new("script");
-    contract_env(
-        &mut terminal,
-        &home,
-        &[
-            ("VAULT_ADDR", server.addr()),
-            ("VAULT_TOKEN", server.root_token()),
-        ],
-    );
-    let mut terminal = terminal
-        .args(["-qec", &line, "/dev/null"])
-        .env("SHELL", "/bin/sh")
-        .env("LOG", &log)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut terminal = at_a_terminal(&server, &home, &line, &log).spawn().unwrap();
     let mut keys = terminal.stdin.take().unwrap();
 
     let lines = wait_lines(&log, "start", 1).await;
@@ -850,23 +856,8 @@ while kill -0 "$PPID" 2>/dev/null; do sleep 0.05; done
         .kv_put("secret", "app", json!({"SECRET_TOKEN": "v1"}))
         .await
         .unwrap();
-    let mut terminal = Command::new("script");
-    contract_env(
-        &mut terminal,
-        &home,
-        &[
-            ("VAULT_ADDR", server.addr()),
-            ("VAULT_TOKEN", server.root_token()),
-        ],
-    );
-    let mut terminal = terminal
-        .args(["-qec", "bash --norc --noprofile -i", "/dev/null"])
+    let mut terminal = at_a_terminal(&server, &home, "bash --norc --noprofile -i", &log)
         .env("HISTFILE", "/dev/null")
-        .env("LOG", &log)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let mut keys = terminal.stdin.take().unwrap();
@@ -973,24 +964,7 @@ async fn a_command_that_cannot_start_gives_the_terminal_back() {
     let line = format!(
         "'{BIN}' exec --secret app#SECRET_TOKEN -- /nonexistent/command; echo \"after $? $(cut -d' ' -f5,8 /proc/self/stat)\" >> \"$LOG\""
     );
-    let mut terminal = Command::new("script");
-    contract_env(
-        &mut terminal,
-        &home,
-        &[
-            ("VAULT_ADDR", server.addr()),
-            ("VAULT_TOKEN", server.root_token()),
-        ],
-    );
-    let status = terminal
-        .args(["-qec", &line, "/dev/null"])
-        .env("SHELL", "/bin/sh")
-        .env("LOG", &log)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .status();
+    let status = at_a_terminal(&server, &home, &line, &log).status();
     let status = tokio::time::timeout(PATIENCE, status)
         .await
         .unwrap()
