@@ -769,6 +769,25 @@ fn at_a_terminal(server: &DevServer, home: &Path, line: &str, log: &Path) -> Com
     terminal
 }
 
+/// Writes `value` as `app#SECRET_TOKEN` and waits for the child it starts,
+/// the `n`th (from 0), whose start line gives its PID, its process group
+/// and its terminal's foreground group, returned in that order.
+async fn restart_with(
+    server: &DevServer,
+    log: &Path,
+    value: &str,
+    n: usize,
+) -> (String, String, String) {
+    server
+        .kv_put("secret", "app", json!({ "SECRET_TOKEN": value }))
+        .await
+        .unwrap();
+    let lines = wait_lines(log, "start", n + 1).await;
+    assert_eq!(field(&lines, "start", n, 2), value, "{lines:?}");
+    let at = |i| field(&lines, "start", n, i);
+    (at(0), at(3), at(4))
+}
+
 /// Run from an interactive terminal (here `script`'s pseudo-terminal), the
 /// child's group holds the terminal: Ctrl-C reaches the child (once), not
 /// vault-config, which goes on supervising (a rotation still restarts the
@@ -811,18 +830,13 @@ while kill -0 "$PPID" 2>/dev/null; do sleep 0.05; done
     keys.flush().await.unwrap();
     wait_lines(&log, "int", 1).await;
 
-    server
-        .kv_put("secret", "app", json!({"SECRET_TOKEN": "v2"}))
-        .await
-        .unwrap();
-    let lines = wait_lines(&log, "start", 2).await;
-    let second = field(&lines, "start", 1, 0);
-    assert_eq!(field(&lines, "start", 1, 2), "v2");
+    let (second, group, foreground) = restart_with(&server, &log, "v2", 1).await;
     assert_eq!(
-        (field(&lines, "start", 1, 3), field(&lines, "start", 1, 4)),
-        (second.clone(), second.clone()),
-        "the terminal goes to the new child: {lines:?}"
+        (group, foreground),
+        (second.clone(), second),
+        "the terminal goes to the new child"
     );
+    let lines = log_lines(&log);
     assert_eq!(
         lines_of(&lines, "int").len(),
         1,
@@ -902,17 +916,11 @@ while kill -0 "$PPID" 2>/dev/null; do sleep 0.05; done
     .await;
 
     // A restart in the background: the terminal stays the shell's.
-    server
-        .kv_put("secret", "app", json!({"SECRET_TOKEN": "v2"}))
-        .await
-        .unwrap();
-    let lines = wait_lines(&log, "start", 2).await;
-    let second = field(&lines, "start", 1, 0);
-    assert_eq!(field(&lines, "start", 1, 2), "v2");
+    let (second, group, foreground_then) = restart_with(&server, &log, "v2", 1).await;
     assert_eq!(
-        (field(&lines, "start", 1, 3), field(&lines, "start", 1, 4)),
+        (group, foreground_then),
         (second.clone(), shell.to_string()),
-        "a group of its own, in the background: {lines:?}"
+        "a group of its own, in the background"
     );
     assert_eq!(foreground(), Some(i64::from(shell)), "still the shell's");
 
@@ -925,17 +933,11 @@ while kill -0 "$PPID" 2>/dev/null; do sleep 0.05; done
         foreground() == Some(i64::from(second_pid))
     })
     .await;
-    server
-        .kv_put("secret", "app", json!({"SECRET_TOKEN": "v3"}))
-        .await
-        .unwrap();
-    let lines = wait_lines(&log, "start", 3).await;
-    let third = field(&lines, "start", 2, 0);
-    assert_eq!(field(&lines, "start", 2, 2), "v3");
+    let (third, group, foreground_then) = restart_with(&server, &log, "v3", 2).await;
     assert_eq!(
-        (field(&lines, "start", 2, 3), field(&lines, "start", 2, 4)),
-        (third.clone(), third.clone()),
-        "the terminal goes to the new child: {lines:?}"
+        (group, foreground_then),
+        (third.clone(), third),
+        "the terminal goes to the new child"
     );
 
     kill(vc, "TERM");
