@@ -13,7 +13,9 @@
 //! child's group takes the terminal, as a shell's job does: Ctrl-C, Ctrl-\
 //! and Ctrl-Z reach the child and its children (not vault-config, which would
 //! take them for a request to stop), and the terminal comes back when the
-//! child exits. vault-config reaps every orphan the kernel hands it: as PID
+//! child exits (or fails to start). Sent to the background (Ctrl-Z, `bg`),
+//! vault-config leaves the terminal to the shell, restarts included, and
+//! gives it to the child again after `fg`. vault-config reaps every orphan the kernel hands it: as PID
 //! 1 (a container's entrypoint) all of them, and elsewhere (on Linux, where
 //! it is a child subreaper) those of the child's tree, so that the processes
 //! of a stopped group are gone when it checks, not zombies of a slow init.
