@@ -852,35 +852,19 @@ struct Creds {
 }
 
 /// Seconds since the Unix epoch of an RFC 3339 time as Vault writes it
-/// (`2026-12-08T03:10:41.612874529Z`, or with a `+01:00` offset).
+/// (`2026-12-08T03:10:41.612874529Z`, or with a `+01:00` offset), read by
+/// coreutils' `date`.
 fn unix_of(text: &str) -> f64 {
-    let (date, rest) = text.split_once('T').unwrap();
-    let mut ymd = date.split('-').map(|p| p.parse::<i64>().unwrap());
-    let (y, m, d) = (
-        ymd.next().unwrap(),
-        ymd.next().unwrap(),
-        ymd.next().unwrap(),
-    );
-    let split = rest.find(['Z', '+', '-']).unwrap();
-    let (clock, zone) = rest.split_at(split);
-    let mut hms = clock.split(':').map(|p| p.parse::<f64>().unwrap());
-    let seconds = hms.next().unwrap() * 3600.0 + hms.next().unwrap() * 60.0 + hms.next().unwrap();
-    let offset = match zone {
-        "Z" => 0.0,
-        z => {
-            let sign = if z.starts_with('-') { -1.0 } else { 1.0 };
-            let (h, m) = z[1..].split_once(':').unwrap();
-            sign * (h.parse::<f64>().unwrap() * 3600.0 + m.parse::<f64>().unwrap() * 60.0)
-        }
-    };
-    // Days from the civil date (proleptic Gregorian).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    days as f64 * 86_400.0 + seconds - offset
+    let out = std::process::Command::new("date")
+        .args(["-d", text, "+%s.%N"])
+        .output()
+        .expect("coreutils' date");
+    assert!(out.status.success(), "date -d {text}: {out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// Over a slow network (1.5 s each way), a watcher counts a lease's time
